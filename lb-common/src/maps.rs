@@ -1,0 +1,197 @@
+//! Map names, keys and values. The BPF program declares its maps with these
+//! types; the daemon opens them by these names.
+
+use crate::addr::Addr;
+
+/// Map names: the symbol names in the BPF object and the file names under the
+/// pin directory. Changing one breaks adoption of maps pinned by an older
+/// daemon, so treat them as a stable ABI.
+pub mod names {
+    pub const VIPS: &str = "LB_VIPS";
+    pub const SERVICES: &str = "LB_SERVICES";
+    pub const REALS: &str = "LB_REALS";
+    pub const MAGLEV: &str = "LB_MAGLEV";
+    pub const FLOWS: &str = "LB_FLOWS";
+    pub const TX_PORTS: &str = "LB_TX_PORTS";
+    pub const GLOBAL_STATS: &str = "LB_GLOBAL_STATS";
+    pub const SERVICE_STATS: &str = "LB_SVC_STATS";
+    pub const REAL_STATS: &str = "LB_REAL_STATS";
+    /// Every map the daemon pins, in a fixed order.
+    pub const ALL_PINNED: [&str; 9] = [
+        VIPS,
+        SERVICES,
+        REALS,
+        MAGLEV,
+        FLOWS,
+        TX_PORTS,
+        GLOBAL_STATS,
+        SERVICE_STATS,
+        REAL_STATS,
+    ];
+}
+
+/// Program names in the BPF object.
+pub mod programs {
+    /// The balancer, attached to every configured interface.
+    pub const BALANCER: &str = "lb_balancer";
+    /// Passes everything. veth only delivers XDP_TX/redirected frames to a
+    /// peer that has an XDP program, so test rigs put this one there.
+    pub const PASS: &str = "lb_pass";
+}
+
+/// Names of the load-time constants in the BPF object's `.rodata`.
+pub mod globals {
+    /// Slots per service in the Maglev ring (a prime, same for all services).
+    pub const MAGLEV_TABLE_SIZE: &str = "LB_MAGLEV_TABLE_SIZE";
+}
+
+/// Default sizes; all but the stats arrays can be changed in the YAML.
+pub mod capacity {
+    pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65_537;
+    /// Service ids are `1..MAX_SERVICES`; the Maglev ring holds
+    /// `MAX_SERVICES * table size` slots (a little over 32 MiB by default).
+    pub const MAX_SERVICES: u32 = 128;
+    /// Real ids are `1..MAX_REALS`, one per (service, real) pair.
+    pub const MAX_REALS: u32 = 4_096;
+    pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;
+    pub const MAX_INTERFACES: u32 = 64;
+}
+
+/// Id 0 means "no real": a zeroed Maglev slot sends nothing anywhere.
+pub const NO_REAL: u32 = 0;
+
+/// Key of `LB_VIPS`: every address that has at least one service. Lets the
+/// data plane decide "is this ours?" before it knows the port, which is what
+/// fragments and unknown protocols need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub addr: Addr,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Value of `LB_VIPS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipInfo {
+    /// How many services use this address (for the daemon's bookkeeping).
+    pub services: u32,
+}
+
+/// Key of `LB_SERVICES`: (VIP, port, protocol). Port 0 matches every port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: Addr,
+    /// Network byte order, as read from the packet.
+    pub port_be: u16,
+    pub protocol: u8,
+    pub family: u8,
+}
+
+/// How a service forwards to its reals.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForwardingMethod {
+    /// Rewrite MACs only; the real holds the VIP on a loopback.
+    DirectRouting = 1,
+}
+
+impl ForwardingMethod {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::DirectRouting),
+            _ => None,
+        }
+    }
+}
+
+/// Value of `LB_SERVICES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Index into the Maglev ring and `LB_SVC_STATS`; never 0.
+    pub id: u32,
+    /// A [`ForwardingMethod`].
+    pub forwarding: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Value of `LB_REALS`, indexed by real id. One entry per (service, real):
+/// weights, counters and the next hop are per destination, as in IPVS.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Real {
+    pub addr: Addr,
+    pub family: u8,
+    /// [`REAL_ACTIVE`] and friends.
+    pub flags: u8,
+    /// Network byte order.
+    pub port_be: u16,
+    /// The service this destination belongs to.
+    pub service_id: u32,
+    /// Egress interface towards the real, resolved by the daemon.
+    pub ifindex: u32,
+    /// The real's MAC (DR) as the daemon's neighbour view knows it.
+    pub dst_mac: [u8; 6],
+    /// The egress interface's own MAC.
+    pub src_mac: [u8; 6],
+}
+
+/// The entry describes a configured real (cleared when it is removed).
+pub const REAL_ACTIVE: u8 = 1 << 0;
+/// The daemon knows a next hop (MAC and egress interface) for it. Without
+/// one the data plane drops rather than sending to a zero MAC.
+pub const REAL_NEXT_HOP_KNOWN: u8 = 1 << 1;
+
+/// Key of `LB_FLOWS`: a connection's 5-tuple as the client sent it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: Addr,
+    pub dst: Addr,
+    /// Network byte order.
+    pub src_port: u16,
+    /// Network byte order.
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of `LB_FLOWS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowState {
+    pub real_id: u32,
+    pub service_id: u32,
+    /// `bpf_ktime_get_ns()` of the last packet, refreshed at most once a
+    /// second so an established flow does not write the map per packet.
+    pub last_seen_ns: u64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Addr>() == 16);
+    assert!(core::mem::size_of::<VipKey>() == 20);
+    assert!(core::mem::size_of::<VipInfo>() == 4);
+    assert!(core::mem::size_of::<ServiceKey>() == 20);
+    assert!(core::mem::size_of::<Service>() == 8);
+    assert!(core::mem::size_of::<Real>() == 40);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<FlowState>() == 16);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), made only of integers and arrays of
+    // integers, with every padding byte spelled out as a field.
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for VipInfo {}
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Real {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowState {}
+}

@@ -1,0 +1,121 @@
+//! Named counters. Each global counter is an index into a per-CPU array; its
+//! name is defined next to it so the daemon never prints "counter 7".
+
+/// Global data-plane counters, one `u64` per CPU each.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalCounter {
+    /// Frames the program saw.
+    Received = 0,
+    /// Frames sent towards a real (XDP_TX or redirect).
+    Forwarded,
+    /// Not IPv4/IPv6 (ARP, LLDP, ...): passed.
+    PassNotIp,
+    /// Destination is not a VIP: passed.
+    PassNotVip,
+    /// VIP, but no service for that port and protocol: passed.
+    PassNoService,
+    /// VIP, but neither TCP nor UDP: passed to the host.
+    PassOtherProtocol,
+    /// Ethernet or IP header cut short: passed for the kernel to judge.
+    PassTruncatedL3,
+    /// TCP/UDP header to a VIP cut short: dropped.
+    DropTruncatedL4,
+    /// A fragment to a VIP: dropped (non-first fragments carry no ports, so
+    /// they cannot be steered consistently with the first one).
+    DropFragment,
+    /// IPv6 extension headers before TCP/UDP to a VIP: dropped.
+    DropIpv6ExtensionHeader,
+    /// The service's Maglev table is empty (no usable real): dropped.
+    DropNoReal,
+    /// The chosen real has no known next hop: dropped.
+    DropNoNextHop,
+    /// The redirect to the egress interface failed: dropped.
+    DropRedirectFailed,
+    /// IPv4 packets to a service that carried IP options (forwarded).
+    Ipv4Options,
+    /// Packets that matched an existing flow entry.
+    FlowHit,
+    /// New flows scheduled through Maglev.
+    FlowNew,
+    /// Flows whose recorded real was gone and were scheduled afresh.
+    FlowRescheduled,
+}
+
+impl GlobalCounter {
+    pub const COUNT: u32 = 17;
+    pub const ALL: [GlobalCounter; Self::COUNT as usize] = [
+        Self::Received,
+        Self::Forwarded,
+        Self::PassNotIp,
+        Self::PassNotVip,
+        Self::PassNoService,
+        Self::PassOtherProtocol,
+        Self::PassTruncatedL3,
+        Self::DropTruncatedL4,
+        Self::DropFragment,
+        Self::DropIpv6ExtensionHeader,
+        Self::DropNoReal,
+        Self::DropNoNextHop,
+        Self::DropRedirectFailed,
+        Self::Ipv4Options,
+        Self::FlowHit,
+        Self::FlowNew,
+        Self::FlowRescheduled,
+    ];
+
+    /// Stable snake_case name, used in logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Forwarded => "forwarded",
+            Self::PassNotIp => "pass_not_ip",
+            Self::PassNotVip => "pass_not_vip",
+            Self::PassNoService => "pass_no_service",
+            Self::PassOtherProtocol => "pass_other_protocol",
+            Self::PassTruncatedL3 => "pass_truncated_l3",
+            Self::DropTruncatedL4 => "drop_truncated_l4",
+            Self::DropFragment => "drop_fragment",
+            Self::DropIpv6ExtensionHeader => "drop_ipv6_extension_header",
+            Self::DropNoReal => "drop_no_real",
+            Self::DropNoNextHop => "drop_no_next_hop",
+            Self::DropRedirectFailed => "drop_redirect_failed",
+            Self::Ipv4Options => "ipv4_options",
+            Self::FlowHit => "flow_hit",
+            Self::FlowNew => "flow_new",
+            Self::FlowRescheduled => "flow_rescheduled",
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < GlobalCounter::ALL.len() {
+        assert!(GlobalCounter::ALL[i] as u32 == i as u32);
+        i += 1;
+    }
+};
+
+/// Per-service and per-real traffic counters (per CPU; the daemon sums).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_connections: u64,
+    /// Packets for this service/real that were dropped.
+    pub drops: u64,
+}
+
+impl TrafficCounters {
+    pub fn add(&mut self, other: &Self) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.new_connections += other.new_connections;
+        self.drops += other.drops;
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), four u64 fields, no padding.
+unsafe impl aya::Pod for TrafficCounters {}

@@ -1,0 +1,35 @@
+//! Per-CPU counters: no atomics needed, the daemon sums the CPUs.
+
+use lb_common::{GlobalCounter, TrafficCounters};
+
+use crate::maps::{LB_GLOBAL_STATS, LB_REAL_STATS, LB_SVC_STATS};
+
+#[inline(always)]
+pub fn count(counter: GlobalCounter) {
+    if let Some(value) = LB_GLOBAL_STATS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe { *value += 1 };
+    }
+}
+
+#[inline(always)]
+fn add(counters: Option<*mut TrafficCounters>, bytes: u64, new_connection: bool, dropped: bool) {
+    if let Some(c) = counters {
+        // SAFETY: per-CPU slot, as above.
+        let c = unsafe { &mut *c };
+        c.packets += 1;
+        c.bytes += bytes;
+        c.new_connections += new_connection as u64;
+        c.drops += dropped as u64;
+    }
+}
+
+#[inline(always)]
+pub fn count_service(service_id: u32, bytes: u64, new_connection: bool, dropped: bool) {
+    add(LB_SVC_STATS.get_ptr_mut(service_id), bytes, new_connection, dropped);
+}
+
+#[inline(always)]
+pub fn count_real(real_id: u32, bytes: u64, new_connection: bool, dropped: bool) {
+    add(LB_REAL_STATS.get_ptr_mut(real_id), bytes, new_connection, dropped);
+}

@@ -1,0 +1,105 @@
+//! The XDP data plane.
+//!
+//! `lb_balancer` runs on every interface the daemon attaches it to:
+//! parse -> is it for a service? -> which real (flow table, else Maglev) ->
+//! forward. Each step lives in its own module; this file only wires them.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod counters;
+#[cfg(target_arch = "bpf")]
+mod forward;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod parse;
+#[cfg(target_arch = "bpf")]
+mod scheduling;
+
+#[cfg(target_arch = "bpf")]
+mod program {
+    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+    use lb_common::GlobalCounter;
+
+    use crate::{
+        counters::{count, count_service, count_real},
+        forward, parse,
+        parse::{L3Verdict, L4Verdict},
+        scheduling,
+    };
+
+    #[xdp]
+    pub fn lb_balancer(ctx: XdpContext) -> u32 {
+        count(GlobalCounter::Received);
+        let (action, counter) = balance(&ctx);
+        count(counter);
+        action
+    }
+
+    /// Passes every frame. See `lb_common::programs::PASS` for why it exists.
+    #[xdp]
+    pub fn lb_pass(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    /// Returns the XDP action and the one global counter that explains it.
+    #[inline(always)]
+    fn balance(ctx: &XdpContext) -> (u32, GlobalCounter) {
+        let l3 = match parse::l3(ctx) {
+            L3Verdict::Packet(l3) => l3,
+            L3Verdict::NotIp => return (xdp_action::XDP_PASS, GlobalCounter::PassNotIp),
+            L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
+        };
+        if !scheduling::is_vip(&l3) {
+            return (xdp_action::XDP_PASS, GlobalCounter::PassNotVip);
+        }
+        let l4 = match parse::l4(ctx, &l3) {
+            L4Verdict::Packet(l4) => l4,
+            L4Verdict::Fragment => return (xdp_action::XDP_DROP, GlobalCounter::DropFragment),
+            L4Verdict::ExtensionHeader => {
+                return (xdp_action::XDP_DROP, GlobalCounter::DropIpv6ExtensionHeader);
+            }
+            L4Verdict::OtherProtocol => {
+                return (xdp_action::XDP_PASS, GlobalCounter::PassOtherProtocol);
+            }
+            L4Verdict::Truncated => return (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4),
+        };
+        let Some(service) = scheduling::find_service(&l3, &l4) else {
+            return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
+        };
+        if l3.has_ipv4_options {
+            count(GlobalCounter::Ipv4Options);
+        }
+        let frame_len = (ctx.data_end() - ctx.data()) as u64;
+        let choice = match scheduling::choose_real(&l3, &l4, &service) {
+            Ok(choice) => choice,
+            Err(reason) => {
+                count_service(service.id, frame_len, false, true);
+                return (xdp_action::XDP_DROP, reason);
+            }
+        };
+        count_service(service.id, frame_len, choice.new_connection, false);
+        match forward::direct_routing(ctx, &l3, choice.real) {
+            Ok(action) => {
+                count_real(choice.real_id, frame_len, choice.new_connection, false);
+                (action, GlobalCounter::Forwarded)
+            }
+            Err(reason) => {
+                count_real(choice.real_id, frame_len, false, true);
+                (xdp_action::XDP_DROP, reason)
+            }
+        }
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        // The verifier rejects any path that could reach here.
+        loop {}
+    }
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    panic!("lb-ebpf only builds for the BPF target; lb-userspace's build script compiles it");
+}

@@ -1,0 +1,65 @@
+//! The maps, declared with the shared types from `lb-common`. Sizes here are
+//! defaults; the daemon overrides them at load time and pins the maps itself
+//! (so tests can load the same object without touching a running daemon's).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+};
+use lb_common::{
+    FlowKey, FlowState, GlobalCounter, Real, Service, ServiceKey, TrafficCounters, VipInfo, VipKey,
+    capacity,
+};
+
+#[map]
+pub static LB_VIPS: HashMap<VipKey, VipInfo> =
+    HashMap::with_max_entries(capacity::MAX_SERVICES, 0);
+
+#[map]
+pub static LB_SERVICES: HashMap<ServiceKey, Service> =
+    HashMap::with_max_entries(capacity::MAX_SERVICES, 0);
+
+#[map]
+pub static LB_REALS: Array<Real> = Array::with_max_entries(capacity::MAX_REALS, 0);
+
+/// Every service's Maglev table back to back: slot `s` of service `id` is at
+/// `id * LB_MAGLEV_TABLE_SIZE + s`. One flat array instead of map-in-map: a
+/// single lookup per new flow, and no inner-map churn on updates.
+#[map]
+pub static LB_MAGLEV: Array<u32> = Array::with_max_entries(
+    capacity::MAX_SERVICES * capacity::DEFAULT_MAGLEV_TABLE_SIZE,
+    0,
+);
+
+/// Shared (not per-CPU) LRU: replies and retransmits may land on any CPU,
+/// and the daemon must see one view of every flow.
+#[map]
+pub static LB_FLOWS: LruHashMap<FlowKey, FlowState> =
+    LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
+
+/// Egress interfaces for redirect, keyed by ifindex.
+#[map]
+pub static LB_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(capacity::MAX_INTERFACES, 0);
+
+#[map]
+pub static LB_GLOBAL_STATS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(GlobalCounter::COUNT, 0);
+
+#[map]
+pub static LB_SVC_STATS: PerCpuArray<TrafficCounters> =
+    PerCpuArray::with_max_entries(capacity::MAX_SERVICES, 0);
+
+#[map]
+pub static LB_REAL_STATS: PerCpuArray<TrafficCounters> =
+    PerCpuArray::with_max_entries(capacity::MAX_REALS, 0);
+
+/// Slots per service in `LB_MAGLEV`; set by the loader (`.rodata`).
+#[unsafe(no_mangle)]
+static LB_MAGLEV_TABLE_SIZE: u32 = capacity::DEFAULT_MAGLEV_TABLE_SIZE;
+
+#[inline(always)]
+pub fn maglev_table_size() -> u32 {
+    // SAFETY: a plain read of a u32 static; volatile so the compiler does not
+    // fold in the default that the loader rewrites.
+    unsafe { core::ptr::read_volatile(&LB_MAGLEV_TABLE_SIZE) }
+}

@@ -1,0 +1,125 @@
+//! Which service a packet belongs to and which real serves it: the flow
+//! table first, the service's Maglev table for new flows.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use lb_common::{
+    FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real, Service, ServiceKey, VipKey,
+    flow_hash::flow_hash,
+};
+
+use crate::{
+    maps::{LB_FLOWS, LB_MAGLEV, LB_REALS, LB_SERVICES, LB_VIPS, maglev_table_size},
+    parse::{L3, L4},
+};
+
+/// Refresh a flow's timestamp at most this often: fewer writes to a shared
+/// map line on the hot path, and one-second resolution is plenty for aging.
+const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
+
+#[inline(always)]
+pub fn is_vip(l3: &L3) -> bool {
+    let key = VipKey {
+        addr: l3.dst,
+        family: l3.family as u8,
+        _pad: [0; 3],
+    };
+    LB_VIPS.get_ptr(&key).is_some()
+}
+
+/// The service for (VIP, port, protocol), falling back to the VIP's
+/// port-0 ("every port") service.
+#[inline(always)]
+pub fn find_service(l3: &L3, l4: &L4) -> Option<Service> {
+    let mut key = ServiceKey {
+        addr: l3.dst,
+        port_be: l4.dst_port,
+        protocol: l3.protocol,
+        family: l3.family as u8,
+    };
+    if let Some(service) = LB_SERVICES.get_ptr(&key) {
+        // SAFETY: hash map values are valid while this program runs.
+        return Some(unsafe { *service });
+    }
+    key.port_be = 0;
+    // SAFETY: as above.
+    LB_SERVICES.get_ptr(&key).map(|service| unsafe { *service })
+}
+
+pub struct Choice<'a> {
+    pub real_id: u32,
+    pub real: &'a Real,
+    pub new_connection: bool,
+}
+
+/// Picks the real for this packet, recording new flows. The error is the
+/// drop counter that explains why no real could be chosen.
+#[inline(always)]
+pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static>, GlobalCounter> {
+    let key = FlowKey {
+        src: l3.src,
+        dst: l3.dst,
+        src_port: l4.src_port,
+        dst_port: l4.dst_port,
+        protocol: l3.protocol,
+        family: l3.family as u8,
+        _pad: [0; 2],
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    // A SYN always schedules afresh: a client reusing a port must not stick
+    // to the real an old, dead connection went to.
+    if !l4.is_tcp_syn {
+        if let Some(flow) = LB_FLOWS.get_ptr_mut(&key) {
+            // SAFETY: LRU values stay valid for the duration of the program.
+            let flow = unsafe { &mut *flow };
+            if let Some(real) = live_real(flow.real_id, service.id) {
+                if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+                    flow.last_seen_ns = now;
+                }
+                crate::counters::count(GlobalCounter::FlowHit);
+                return Ok(Choice {
+                    real_id: flow.real_id,
+                    real,
+                    new_connection: false,
+                });
+            }
+            crate::counters::count(GlobalCounter::FlowRescheduled);
+        }
+    }
+    let real_id = maglev_lookup(service.id, flow_hash(&key));
+    let Some(real) = live_real(real_id, service.id) else {
+        return Err(GlobalCounter::DropNoReal);
+    };
+    let state = FlowState {
+        real_id,
+        service_id: service.id,
+        last_seen_ns: now,
+    };
+    // A full LRU evicts its oldest entry, so insert only fails on a kernel
+    // allocation failure; the packet still goes to the Maglev choice, which
+    // is what the next packet of the flow will compute again anyway.
+    let _ = LB_FLOWS.insert(&key, &state, 0);
+    crate::counters::count(GlobalCounter::FlowNew);
+    Ok(Choice {
+        real_id,
+        real,
+        new_connection: true,
+    })
+}
+
+#[inline(always)]
+fn maglev_lookup(service_id: u32, hash: u32) -> u32 {
+    let size = maglev_table_size();
+    let index = service_id.wrapping_mul(size).wrapping_add(hash % size);
+    LB_MAGLEV.get(index).copied().unwrap_or(NO_REAL)
+}
+
+/// The real with this id if it is configured and still belongs to the
+/// service (an id freed by a removal may have been given to another one).
+#[inline(always)]
+fn live_real(real_id: u32, service_id: u32) -> Option<&'static Real> {
+    if real_id == NO_REAL {
+        return None;
+    }
+    let real = LB_REALS.get(real_id)?;
+    (real.flags & REAL_ACTIVE != 0 && real.service_id == service_id).then_some(real)
+}

@@ -1,0 +1,324 @@
+//! Loading the XDP object, adopting pinned maps, attaching to interfaces.
+//!
+//! Restarts must not disturb traffic, so everything that carries state lives
+//! in bpffs, not in this process:
+//! - `<pin>/maps/<NAME>`: every map. A new daemon opens these instead of
+//!   creating fresh ones, so flows, tables and counters carry over.
+//! - `<pin>/links/<ifname>`: the XDP bpf_link of each interface. The link
+//!   outlives the process; a new daemon atomically swaps its own program in
+//!   with `bpf_link_update`, so there is no moment without a program.
+
+use std::{
+    ffi::CString,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, xdp::DevMapHash},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+use lb_common::{
+    FlowKey, FlowState, Real, Service, ServiceKey, TrafficCounters, VipInfo, VipKey, capacity,
+    globals, names, programs,
+};
+use tracing::{info, warn};
+
+/// The compiled `lb-ebpf` object, built by this crate's build script.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
+
+/// Sizes fixed when the maps are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub maglev_table_size: u32,
+    pub flow_table_entries: u32,
+}
+
+impl Geometry {
+    pub fn maglev_entries(&self) -> u32 {
+        capacity::MAX_SERVICES * self.maglev_table_size
+    }
+}
+
+pub struct PinLayout {
+    pub root: PathBuf,
+}
+
+impl PinLayout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn maps_dir(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps_dir().join(name)
+    }
+    pub fn links_dir(&self) -> PathBuf {
+        self.root.join("links")
+    }
+    pub fn link(&self, interface: &str) -> PathBuf {
+        self.links_dir().join(interface)
+    }
+}
+
+/// Typed handles on every map of the data plane.
+pub struct Maps {
+    pub vips: HashMap<MapData, VipKey, VipInfo>,
+    pub services: HashMap<MapData, ServiceKey, Service>,
+    pub reals: Array<MapData, Real>,
+    pub maglev: Array<MapData, u32>,
+    pub flows: HashMap<MapData, FlowKey, FlowState>,
+    pub tx_ports: DevMapHash<MapData>,
+    pub global_stats: PerCpuArray<MapData, u64>,
+    pub service_stats: PerCpuArray<MapData, TrafficCounters>,
+    pub real_stats: PerCpuArray<MapData, TrafficCounters>,
+}
+
+impl Maps {
+    /// Takes the maps out of a freshly loaded object.
+    fn take_from(ebpf: &mut Ebpf) -> Result<Self> {
+        let mut take = |name: &str| -> Result<Map> {
+            ebpf.take_map(name)
+                .with_context(|| format!("map {name} missing from the BPF object"))
+        };
+        Ok(Self {
+            vips: take(names::VIPS)?.try_into()?,
+            services: take(names::SERVICES)?.try_into()?,
+            reals: take(names::REALS)?.try_into()?,
+            maglev: take(names::MAGLEV)?.try_into()?,
+            flows: take(names::FLOWS)?.try_into()?,
+            tx_ports: take(names::TX_PORTS)?.try_into()?,
+            global_stats: take(names::GLOBAL_STATS)?.try_into()?,
+            service_stats: take(names::SERVICE_STATS)?.try_into()?,
+            real_stats: take(names::REAL_STATS)?.try_into()?,
+        })
+    }
+
+    /// Opens the maps a running (or stopped) daemon pinned, for tools that
+    /// only read or tweak them (`lbadm`).
+    pub fn open_pinned(layout: &PinLayout) -> Result<Self> {
+        let open = |name: &str| -> Result<Map> {
+            let path = layout.map(name);
+            let data = MapData::from_pin(&path)
+                .with_context(|| format!("opening {} (is lbd running?)", path.display()))?;
+            Ok(Map::from_map_data(data)?)
+        };
+        Ok(Self {
+            vips: open(names::VIPS)?.try_into()?,
+            services: open(names::SERVICES)?.try_into()?,
+            reals: open(names::REALS)?.try_into()?,
+            maglev: open(names::MAGLEV)?.try_into()?,
+            flows: open(names::FLOWS)?.try_into()?,
+            tx_ports: open(names::TX_PORTS)?.try_into()?,
+            global_stats: open(names::GLOBAL_STATS)?.try_into()?,
+            service_stats: open(names::SERVICE_STATS)?.try_into()?,
+            real_stats: open(names::REAL_STATS)?.try_into()?,
+        })
+    }
+}
+
+/// The loaded program plus its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pub maps: Maps,
+    /// True when the maps were adopted from a previous daemon.
+    pub adopted: bool,
+}
+
+impl Dataplane {
+    /// Loads the object. With `pins`, maps are adopted from bpffs when
+    /// present (and pinned there when not); without, they are private to
+    /// this process (tests).
+    pub fn load(geometry: Geometry, pins: Option<&PinLayout>) -> Result<Self> {
+        if OBJECT.is_empty() {
+            bail!("this build has no BPF object (it was built with AYA_BUILD_SKIP)");
+        }
+        let mut adopted = false;
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(globals::MAGLEV_TABLE_SIZE, &geometry.maglev_table_size, true)
+            .map_max_entries(names::MAGLEV, geometry.maglev_entries())
+            .map_max_entries(names::FLOWS, geometry.flow_table_entries);
+        let pin_paths: Vec<(&str, PathBuf)> = match pins {
+            Some(layout) => {
+                ensure_bpffs(&layout.root)?;
+                fs::create_dir_all(layout.maps_dir())?;
+                let paths: Vec<_> = names::ALL_PINNED
+                    .iter()
+                    .map(|name| (*name, layout.map(name)))
+                    .collect();
+                adopted = paths.iter().any(|(_, path)| path.exists());
+                if adopted {
+                    check_pinned_geometry(layout, geometry)?;
+                }
+                paths
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).context("loading the BPF object")?;
+        for name in [programs::BALANCER, programs::PASS] {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing"))?
+                .try_into()?;
+            program
+                .load()
+                .with_context(|| format!("verifying program {name}"))?;
+        }
+        let maps = Maps::take_from(&mut ebpf)?;
+        Ok(Self {
+            ebpf,
+            maps,
+            adopted,
+        })
+    }
+
+    pub fn program_mut(&mut self, name: &str) -> Result<&mut Xdp> {
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?)
+    }
+
+    /// Attaches the balancer to `interface`, or swaps it in for the program
+    /// already behind the pinned link there. The link stays pinned, so the
+    /// program keeps running after this process exits.
+    pub fn attach_pinned(&mut self, layout: &PinLayout, interface: &str, mode: XdpMode) -> Result<()> {
+        let ifindex = ifindex(interface)?;
+        self.maps
+            .tx_ports
+            .insert(ifindex, ifindex, None, 0)
+            .with_context(|| format!("adding {interface} to the redirect map"))?;
+        let link_path = layout.link(interface);
+        let program = self.program_mut(programs::BALANCER)?;
+        if link_path.exists() {
+            match replace_behind_link(program, &link_path) {
+                Ok(()) => {
+                    info!(interface, "replaced the program behind the pinned XDP link");
+                    return Ok(());
+                }
+                Err(error) => {
+                    // E.g. the interface was deleted and recreated: the old
+                    // link is defunct. Start over with a fresh one.
+                    warn!(interface, %error, "pinned XDP link unusable; attaching anew");
+                    fs::remove_file(&link_path)?;
+                }
+            }
+        }
+        let link_id = program
+            .attach(interface, mode)
+            .with_context(|| format!("attaching XDP to {interface} in {mode:?} mode"))?;
+        let link = program.take_link(link_id)?;
+        let fd_link: FdLink = link
+            .try_into()
+            .context("the kernel attached XDP without a bpf_link; cannot keep it across restarts")?;
+        fs::create_dir_all(layout.links_dir())?;
+        fd_link
+            .pin(&link_path)
+            .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
+        info!(interface, ?mode, "attached");
+        Ok(())
+    }
+}
+
+fn replace_behind_link(program: &mut Xdp, link_path: &Path) -> Result<()> {
+    let pinned = PinnedLink::from_pin(link_path)?;
+    let fd_link: FdLink = pinned.into();
+    let xdp_link = XdpLink::try_from(fd_link)?;
+    let link_id = program.attach_to_link(xdp_link)?;
+    // The pin keeps the link; dropping our handle must not detach it.
+    let link = program.take_link(link_id)?;
+    std::mem::forget(link);
+    Ok(())
+}
+
+/// Detaches from every interface and removes all pins: the data plane stops.
+pub fn teardown(layout: &PinLayout) -> Result<()> {
+    if let Ok(entries) = fs::read_dir(layout.links_dir()) {
+        for entry in entries {
+            let path = entry?.path();
+            // Unpinning drops the last reference: the kernel detaches.
+            match PinnedLink::from_pin(&path) {
+                Ok(link) => drop(link.unpin()?),
+                Err(_) => fs::remove_file(&path)?,
+            }
+        }
+    }
+    if layout.root.exists() {
+        fs::remove_dir_all(&layout.root)
+            .with_context(|| format!("removing {}", layout.root.display()))?;
+    }
+    Ok(())
+}
+
+/// Refuses to adopt maps whose sizes differ from what the config asks for:
+/// a Maglev ring of another size would be read with the wrong stride.
+fn check_pinned_geometry(layout: &PinLayout, geometry: Geometry) -> Result<()> {
+    let maglev = MapData::from_pin(layout.map(names::MAGLEV))?;
+    let entries = maglev.info()?.max_entries();
+    if entries != geometry.maglev_entries() {
+        bail!(
+            "the pinned Maglev map under {} holds {entries} slots, but the config asks for {} \
+             ({} services x table size {}); run `lbd teardown` to start afresh",
+            layout.root.display(),
+            geometry.maglev_entries(),
+            capacity::MAX_SERVICES,
+            geometry.maglev_table_size
+        );
+    }
+    Ok(())
+}
+
+/// Mounts bpffs at /sys/fs/bpf when it is missing: not mounted at boot on
+/// some hosts, and `ip netns exec` gives a fresh /sys without it.
+pub fn ensure_bpffs(pin_root: &Path) -> Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let mount_point = Path::new("/sys/fs/bpf");
+    if !pin_root.starts_with(mount_point) {
+        return Ok(());
+    }
+    let c_path = CString::new(mount_point.as_os_str().as_encoded_bytes())?;
+    // SAFETY: statfs fills the zeroed struct; the path is NUL-terminated.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } == 0 && stat.f_type == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    fs::create_dir_all(mount_point)?;
+    let (source, fstype) = (c"bpf", c"bpf");
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            c_path.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
+    }
+    info!("mounted bpffs at /sys/fs/bpf");
+    Ok(())
+}
+
+pub fn ifindex(interface: &str) -> Result<u32> {
+    let c_name = CString::new(interface)?;
+    // SAFETY: NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        bail!("no interface named {interface}");
+    }
+    Ok(index)
+}
