@@ -9,6 +9,8 @@ fn main() -> anyhow::Result<()> {
         .to_str()
         .ok_or_else(|| anyhow!("non-UTF-8 path"))?
         .to_owned();
+    // aya-build watches lb-ebpf itself; the contract it compiles in changes too.
+    println!("cargo:rerun-if-changed={manifest_dir}/../lb-common");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "lb-ebpf",

@@ -64,7 +64,7 @@ pub const NO_REAL: u32 = 0;
 /// data plane decide "is this ours?" before it knows the port, which is what
 /// fragments and unknown protocols need.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VipKey {
     pub addr: Addr,
     pub family: u8,
@@ -81,7 +81,7 @@ pub struct VipInfo {
 
 /// Key of `LB_SERVICES`: (VIP, port, protocol). Port 0 matches every port.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     pub addr: Addr,
     /// Network byte order, as read from the packet.
@@ -115,7 +115,34 @@ pub struct Service {
     pub id: u32,
     /// A [`ForwardingMethod`].
     pub forwarding: u8,
-    pub _pad: [u8; 3],
+    /// A [`Scheduler`]; the data plane only reads the table it produced,
+    /// the tag is for listings and for a restarted daemon.
+    pub scheduler: u8,
+    pub _pad: [u8; 2],
+}
+
+/// How a service's Maglev ring was filled.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    /// Maglev consistent hashing.
+    Maglev = 1,
+}
+
+impl Scheduler {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::Maglev),
+            _ => None,
+        }
+    }
+
+    /// The name ipvsadm prints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Maglev => "mh",
+        }
+    }
 }
 
 /// Value of `LB_REALS`, indexed by real id. One entry per (service, real):
@@ -137,6 +164,9 @@ pub struct Real {
     pub dst_mac: [u8; 6],
     /// The egress interface's own MAC.
     pub src_mac: [u8; 6],
+    /// Configured weight (the Maglev table already reflects it; kept for
+    /// listings and for a restarted daemon).
+    pub weight: u32,
 }
 
 /// The entry describes a configured real (cleared when it is removed).
@@ -177,7 +207,7 @@ const _: () = {
     assert!(core::mem::size_of::<VipInfo>() == 4);
     assert!(core::mem::size_of::<ServiceKey>() == 20);
     assert!(core::mem::size_of::<Service>() == 8);
-    assert!(core::mem::size_of::<Real>() == 40);
+    assert!(core::mem::size_of::<Real>() == 44);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowState>() == 16);
 };

@@ -143,7 +143,11 @@ impl Dataplane {
         let mut adopted = false;
         let mut loader = EbpfLoader::new();
         loader
-            .override_global(globals::MAGLEV_TABLE_SIZE, &geometry.maglev_table_size, true)
+            .override_global(
+                globals::MAGLEV_TABLE_SIZE,
+                &geometry.maglev_table_size,
+                true,
+            )
             .map_max_entries(names::MAGLEV, geometry.maglev_entries())
             .map_max_entries(names::FLOWS, geometry.flow_table_entries);
         let pin_paths: Vec<(&str, PathBuf)> = match pins {
@@ -194,7 +198,12 @@ impl Dataplane {
     /// Attaches the balancer to `interface`, or swaps it in for the program
     /// already behind the pinned link there. The link stays pinned, so the
     /// program keeps running after this process exits.
-    pub fn attach_pinned(&mut self, layout: &PinLayout, interface: &str, mode: XdpMode) -> Result<()> {
+    pub fn attach_pinned(
+        &mut self,
+        layout: &PinLayout,
+        interface: &str,
+        mode: XdpMode,
+    ) -> Result<()> {
         let ifindex = ifindex(interface)?;
         self.maps
             .tx_ports
@@ -220,9 +229,9 @@ impl Dataplane {
             .attach(interface, mode)
             .with_context(|| format!("attaching XDP to {interface} in {mode:?} mode"))?;
         let link = program.take_link(link_id)?;
-        let fd_link: FdLink = link
-            .try_into()
-            .context("the kernel attached XDP without a bpf_link; cannot keep it across restarts")?;
+        let fd_link: FdLink = link.try_into().context(
+            "the kernel attached XDP without a bpf_link; cannot keep it across restarts",
+        )?;
         fs::create_dir_all(layout.links_dir())?;
         fd_link
             .pin(&link_path)
@@ -243,16 +252,21 @@ fn replace_behind_link(program: &mut Xdp, link_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Unpins an interface's XDP link; with the last reference gone the kernel
+/// detaches the program.
+pub fn detach_pinned_link(path: &Path) -> Result<()> {
+    match PinnedLink::from_pin(path) {
+        Ok(link) => drop(link.unpin()?),
+        Err(_) => fs::remove_file(path)?,
+    }
+    Ok(())
+}
+
 /// Detaches from every interface and removes all pins: the data plane stops.
 pub fn teardown(layout: &PinLayout) -> Result<()> {
     if let Ok(entries) = fs::read_dir(layout.links_dir()) {
         for entry in entries {
-            let path = entry?.path();
-            // Unpinning drops the last reference: the kernel detaches.
-            match PinnedLink::from_pin(&path) {
-                Ok(link) => drop(link.unpin()?),
-                Err(_) => fs::remove_file(&path)?,
-            }
+            detach_pinned_link(&entry?.path())?;
         }
     }
     if layout.root.exists() {
@@ -307,7 +321,10 @@ pub fn ensure_bpffs(pin_root: &Path) -> Result<()> {
         )
     };
     if rc != 0 {
-        bail!("mounting bpffs at /sys/fs/bpf: {}", std::io::Error::last_os_error());
+        bail!(
+            "mounting bpffs at /sys/fs/bpf: {}",
+            std::io::Error::last_os_error()
+        );
     }
     info!("mounted bpffs at /sys/fs/bpf");
     Ok(())

@@ -1,0 +1,2127 @@
+//! The daemon's YAML configuration (schema v1): types, loading and validation.
+//!
+//! Operators should see every mistake in a file at once, each as
+//! `file:line:column: field.path: reason`. `serde_yaml` can do neither: it
+//! stops at the first error and forgets where nodes were once it is done. So
+//! the text is loaded once with `saphyr`, which marks every node (keys
+//! included) with its position, and a small schema walker turns that tree into
+//! a [`Config`] in two passes that both collect problems instead of stopping:
+//!
+//! 1. *decode*: the shape of each node, its type, range or keyword; unknown,
+//!    duplicated and missing fields;
+//! 2. *validate*: rules about the whole (duplicates, address families,
+//!    capacity, interfaces present on the host, features this build lacks),
+//!    located through the positions recorded while decoding.
+//!
+//! Going the other way, [`Config`] implements `Serialize`, so
+//! `serde_yaml::to_string(&config)` prints it back in the same schema.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use lb_common::capacity;
+use saphyr::{MarkedYaml, Marker, Scalar, ScanError, YamlData, YamlLoader};
+use saphyr_parser::Parser;
+use serde::Serialize;
+
+// ---------------------------------------------------------------------------
+// Limits and defaults. The capacities come from `lb-common`, which sizes the
+// data-plane maps, so the two cannot drift apart.
+
+/// Services the data plane holds: ids run `1..capacity::MAX_SERVICES`, 0 is "none".
+pub const MAX_SERVICES: usize = capacity::MAX_SERVICES as usize - 1;
+/// Reals across all services: one id per (service, real), `1..capacity::MAX_REALS`.
+pub const MAX_REALS: usize = capacity::MAX_REALS as usize - 1;
+/// Interfaces: the data plane's egress device map has this many slots.
+pub const MAX_INTERFACES: usize = capacity::MAX_INTERFACES as usize;
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/lb";
+pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = capacity::DEFAULT_MAGLEV_TABLE_SIZE;
+pub const MIN_MAGLEV_TABLE_SIZE: u32 = 2;
+/// All services' Maglev tables live in one array indexed by a `u32`
+/// (`service id * size + slot`), so the whole ring must fit in `u32` slots.
+pub const MAX_MAGLEV_TABLE_SIZE: u32 = u32::MAX / capacity::MAX_SERVICES;
+pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = capacity::DEFAULT_FLOW_TABLE_ENTRIES;
+pub const MIN_FLOW_TABLE_ENTRIES: u32 = 1024;
+pub const MAX_FLOW_TABLE_ENTRIES: u32 = 1 << 26;
+pub const DEFAULT_WEIGHT: u32 = 1;
+pub const MAX_WEIGHT: u32 = 65_535;
+pub const MAX_SERVICE_NAME_LEN: usize = 64;
+
+// ---------------------------------------------------------------------------
+// The configuration.
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub interfaces: Vec<InterfaceConfig>,
+    pub pin_path: PathBuf,
+    pub dataplane: DataplaneConfig,
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct InterfaceConfig {
+    pub name: String,
+    pub xdp_mode: XdpMode,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum XdpMode {
+    /// Native if the driver supports it, else generic (skb).
+    #[default]
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct DataplaneConfig {
+    /// Slots in each service's Maglev table; a prime.
+    pub maglev_table_size: u32,
+    /// Capacity of the connection-tracking LRU map.
+    pub flow_table_entries: u32,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self {
+            maglev_table_size: DEFAULT_MAGLEV_TABLE_SIZE,
+            flow_table_entries: DEFAULT_FLOW_TABLE_ENTRIES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub vip: IpAddr,
+    /// 0 matches every port of the VIP.
+    pub port: u16,
+    pub protocol: Protocol,
+    pub scheduler: Scheduler,
+    pub forwarding: Forwarding,
+    pub reals: Vec<RealConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The IANA protocol number, as in the IP header.
+    pub const fn number(&self) -> u8 {
+        match self {
+            Self::Tcp => lb_common::proto::TCP,
+            Self::Udp => lb_common::proto::UDP,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scheduler {
+    /// Maglev consistent hashing.
+    #[default]
+    Mh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Forwarding {
+    /// Direct routing: only the MAC is rewritten. The only one implemented.
+    #[default]
+    Dr,
+    /// IP-in-IP tunnelling (parsed, rejected by validation for now).
+    Tun,
+    /// Destination NAT (parsed, rejected by validation for now).
+    Nat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct RealConfig {
+    pub address: IpAddr,
+    /// Defaults to the service's port.
+    pub port: u16,
+    /// 0 takes no new flows (drain); at most [`MAX_WEIGHT`].
+    pub weight: u32,
+}
+
+/// The enums above are spelled in YAML as fixed lowercase keywords. This table
+/// is the one place that spelling lives: reading, `Display` and `Serialize`
+/// all go through it, so what is printed can always be read back.
+trait Keyword: Copy + PartialEq + 'static {
+    /// What the field is called in messages.
+    const WHAT: &'static str;
+    /// Every value, in the order messages list them.
+    const ALL: &'static [Self];
+    fn keyword(self) -> &'static str;
+}
+
+impl Keyword for XdpMode {
+    const WHAT: &'static str = "xdp_mode";
+    const ALL: &'static [Self] = &[Self::Auto, Self::Native, Self::Skb];
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Native => "native",
+            Self::Skb => "skb",
+        }
+    }
+}
+
+impl Keyword for Protocol {
+    const WHAT: &'static str = "protocol";
+    const ALL: &'static [Self] = &[Self::Tcp, Self::Udp];
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+impl Keyword for Scheduler {
+    const WHAT: &'static str = "scheduler";
+    const ALL: &'static [Self] = &[Self::Mh];
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Mh => "mh",
+        }
+    }
+}
+
+impl Keyword for Forwarding {
+    const WHAT: &'static str = "forwarding";
+    const ALL: &'static [Self] = &[Self::Dr, Self::Tun, Self::Nat];
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Dr => "dr",
+            Self::Tun => "tun",
+            Self::Nat => "nat",
+        }
+    }
+}
+
+macro_rules! keyword_display_and_serialize {
+    ($($ty:ty),+) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.keyword())
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.keyword())
+            }
+        }
+    )+};
+}
+
+keyword_display_and_serialize!(XdpMode, Protocol, Scheduler, Forwarding);
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// 1-based; 0 when the problem is about the whole file (it cannot be read).
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    /// Where in the schema, e.g. `services[1].reals[0].weight`; empty for the
+    /// document itself (syntax errors).
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.file)?;
+        if self.line > 0 {
+            write!(f, "{}:{}:", self.line, self.column)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, " {}:", self.path)?;
+        }
+        write!(f, " {}", self.reason)
+    }
+}
+
+/// Every problem found in a configuration, in the order they appear in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    /// One problem per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------
+// Entry points.
+
+/// Reads and validates the configuration at `path`. `interface_exists` is
+/// injected so that tests do not depend on the host; the daemon passes
+/// [`host_interface_exists`].
+pub fn load(path: &Path, interface_exists: &dyn Fn(&str) -> bool) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &file, interface_exists),
+        Err(e) => Err(ConfigError {
+            problems: vec![Problem {
+                file,
+                line: 0,
+                column: 0,
+                path: String::new(),
+                reason: format!("cannot read the configuration: {e}"),
+            }],
+        }),
+    }
+}
+
+/// Parses and validates configuration text; `file_name` only labels problems.
+pub fn parse(
+    text: &str,
+    file_name: &str,
+    interface_exists: &dyn Fn(&str) -> bool,
+) -> Result<Config, ConfigError> {
+    let mut reader = Reader::new(file_name);
+    let root = match load_document(text) {
+        Ok(root) => root,
+        Err((pos, reason)) => {
+            reader.report(pos, "", reason);
+            return reader.finish(None);
+        }
+    };
+    let draft = reader.decode_config(&Field::root(&root));
+    if let Some(draft) = &draft {
+        reader.validate(draft, interface_exists);
+    }
+    reader.finish(draft.and_then(Draft::into_config))
+}
+
+/// Whether this host has a network interface called `name`.
+pub fn host_interface_exists(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+}
+
+/// Loads the single YAML document in `text`, every node marked with its position.
+fn load_document(text: &str) -> Result<MarkedYaml<'_>, (Pos, String)> {
+    let syntax_error = |e: &ScanError| {
+        (
+            Pos::from(*e.marker()),
+            format!("invalid YAML: {}", e.info()),
+        )
+    };
+    let mut loader = YamlLoader::<MarkedYaml<'_>>::default();
+    // Keep scalars as written: the decoder resolves them itself, so that a
+    // field that wants a string takes `name: 2024` as the user wrote it, and
+    // messages quote the user's own spelling (`0x50`, not 80).
+    loader.early_parse(false);
+    Parser::new_from_str(text)
+        .load(&mut loader, true)
+        .map_err(|e| syntax_error(&e))?;
+    if let Some(e) = loader.error() {
+        return Err(syntax_error(e));
+    }
+    let mut documents = loader.into_documents();
+    match documents.len() {
+        0 => Err((
+            Pos::START,
+            "the file is empty: expected at least `interfaces`".to_owned(),
+        )),
+        1 => Ok(documents.swap_remove(0)),
+        n => Err((
+            Pos::from(documents[1].span.start),
+            format!("expected one YAML document, found {n}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding: from the marked YAML tree to typed values, one node at a time.
+
+/// A position in the text, 1-based like an editor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+impl Pos {
+    const START: Pos = Pos { line: 1, column: 1 };
+}
+
+impl From<Marker> for Pos {
+    fn from(marker: Marker) -> Self {
+        // saphyr counts lines from 1 but columns from 0.
+        Pos {
+            line: marker.line(),
+            column: marker.col() + 1,
+        }
+    }
+}
+
+/// A node and the field path that problems about it are reported under.
+#[derive(Clone)]
+struct Field<'n, 'i> {
+    node: &'n MarkedYaml<'i>,
+    path: String,
+}
+
+impl<'n, 'i> Field<'n, 'i> {
+    fn root(node: &'n MarkedYaml<'i>) -> Self {
+        Field {
+            node,
+            path: String::new(),
+        }
+    }
+
+    fn pos(&self) -> Pos {
+        Pos::from(self.node.span.start)
+    }
+
+    fn child_path(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+}
+
+/// The entries of a mapping, its keys already checked against the schema.
+struct Fields<'n, 'i> {
+    mapping: Field<'n, 'i>,
+    entries: Vec<(&'n str, Field<'n, 'i>)>,
+}
+
+impl<'n, 'i> Fields<'n, 'i> {
+    fn get(&self, name: &str) -> Option<Field<'n, 'i>> {
+        self.entries
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, field)| field.clone())
+    }
+}
+
+/// What decoding produced. A `None` part failed to decode (its problems are
+/// recorded); the rest is still validated, so that a typo in one place does
+/// not hide a duplicate service in another.
+struct Draft {
+    interfaces: Vec<Option<InterfaceConfig>>,
+    pin_path: Option<PathBuf>,
+    dataplane: Option<DataplaneConfig>,
+    services: Vec<Option<DraftService>>,
+}
+
+/// A service whose own fields decoded. Its reals are kept apart, each in its
+/// place in the file, so that one bad real leaves the service and the other
+/// reals checkable.
+struct DraftService {
+    /// Everything but `reals`, which is left empty.
+    service: ServiceConfig,
+    reals: Vec<Option<RealConfig>>,
+}
+
+impl Draft {
+    /// The configuration, if every part of it decoded.
+    fn into_config(self) -> Option<Config> {
+        let services = self.services.into_iter().map(|draft| {
+            let draft = draft?;
+            let reals = draft.reals.into_iter().collect::<Option<_>>()?;
+            Some(ServiceConfig {
+                reals,
+                ..draft.service
+            })
+        });
+        Some(Config {
+            interfaces: self.interfaces.into_iter().collect::<Option<_>>()?,
+            pin_path: self.pin_path?,
+            dataplane: self.dataplane?,
+            services: services.collect::<Option<_>>()?,
+        })
+    }
+}
+
+/// Walks the document, collecting problems, and remembers where each decoded
+/// node is so that validation can point at it afterwards.
+struct Reader<'a> {
+    file: &'a str,
+    problems: Vec<Problem>,
+    positions: HashMap<String, Pos>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(file: &'a str) -> Self {
+        Reader {
+            file,
+            problems: Vec::new(),
+            positions: HashMap::new(),
+        }
+    }
+
+    fn finish(mut self, config: Option<Config>) -> Result<Config, ConfigError> {
+        match config {
+            Some(config) if self.problems.is_empty() => Ok(config),
+            _ => {
+                if self.problems.is_empty() {
+                    // Every failed decode reports why; this is a safety net.
+                    self.report(Pos::START, "", "the configuration could not be decoded");
+                }
+                // Stable, so problems at the same node keep the order found.
+                self.problems.sort_by_key(|p| (p.line, p.column));
+                Err(ConfigError {
+                    problems: self.problems,
+                })
+            }
+        }
+    }
+
+    fn report(&mut self, pos: Pos, path: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            path: path.to_owned(),
+            reason: reason.into(),
+        });
+    }
+
+    fn report_on(&mut self, field: &Field<'_, '_>, reason: impl Into<String>) {
+        self.report(field.pos(), &field.path, reason);
+    }
+
+    fn expected(&mut self, field: &Field<'_, '_>, what: &str) {
+        let found = describe(field.node);
+        self.report_on(field, format!("expected {what}, found {found}"));
+    }
+
+    // --- Structure.
+
+    /// The entries of a mapping whose keys must be among `known`.
+    fn mapping<'n, 'i>(&mut self, field: &Field<'n, 'i>, known: &[&str]) -> Option<Fields<'n, 'i>> {
+        let YamlData::Mapping(mapping) = &field.node.data else {
+            self.expected(field, "a mapping");
+            return None;
+        };
+        let mut entries: Vec<(&'n str, Field<'n, 'i>)> = Vec::new();
+        for (key, node) in mapping {
+            let key_pos = Pos::from(key.span.start);
+            let Some((name, _)) = scalar(key) else {
+                let found = describe(key);
+                self.report(
+                    key_pos,
+                    &field.path,
+                    format!("expected a field name, found {found}"),
+                );
+                continue;
+            };
+            let path = field.child_path(name);
+            if !known.contains(&name) {
+                self.report(key_pos, &path, unknown_field(name, known));
+            } else if entries.iter().any(|(seen, _)| *seen == name) {
+                // saphyr rejects exact duplicates; this catches `name` vs `"name"`.
+                self.report(key_pos, &path, format!("duplicate field `{name}`"));
+            } else {
+                let value = Field { node, path };
+                self.positions.insert(value.path.clone(), value.pos());
+                entries.push((name, value));
+            }
+        }
+        self.positions.insert(field.path.clone(), field.pos());
+        Some(Fields {
+            mapping: field.clone(),
+            entries,
+        })
+    }
+
+    fn required<'n, 'i>(&mut self, fields: &Fields<'n, 'i>, name: &str) -> Option<Field<'n, 'i>> {
+        let field = fields.get(name);
+        if field.is_none() {
+            let at = fields.mapping.pos();
+            let path = fields.mapping.child_path(name);
+            self.report(at, &path, format!("missing required field `{name}`"));
+        }
+        field
+    }
+
+    /// Decodes a required field. `None` means a problem was reported.
+    fn required_with<'n, 'i, T>(
+        &mut self,
+        fields: &Fields<'n, 'i>,
+        name: &str,
+        decode: impl FnOnce(&mut Self, &Field<'n, 'i>) -> Option<T>,
+    ) -> Option<T> {
+        let field = self.required(fields, name)?;
+        decode(self, &field)
+    }
+
+    /// Decodes an optional field, or takes `default` if it is absent.
+    fn optional<'n, 'i, T>(
+        &mut self,
+        fields: &Fields<'n, 'i>,
+        name: &str,
+        default: T,
+        decode: impl FnOnce(&mut Self, &Field<'n, 'i>) -> Option<T>,
+    ) -> Option<T> {
+        match fields.get(name) {
+            Some(field) => decode(self, &field),
+            None => Some(default),
+        }
+    }
+
+    /// Decodes every item of a sequence; `None` if `field` is no sequence.
+    fn list<'n, 'i, T>(
+        &mut self,
+        field: &Field<'n, 'i>,
+        mut decode: impl FnMut(&mut Self, &Field<'n, 'i>) -> Option<T>,
+    ) -> Option<Vec<Option<T>>> {
+        let YamlData::Sequence(nodes) = &field.node.data else {
+            self.expected(field, "a list");
+            return None;
+        };
+        let items = nodes.iter().enumerate().map(|(i, node)| {
+            let item = Field {
+                node,
+                path: format!("{}[{i}]", field.path),
+            };
+            self.positions.insert(item.path.clone(), item.pos());
+            decode(self, &item)
+        });
+        Some(items.collect())
+    }
+
+    // --- Scalars.
+
+    /// The text of a non-null scalar: for strings, the value as written.
+    fn text<'n>(&mut self, field: &Field<'n, '_>, expected: &str) -> Option<&'n str> {
+        match scalar(field.node) {
+            Some((text, value)) if value != Scalar::Null => Some(text),
+            _ => {
+                self.expected(field, expected);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, field: &Field<'_, '_>, range: RangeInclusive<i64>) -> Option<i64> {
+        let (min, max) = (range.start(), range.end());
+        match scalar(field.node) {
+            Some((_, Scalar::Integer(n))) if range.contains(&n) => Some(n),
+            Some((text, Scalar::Integer(_))) => {
+                self.report_on(field, format!("{text} is out of range {min}..={max}"));
+                None
+            }
+            // Too big for an i64, the core schema makes it a float; the user
+            // still wrote an integer.
+            Some((text, Scalar::FloatingPoint(_))) if is_decimal_integer(text) => {
+                self.report_on(field, format!("{text} is out of range {min}..={max}"));
+                None
+            }
+            _ => {
+                self.expected(field, &format!("an integer in {min}..={max}"));
+                None
+            }
+        }
+    }
+
+    fn u32_in(&mut self, field: &Field<'_, '_>, range: RangeInclusive<u32>) -> Option<u32> {
+        let range = i64::from(*range.start())..=i64::from(*range.end());
+        self.integer(field, range)
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    fn port(&mut self, field: &Field<'_, '_>) -> Option<u16> {
+        self.integer(field, 0..=i64::from(u16::MAX))
+            .and_then(|n| u16::try_from(n).ok())
+    }
+
+    /// A VIP or a real: a unicast IPv4 or IPv6 address.
+    fn ip(&mut self, field: &Field<'_, '_>) -> Option<IpAddr> {
+        let text = self.text(field, "an IP address")?;
+        let Ok(address) = text.parse::<IpAddr>() else {
+            self.report_on(field, format!("`{text}` is not a valid IP address"));
+            return None;
+        };
+        if !is_unicast(address) {
+            self.report_on(field, format!("{address} is not a unicast address"));
+            return None;
+        }
+        Some(address)
+    }
+
+    fn keyword<T: Keyword>(&mut self, field: &Field<'_, '_>) -> Option<T> {
+        let choices = T::ALL
+            .iter()
+            .map(|value| format!("`{}`", value.keyword()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = self.text(field, &format!("one of {choices}"))?;
+        let value = T::ALL.iter().copied().find(|value| value.keyword() == text);
+        if value.is_none() {
+            let what = T::WHAT;
+            self.report_on(
+                field,
+                format!("unknown {what} `{text}`, expected one of {choices}"),
+            );
+        }
+        value
+    }
+
+    // --- The schema.
+
+    fn decode_config(&mut self, root: &Field<'_, '_>) -> Option<Draft> {
+        let empty = matches!(scalar(root.node), Some((_, Scalar::Null)));
+        if empty || matches!(root.node.data, YamlData::BadValue) {
+            self.report_on(root, "the file is empty: expected at least `interfaces`");
+            return None;
+        }
+        let fields = self.mapping(root, &["interfaces", "pin_path", "dataplane", "services"])?;
+        let interfaces = self
+            .required_with(&fields, "interfaces", Self::decode_interfaces)
+            .unwrap_or_default();
+        let default_pin_path = PathBuf::from(DEFAULT_PIN_PATH);
+        let pin_path = self.optional(&fields, "pin_path", default_pin_path, Self::decode_pin_path);
+        let dataplane = self.optional(
+            &fields,
+            "dataplane",
+            DataplaneConfig::default(),
+            Self::decode_dataplane,
+        );
+        let services = match fields.get("services") {
+            Some(list) => self.list(&list, Self::decode_service).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Some(Draft {
+            interfaces,
+            pin_path,
+            dataplane,
+            services,
+        })
+    }
+
+    fn decode_interfaces(&mut self, list: &Field<'_, '_>) -> Option<Vec<Option<InterfaceConfig>>> {
+        let interfaces = self.list(list, Self::decode_interface)?;
+        if interfaces.is_empty() {
+            self.report_on(list, "at least one interface is required");
+        }
+        Some(interfaces)
+    }
+
+    fn decode_interface(&mut self, item: &Field<'_, '_>) -> Option<InterfaceConfig> {
+        let fields = self.mapping(item, &["name", "xdp_mode"])?;
+        let name = self.required_with(&fields, "name", |r, f| r.text(f, "an interface name"));
+        let xdp_mode = self.optional(&fields, "xdp_mode", XdpMode::default(), Self::keyword);
+        Some(InterfaceConfig {
+            name: name?.to_owned(),
+            xdp_mode: xdp_mode?,
+        })
+    }
+
+    fn decode_pin_path(&mut self, field: &Field<'_, '_>) -> Option<PathBuf> {
+        let path = PathBuf::from(self.text(field, "a path")?);
+        // The daemon may run from any directory; a relative pin path would
+        // make it lose track of its own maps.
+        if !path.is_absolute() {
+            let shown = path.display();
+            self.report_on(field, format!("`{shown}` must be an absolute path"));
+            return None;
+        }
+        Some(path)
+    }
+
+    fn decode_dataplane(&mut self, field: &Field<'_, '_>) -> Option<DataplaneConfig> {
+        let fields = self.mapping(field, &["maglev_table_size", "flow_table_entries"])?;
+        let maglev_table_size = self.optional(
+            &fields,
+            "maglev_table_size",
+            DEFAULT_MAGLEV_TABLE_SIZE,
+            Self::decode_maglev_table_size,
+        );
+        let flow_table_entries = self.optional(
+            &fields,
+            "flow_table_entries",
+            DEFAULT_FLOW_TABLE_ENTRIES,
+            |r, f| r.u32_in(f, MIN_FLOW_TABLE_ENTRIES..=MAX_FLOW_TABLE_ENTRIES),
+        );
+        Some(DataplaneConfig {
+            maglev_table_size: maglev_table_size?,
+            flow_table_entries: flow_table_entries?,
+        })
+    }
+
+    fn decode_maglev_table_size(&mut self, field: &Field<'_, '_>) -> Option<u32> {
+        let size = self.u32_in(field, MIN_MAGLEV_TABLE_SIZE..=MAX_MAGLEV_TABLE_SIZE)?;
+        // Maglev's permutations (offset + j * skip mod size) only visit every
+        // slot when the size is prime.
+        if !is_prime(size) {
+            self.report_on(
+                field,
+                format!(
+                    "{size} is not a prime number (Maglev needs a prime table size, e.g. 65537)"
+                ),
+            );
+            return None;
+        }
+        Some(size)
+    }
+
+    fn decode_service(&mut self, item: &Field<'_, '_>) -> Option<DraftService> {
+        const FIELDS: &[&str] = &[
+            "name",
+            "vip",
+            "port",
+            "protocol",
+            "scheduler",
+            "forwarding",
+            "reals",
+        ];
+        let fields = self.mapping(item, FIELDS)?;
+        let name = self.required_with(&fields, "name", Self::decode_service_name);
+        let vip = self.required_with(&fields, "vip", Self::ip);
+        let port = self.required_with(&fields, "port", Self::port);
+        let protocol = self.required_with(&fields, "protocol", Self::keyword);
+        let scheduler = self.optional(&fields, "scheduler", Scheduler::default(), Self::keyword);
+        let forwarding = self.optional(&fields, "forwarding", Forwarding::default(), Self::keyword);
+        // A real's port defaults to the service's; if that is broken the
+        // service is rejected anyway, and 0 lets its reals still be read.
+        let default_port = port.unwrap_or(0);
+        let reals = match fields.get("reals") {
+            Some(list) => self.list(&list, |r, item| r.decode_real(item, default_port)),
+            None => Some(Vec::new()),
+        };
+        let service = ServiceConfig {
+            name: name?,
+            vip: vip?,
+            port: port?,
+            protocol: protocol?,
+            scheduler: scheduler?,
+            forwarding: forwarding?,
+            reals: Vec::new(),
+        };
+        Some(DraftService {
+            service,
+            reals: reals?,
+        })
+    }
+
+    fn decode_service_name(&mut self, field: &Field<'_, '_>) -> Option<String> {
+        let name = self.text(field, "a service name")?;
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if name.is_empty() || name.len() > MAX_SERVICE_NAME_LEN || !name.chars().all(valid_char) {
+            self.report_on(
+                field,
+                format!(
+                    "`{name}` is not a valid service name \
+                     (1 to {MAX_SERVICE_NAME_LEN} of A-Z a-z 0-9 _ . -)"
+                ),
+            );
+            return None;
+        }
+        Some(name.to_owned())
+    }
+
+    fn decode_real(&mut self, item: &Field<'_, '_>, default_port: u16) -> Option<RealConfig> {
+        let fields = self.mapping(item, &["address", "port", "weight"])?;
+        let address = self.required_with(&fields, "address", Self::ip);
+        let port = self.optional(&fields, "port", default_port, Self::port);
+        let weight = self.optional(&fields, "weight", DEFAULT_WEIGHT, |r, f| {
+            r.u32_in(f, 0..=MAX_WEIGHT)
+        });
+        Some(RealConfig {
+            address: address?,
+            port: port?,
+            weight: weight?,
+        })
+    }
+}
+
+/// A scalar's text as written and what the YAML core schema makes of it.
+/// `None` for collections, and for scalars that carry an application tag
+/// (`!foo`): this schema uses none, so they are more likely mistakes.
+fn scalar<'n>(node: &'n MarkedYaml<'_>) -> Option<(&'n str, Scalar<'n>)> {
+    let YamlData::Representation(text, style, tag) = &node.data else {
+        return None;
+    };
+    if tag.as_ref().is_some_and(|tag| !tag.is_yaml_core_schema()) {
+        return None;
+    }
+    let value =
+        Scalar::parse_from_cow_and_metadata(Cow::Borrowed(text.as_ref()), *style, tag.as_ref())?;
+    Some((text.as_ref(), value))
+}
+
+/// How a node is named in "expected X, found Y".
+fn describe(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Mapping(_) => "a mapping".to_owned(),
+        YamlData::Sequence(_) => "a list".to_owned(),
+        YamlData::Representation(text, _, tag) => match (scalar(node), tag) {
+            (Some((_, Scalar::Null)), _) => "null".to_owned(),
+            (Some((_, Scalar::Boolean(_))), _) => format!("boolean `{text}`"),
+            (Some((_, Scalar::Integer(_))), _) => format!("integer `{text}`"),
+            (Some((_, Scalar::FloatingPoint(_))), _) => format!("number `{text}`"),
+            (Some((_, Scalar::String(_))), _) => format!("string `{text}`"),
+            (None, Some(tag)) => format!("`{text}` tagged `{tag}`"),
+            (None, None) => format!("`{text}`"),
+        },
+        YamlData::Tagged(tag, _) => format!("a node tagged `{tag}`"),
+        YamlData::Value(_) | YamlData::Alias(_) | YamlData::BadValue => {
+            "an invalid value".to_owned()
+        }
+    }
+}
+
+fn unknown_field(name: &str, known: &[&str]) -> String {
+    let expected = known
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("unknown field `{name}`, expected one of {expected}")
+}
+
+fn is_decimal_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Addresses that can receive a unicast flow: not unspecified, multicast or broadcast.
+fn is_unicast(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+fn is_prime(n: u32) -> bool {
+    let n = u64::from(n);
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
+}
+
+// ---------------------------------------------------------------------------
+// Validation: rules about the configuration as a whole.
+
+/// The items of a list that decoded, with their index in the file.
+fn decoded<T>(items: &[Option<T>]) -> impl Iterator<Item = (usize, &T)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| Some((i, item.as_ref()?)))
+}
+
+fn family(address: IpAddr) -> &'static str {
+    if address.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+impl Reader<'_> {
+    fn validate(&mut self, draft: &Draft, interface_exists: &dyn Fn(&str) -> bool) {
+        self.check_interfaces(&draft.interfaces, interface_exists);
+        self.check_services(&draft.services);
+        self.check_capacity(draft);
+    }
+
+    /// Reports at the node `path` names; a field left out (to its default)
+    /// is reported at the nearest node that encloses it.
+    fn report_at(&mut self, path: &str, reason: impl Into<String>) {
+        let mut prefix = path;
+        let pos = loop {
+            if let Some(pos) = self.positions.get(prefix) {
+                break *pos;
+            }
+            match prefix.rfind(['.', '[']) {
+                Some(cut) => prefix = &prefix[..cut],
+                None if !prefix.is_empty() => prefix = "",
+                None => break Pos::START,
+            }
+        };
+        self.report(pos, path, reason);
+    }
+
+    fn check_interfaces(
+        &mut self,
+        interfaces: &[Option<InterfaceConfig>],
+        interface_exists: &dyn Fn(&str) -> bool,
+    ) {
+        if interfaces.len() > MAX_INTERFACES {
+            let count = interfaces.len();
+            self.report_at(
+                &format!("interfaces[{MAX_INTERFACES}]"),
+                format!(
+                    "too many interfaces: {count} listed, at most {MAX_INTERFACES} are supported"
+                ),
+            );
+        }
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (i, interface) in decoded(interfaces) {
+            let path = format!("interfaces[{i}].name");
+            let name = interface.name.as_str();
+            match first_seen.entry(name) {
+                Entry::Occupied(first) => {
+                    let first = first.get();
+                    self.report_at(
+                        &path,
+                        format!("interface `{name}` is already listed as interfaces[{first}]"),
+                    );
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    if !interface_exists(name) {
+                        self.report_at(&path, format!("no interface named `{name}` on this host"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_services(&mut self, services: &[Option<DraftService>]) {
+        if services.len() > MAX_SERVICES {
+            let count = services.len();
+            self.report_at(
+                &format!("services[{MAX_SERVICES}]"),
+                format!(
+                    "too many services: {count} configured, at most {MAX_SERVICES} are supported"
+                ),
+            );
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut keys: HashMap<(IpAddr, u16, Protocol), usize> = HashMap::new();
+        for (i, DraftService { service, reals }) in decoded(services) {
+            let path = format!("services[{i}]");
+            if let Some(first) = names.get(service.name.as_str()) {
+                let name = &service.name;
+                self.report_at(
+                    &format!("{path}.name"),
+                    format!("duplicate service name `{name}`, already used by services[{first}]"),
+                );
+            } else {
+                names.insert(&service.name, i);
+            }
+            // The data plane looks services up by (VIP, port, protocol).
+            let key = (service.vip, service.port, service.protocol);
+            if let Some(first) = keys.get(&key) {
+                let address = SocketAddr::new(service.vip, service.port);
+                let protocol = service.protocol;
+                self.report_at(
+                    &path,
+                    format!(
+                        "duplicate service {address}/{protocol}, \
+                         already defined by services[{first}]"
+                    ),
+                );
+            } else {
+                keys.insert(key, i);
+            }
+            self.check_service(&path, service, reals);
+        }
+    }
+
+    fn check_service(&mut self, path: &str, service: &ServiceConfig, reals: &[Option<RealConfig>]) {
+        if service.forwarding != Forwarding::Dr {
+            let forwarding = service.forwarding;
+            self.report_at(
+                &format!("{path}.forwarding"),
+                format!("forwarding '{forwarding}' is not supported by this build yet (DR only)"),
+            );
+        }
+        let mut first_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
+        for (j, real) in decoded(reals) {
+            let real_path = format!("{path}.reals[{j}]");
+            // DR only rewrites the MAC: the packet keeps the VIP as its
+            // destination, so the real must speak the VIP's IP version.
+            if service.forwarding == Forwarding::Dr
+                && real.address.is_ipv4() != service.vip.is_ipv4()
+            {
+                let (address, vip) = (real.address, service.vip);
+                let (real_family, vip_family) = (family(address), family(vip));
+                self.report_at(
+                    &format!("{real_path}.address"),
+                    format!(
+                        "real {address} is {real_family} but the VIP {vip} is {vip_family}; \
+                         DR forwarding needs the same address family"
+                    ),
+                );
+            }
+            match first_seen.entry((real.address, real.port)) {
+                Entry::Occupied(first) => {
+                    let first = first.get();
+                    let address = SocketAddr::new(real.address, real.port);
+                    self.report_at(
+                        &real_path,
+                        format!("duplicate real {address}, already listed as reals[{first}]"),
+                    );
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(j);
+                }
+            }
+        }
+    }
+
+    /// Counts every real listed, decoded or not: each will need a slot.
+    fn check_capacity(&mut self, draft: &Draft) {
+        let services: Vec<_> = decoded(&draft.services).collect();
+        // Every real needs at least one slot in its service's Maglev table.
+        let largest = services.iter().max_by_key(|(_, svc)| svc.reals.len());
+        if let (Some(dataplane), Some((i, svc))) = (&draft.dataplane, largest) {
+            let (size, reals) = (dataplane.maglev_table_size, svc.reals.len());
+            if u32::try_from(reals).is_ok_and(|reals| reals > size) {
+                let name = &svc.service.name;
+                self.report_at(
+                    "dataplane.maglev_table_size",
+                    format!(
+                        "{size} is smaller than the {reals} reals of service `{name}` \
+                         (services[{i}]); each real needs a slot"
+                    ),
+                );
+            }
+        }
+        // Real ids are global to the data plane: point at the first real past the limit.
+        let total: usize = services.iter().map(|(_, svc)| svc.reals.len()).sum();
+        let mut before = 0;
+        for (i, svc) in &services {
+            if before + svc.reals.len() > MAX_REALS {
+                let j = MAX_REALS - before;
+                self.report_at(
+                    &format!("services[{i}].reals[{j}]"),
+                    format!(
+                        "too many reals: {total} configured across all services, \
+                         at most {MAX_REALS} are supported"
+                    ),
+                );
+                return;
+            }
+            before += svc.reals.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The host these tests pretend to run on has eth0 and eth1.
+    fn host(name: &str) -> bool {
+        matches!(name, "eth0" | "eth1")
+    }
+
+    fn ok(text: &str) -> Config {
+        parse(text, "config.yaml", &host).unwrap_or_else(|e| panic!("unexpected problems:\n{e}"))
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text, "config.yaml", &host) {
+            Ok(config) => panic!("accepted a bad config: {config:?}"),
+            Err(e) => e.problems,
+        }
+    }
+
+    #[track_caller]
+    fn assert_problem(problem: &Problem, line: usize, column: usize, path: &str, reason: &str) {
+        let at = (
+            problem.file.as_str(),
+            problem.line,
+            problem.column,
+            problem.path.as_str(),
+        );
+        assert_eq!(at, ("config.yaml", line, column, path), "{problem}");
+        assert!(
+            problem.reason.contains(reason),
+            "`{problem}` does not say `{reason}`"
+        );
+    }
+
+    /// Asserts that `text` has exactly one problem, at `line:column` on
+    /// `path`, and that its reason contains `reason`.
+    #[track_caller]
+    fn assert_one(text: &str, line: usize, column: usize, path: &str, reason: &str) {
+        let problems = problems(text);
+        let listing = ConfigError {
+            problems: problems.clone(),
+        };
+        assert_eq!(problems.len(), 1, "expected one problem, got:\n{listing}");
+        assert_problem(&problems[0], line, column, path, reason);
+    }
+
+    /// A config with one interface and `body` as its `services:` list; `body`
+    /// starts on line 3.
+    fn with_services(body: &str) -> String {
+        format!("interfaces: [{{ name: eth0 }}]\nservices:\n{body}")
+    }
+
+    /// Lines 3-6 of a service `web` (columns: `name` value 11, `vip` value
+    /// 10, `port` value 11, `protocol` value 15); line 7 is free.
+    const WEB: &str = "  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+";
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        IpAddr::V6(text.parse::<Ipv6Addr>().unwrap())
+    }
+
+    fn real(address: IpAddr, port: u16, weight: u32) -> RealConfig {
+        RealConfig {
+            address,
+            port,
+            weight,
+        }
+    }
+
+    // --- Good configurations.
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let text = "\
+interfaces:
+  - name: eth0
+services:
+  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+    reals:
+      - { address: 198.18.2.11 }
+      - { address: 198.18.2.12, port: 8080, weight: 3 }
+";
+        let expected = Config {
+            interfaces: vec![InterfaceConfig {
+                name: "eth0".into(),
+                xdp_mode: XdpMode::Auto,
+            }],
+            pin_path: PathBuf::from("/sys/fs/bpf/lb"),
+            dataplane: DataplaneConfig {
+                maglev_table_size: 65_537,
+                flow_table_entries: 1 << 20,
+            },
+            services: vec![ServiceConfig {
+                name: "web".into(),
+                vip: v4(198, 18, 1, 10),
+                port: 80,
+                protocol: Protocol::Tcp,
+                scheduler: Scheduler::Mh,
+                forwarding: Forwarding::Dr,
+                reals: vec![
+                    real(v4(198, 18, 2, 11), 80, 1),
+                    real(v4(198, 18, 2, 12), 8080, 3),
+                ],
+            }],
+        };
+        assert_eq!(ok(text), expected);
+    }
+
+    #[test]
+    fn services_and_reals_may_be_left_out() {
+        let config = ok("interfaces: [{ name: eth0 }]\n");
+        assert!(config.services.is_empty());
+        let config = ok(&with_services(WEB));
+        assert!(config.services[0].reals.is_empty());
+    }
+
+    fn dual_stack() -> Config {
+        Config {
+            interfaces: vec![
+                InterfaceConfig {
+                    name: "eth0".into(),
+                    xdp_mode: XdpMode::Native,
+                },
+                InterfaceConfig {
+                    name: "eth1".into(),
+                    xdp_mode: XdpMode::Skb,
+                },
+            ],
+            pin_path: PathBuf::from("/sys/fs/bpf/lb-dual"),
+            dataplane: DataplaneConfig {
+                maglev_table_size: 251,
+                flow_table_entries: 65_536,
+            },
+            services: vec![
+                ServiceConfig {
+                    name: "web-v4".into(),
+                    vip: v4(198, 18, 1, 10),
+                    port: 443,
+                    protocol: Protocol::Tcp,
+                    scheduler: Scheduler::Mh,
+                    forwarding: Forwarding::Dr,
+                    reals: vec![
+                        real(v4(198, 18, 2, 11), 443, 2),
+                        real(v4(198, 18, 2, 12), 443, 1),
+                    ],
+                },
+                ServiceConfig {
+                    name: "web-v6".into(),
+                    vip: v6("fd00:18:1::10"),
+                    port: 443,
+                    protocol: Protocol::Tcp,
+                    scheduler: Scheduler::Mh,
+                    forwarding: Forwarding::Dr,
+                    reals: vec![
+                        real(v6("fd00:18:2::11"), 443, 2),
+                        real(v6("fd00:18:2::12"), 443, 0),
+                    ],
+                },
+                ServiceConfig {
+                    name: "dns-v6.all-ports".into(),
+                    vip: v6("fd00:18:1::10"),
+                    port: 0,
+                    protocol: Protocol::Udp,
+                    scheduler: Scheduler::Mh,
+                    forwarding: Forwarding::Dr,
+                    reals: vec![
+                        real(v6("fd00:18:2::21"), 0, 1),
+                        real(v6("fd00:18:2::22"), 0, 65_535),
+                    ],
+                },
+            ],
+        }
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/config")
+            .join(name)
+    }
+
+    #[test]
+    fn dual_stack_example_loads() {
+        let config = load(&fixture("dual-stack.yaml"), &host).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config, dual_stack());
+        assert_eq!(config.services[2].protocol.number(), 17);
+        assert_eq!(config.services[0].protocol.number(), 6);
+    }
+
+    #[test]
+    fn windows_line_endings_read_the_same() {
+        let text = std::fs::read_to_string(fixture("dual-stack.yaml")).unwrap();
+        assert_eq!(ok(&text.replace('\n', "\r\n")), dual_stack());
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let config = dual_stack();
+        let text = serde_yaml::to_string(&config).unwrap();
+        for line in [
+            "xdp_mode: native",
+            "protocol: udp",
+            "scheduler: mh",
+            "forwarding: dr",
+        ] {
+            assert!(text.contains(line), "no `{line}` in:\n{text}");
+        }
+        assert_eq!(ok(&text), config);
+    }
+
+    #[test]
+    fn scalars_follow_the_yaml_core_schema() {
+        // A string field takes the scalar as written, a number field any core integer.
+        let config = ok(&with_services(
+            "  - { name: 2024, vip: 198.18.1.10, port: 0x50, protocol: tcp }\n",
+        ));
+        assert_eq!(config.services[0].name, "2024");
+        assert_eq!(config.services[0].port, 80);
+    }
+
+    #[test]
+    fn keywords_round_trip() {
+        fn check<T: Keyword + Serialize + fmt::Display>() {
+            for value in T::ALL {
+                let yaml = serde_yaml::to_string(value).unwrap();
+                assert_eq!(yaml.trim(), value.keyword());
+                assert_eq!(value.to_string(), value.keyword());
+            }
+        }
+        check::<XdpMode>();
+        check::<Protocol>();
+        check::<Scheduler>();
+        check::<Forwarding>();
+    }
+
+    // --- How problems are shown.
+
+    #[test]
+    fn problems_display_as_file_line_column_path_reason() {
+        let text = with_services(&format!(
+            "{WEB}    reals: [{{ address: 198.18.2.11, weight: 70000 }}]\n"
+        ));
+        let error = parse(&text, "config.yaml", &host).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config.yaml:7:45: services[0].reals[0].weight: 70000 is out of range 0..=65535"
+        );
+        let error = parse("interfaces: [{ name: eth0 }\n", "lb.yaml", &host).unwrap_err();
+        assert!(
+            error.to_string().starts_with("lb.yaml:2:1: invalid YAML: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = "\
+interfaces:
+  - { name: eth9 }
+pin_path: relative/dir
+services:
+  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+    reals:
+      - { address: 198.18.2.11, wieght: 2 }
+      - { address: 198.18.2.12, weight: 70000 }
+      - { address: fd00::12 }
+  - { name: web, vip: 198.18.1.10, port: 80, protocol: udp, forwarding: nat }
+  - name: dns
+    vip: 198.18.1.53
+    port: 53
+    protocol: sctp
+";
+        let error = parse(text, "config.yaml", &host).unwrap_err();
+        let lines: Vec<String> = error.to_string().lines().map(str::to_owned).collect();
+        assert_eq!(
+            lines,
+            [
+                "config.yaml:2:13: interfaces[0].name: no interface named `eth9` on this host",
+                "config.yaml:3:11: pin_path: `relative/dir` must be an absolute path",
+                "config.yaml:10:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`",
+                "config.yaml:11:41: services[0].reals[1].weight: 70000 is out of range 0..=65535",
+                "config.yaml:12:20: services[0].reals[2].address: real fd00::12 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family",
+                "config.yaml:13:13: services[1].name: duplicate service name `web`, already used by services[0]",
+                "config.yaml:13:73: services[1].forwarding: forwarding 'nat' is not supported by this build yet (DR only)",
+                "config.yaml:17:15: services[2].protocol: unknown protocol `sctp`, expected one of `tcp`, `udp`",
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_file_is_one_problem_without_a_line() {
+        let path = fixture("does-not-exist.yaml");
+        let error = load(&path, &host).unwrap_err();
+        assert_eq!(error.problems.len(), 1);
+        assert_eq!(error.problems[0].line, 0);
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}: cannot read the configuration: ",
+                path.display()
+            )),
+            "{shown}"
+        );
+    }
+
+    // --- YAML syntax and document shape.
+
+    #[test]
+    fn syntax_error() {
+        assert_one(
+            "interfaces:\n  - name: eth0\nservices: [ {name: web\n",
+            4,
+            1,
+            "",
+            "invalid YAML: while parsing a flow mapping",
+        );
+        assert_one(
+            "interfaces:\n  - name: eth0\n xdp_mode: auto\n",
+            3,
+            2,
+            "",
+            "invalid YAML",
+        );
+    }
+
+    #[test]
+    fn duplicate_key() {
+        assert_one(
+            "interfaces: [{ name: eth0 }]\ninterfaces: []\n",
+            2,
+            1,
+            "",
+            "duplicated key in mapping",
+        );
+        // Differently quoted, the YAML loader sees two keys; the schema does not.
+        assert_one(
+            "interfaces: [{ name: eth0, \"name\": eth1 }]\n",
+            1,
+            28,
+            "interfaces[0].name",
+            "duplicate field `name`",
+        );
+    }
+
+    #[test]
+    fn empty_or_several_documents() {
+        assert_one("", 1, 1, "", "the file is empty");
+        assert_one("# nothing yet\n", 1, 1, "", "the file is empty");
+        assert_one("---\n", 2, 1, "", "the file is empty");
+        assert_one(
+            "interfaces: [{ name: eth0 }]\n---\ninterfaces: [{ name: eth1 }]\n",
+            3,
+            1,
+            "",
+            "expected one YAML document, found 2",
+        );
+        assert_one("- eth0\n", 1, 1, "", "expected a mapping, found a list");
+    }
+
+    // --- Unknown fields, wrong types, missing fields.
+
+    #[test]
+    fn unknown_field_in_a_real() {
+        let text = with_services(&format!(
+            "{WEB}    reals: [{{ address: 198.18.2.11, wieght: 2 }}]\n"
+        ));
+        assert_one(
+            &text,
+            7,
+            37,
+            "services[0].reals[0].wieght",
+            "unknown field `wieght`, expected one of `address`, `port`, `weight`",
+        );
+    }
+
+    #[test]
+    fn unknown_field_elsewhere() {
+        assert_one(
+            "interfaces: [{ name: eth0 }]\nservice: []\n",
+            2,
+            1,
+            "service",
+            "unknown field `service`, expected one of `interfaces`, `pin_path`, `dataplane`, `services`",
+        );
+        assert_one(
+            "interfaces: [{ name: eth0, mode: skb }]\n",
+            1,
+            28,
+            "interfaces[0].mode",
+            "unknown field `mode`, expected one of `name`, `xdp_mode`",
+        );
+        assert_one(
+            "interfaces: [{ name: eth0 }]\ndataplane:\n  maglev_size: 7\n",
+            3,
+            3,
+            "dataplane.maglev_size",
+            "unknown field `maglev_size`",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    weight: 1\n")),
+            7,
+            5,
+            "services[0].weight",
+            "unknown field `weight`",
+        );
+    }
+
+    #[test]
+    fn wrong_types() {
+        assert_one(
+            "interfaces: eth0\n",
+            1,
+            13,
+            "interfaces",
+            "expected a list, found string `eth0`",
+        );
+        assert_one(
+            "interfaces: [{ name: eth0 }]\nservices: { name: web }\n",
+            2,
+            11,
+            "services",
+            "expected a list, found a mapping",
+        );
+        assert_one(
+            &with_services("  - { name: web, vip: 198.18.1.10, port: \"80\", protocol: tcp }\n"),
+            3,
+            42,
+            "services[0].port",
+            "expected an integer in 0..=65535, found string `80`",
+        );
+        assert_one(
+            &with_services("  - { name: web, vip: 198.18.1.10, port: http, protocol: tcp }\n"),
+            3,
+            42,
+            "services[0].port",
+            "expected an integer in 0..=65535, found string `http`",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    reals: [198.18.2.11]\n")),
+            7,
+            13,
+            "services[0].reals[0]",
+            "expected a mapping, found string `198.18.2.11`",
+        );
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    reals: [{{ address: 198.18.2.11, weight: 1.5 }}]\n"
+            )),
+            7,
+            45,
+            "services[0].reals[0].weight",
+            "found number `1.5`",
+        );
+        assert_one(
+            &with_services("  - { name: [web], vip: 198.18.1.10, port: 80, protocol: tcp }\n"),
+            3,
+            13,
+            "services[0].name",
+            "expected a service name, found a list",
+        );
+        assert_one(
+            &with_services("  - { name: web, vip: ~, port: 80, protocol: tcp }\n"),
+            3,
+            23,
+            "services[0].vip",
+            "expected an IP address, found null",
+        );
+        assert_one(
+            &with_services("  - { name: web, vip: 198.18.1.10, port: !port 80, protocol: tcp }\n"),
+            3,
+            42,
+            "services[0].port",
+            "found `80` tagged `!port`",
+        );
+    }
+
+    #[test]
+    fn missing_required_fields() {
+        // Reported where the mapping that lacks them starts.
+        let service = |body: &str| problems(&with_services(body));
+        let found = service("  - { port: 80 }\n");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_problem(
+            &found[0],
+            3,
+            5,
+            "services[0].name",
+            "missing required field `name`",
+        );
+        assert_problem(
+            &found[1],
+            3,
+            5,
+            "services[0].vip",
+            "missing required field `vip`",
+        );
+        assert_problem(
+            &found[2],
+            3,
+            5,
+            "services[0].protocol",
+            "missing required field `protocol`",
+        );
+        assert_one(
+            &with_services("  - name: web\n    vip: 198.18.1.10\n    protocol: tcp\n"),
+            3,
+            5,
+            "services[0].port",
+            "missing required field `port`",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    reals:\n      - port: 80\n")),
+            8,
+            9,
+            "services[0].reals[0].address",
+            "missing required field `address`",
+        );
+        assert_one(
+            "pin_path: /sys/fs/bpf/lb\n",
+            1,
+            1,
+            "interfaces",
+            "missing required field `interfaces`",
+        );
+        assert_one(
+            "interfaces:\n  - xdp_mode: skb\n",
+            2,
+            5,
+            "interfaces[0].name",
+            "missing required field `name`",
+        );
+    }
+
+    #[test]
+    fn empty_interface_list() {
+        assert_one(
+            "interfaces: []\n",
+            1,
+            13,
+            "interfaces",
+            "at least one interface is required",
+        );
+    }
+
+    // --- Values.
+
+    #[test]
+    fn bad_addresses() {
+        let vip = |vip: &str| {
+            with_services(&format!(
+                "  - {{ name: web, vip: {vip}, port: 80, protocol: tcp }}\n"
+            ))
+        };
+        assert_one(
+            &vip("198.18.1.300"),
+            3,
+            23,
+            "services[0].vip",
+            "`198.18.1.300` is not a valid IP address",
+        );
+        assert_one(
+            &vip("\"not-an-ip\""),
+            3,
+            23,
+            "services[0].vip",
+            "`not-an-ip` is not a valid IP address",
+        );
+        assert_one(
+            &vip("0.0.0.0"),
+            3,
+            23,
+            "services[0].vip",
+            "0.0.0.0 is not a unicast address",
+        );
+        assert_one(
+            &vip("ff02::1"),
+            3,
+            23,
+            "services[0].vip",
+            "ff02::1 is not a unicast address",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    reals:\n      - address: 198.18.2.256\n")),
+            8,
+            18,
+            "services[0].reals[0].address",
+            "`198.18.2.256` is not a valid IP address",
+        );
+    }
+
+    #[test]
+    fn ports_out_of_range() {
+        let port = |port: &str| {
+            with_services(&format!(
+                "  - {{ name: web, vip: 198.18.1.10, port: {port}, protocol: tcp }}\n"
+            ))
+        };
+        assert_one(
+            &port("70000"),
+            3,
+            42,
+            "services[0].port",
+            "70000 is out of range 0..=65535",
+        );
+        assert_one(
+            &port("-1"),
+            3,
+            42,
+            "services[0].port",
+            "-1 is out of range 0..=65535",
+        );
+        assert_one(
+            &port("99999999999999999999"),
+            3,
+            42,
+            "services[0].port",
+            "99999999999999999999 is out of range 0..=65535",
+        );
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    reals:\n      - address: 198.18.2.11\n        port: 70000\n"
+            )),
+            9,
+            15,
+            "services[0].reals[0].port",
+            "70000 is out of range 0..=65535",
+        );
+    }
+
+    #[test]
+    fn weights_out_of_range() {
+        let weight = |weight: &str| {
+            with_services(&format!(
+                "{WEB}    reals:\n      - address: 198.18.2.11\n        weight: {weight}\n"
+            ))
+        };
+        assert_one(
+            &weight("70000"),
+            9,
+            17,
+            "services[0].reals[0].weight",
+            "70000 is out of range 0..=65535",
+        );
+        assert_one(
+            &weight("-1"),
+            9,
+            17,
+            "services[0].reals[0].weight",
+            "-1 is out of range 0..=65535",
+        );
+    }
+
+    #[test]
+    fn unknown_keywords() {
+        assert_one(
+            &with_services("  - { name: web, vip: 198.18.1.10, port: 80, protocol: sctp }\n"),
+            3,
+            56,
+            "services[0].protocol",
+            "unknown protocol `sctp`, expected one of `tcp`, `udp`",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    scheduler: wrr\n")),
+            7,
+            16,
+            "services[0].scheduler",
+            "unknown scheduler `wrr`, expected one of `mh`",
+        );
+        assert_one(
+            &with_services(&format!("{WEB}    forwarding: fullnat\n")),
+            7,
+            17,
+            "services[0].forwarding",
+            "unknown forwarding `fullnat`, expected one of `dr`, `tun`, `nat`",
+        );
+        assert_one(
+            "interfaces: [{ name: eth0, xdp_mode: hw }]\n",
+            1,
+            38,
+            "interfaces[0].xdp_mode",
+            "unknown xdp_mode `hw`, expected one of `auto`, `native`, `skb`",
+        );
+    }
+
+    #[test]
+    fn invalid_service_name() {
+        let name = |name: &str| {
+            with_services(&format!(
+                "  - {{ name: {name}, vip: 198.18.1.10, port: 80, protocol: tcp }}\n"
+            ))
+        };
+        assert_one(
+            &name("\"web server\""),
+            3,
+            13,
+            "services[0].name",
+            "`web server` is not a valid service name",
+        );
+        assert_one(
+            &name(&"a".repeat(65)),
+            3,
+            13,
+            "services[0].name",
+            "is not a valid service name",
+        );
+        assert_one(
+            &name("\"\""),
+            3,
+            13,
+            "services[0].name",
+            "`` is not a valid service name",
+        );
+        ok(&name(&"a".repeat(64)));
+    }
+
+    // --- Rules about the whole.
+
+    #[test]
+    fn duplicate_service() {
+        let text = with_services(&format!(
+            "{WEB}  - name: web-again\n    vip: 198.18.1.10\n    port: 80\n    protocol: tcp\n"
+        ));
+        assert_one(
+            &text,
+            7,
+            5,
+            "services[1]",
+            "duplicate service 198.18.1.10:80/tcp, already defined by services[0]",
+        );
+        // The same address and port over another protocol is another service.
+        ok(&with_services(&format!(
+            "{WEB}  - {{ name: web-udp, vip: 198.18.1.10, port: 80, protocol: udp }}\n"
+        )));
+    }
+
+    #[test]
+    fn duplicate_service_name() {
+        let text = with_services(&format!(
+            "{WEB}  - {{ name: web, vip: 198.18.1.11, port: 80, protocol: tcp }}\n"
+        ));
+        assert_one(
+            &text,
+            7,
+            13,
+            "services[1].name",
+            "duplicate service name `web`, already used by services[0]",
+        );
+    }
+
+    #[test]
+    fn duplicate_real() {
+        // The first real's port defaults to the service's, 80: the same real.
+        let text = with_services(&format!(
+            "{WEB}    reals:
+      - address: 198.18.2.11
+      - {{ address: 198.18.2.12 }}
+      - {{ address: 198.18.2.11, port: 80 }}
+"
+        ));
+        assert_one(
+            &text,
+            10,
+            9,
+            "services[0].reals[2]",
+            "duplicate real 198.18.2.11:80, already listed as reals[0]",
+        );
+        let text = with_services(&format!(
+            "{WEB}    reals:
+      - address: 198.18.2.11
+      - {{ address: 198.18.2.11, port: 8080 }}
+"
+        ));
+        ok(&text);
+    }
+
+    #[test]
+    fn real_in_another_family_than_the_vip() {
+        assert_one(
+            &with_services(&format!("{WEB}    reals: [{{ address: fd00::11 }}]\n")),
+            7,
+            24,
+            "services[0].reals[0].address",
+            "real fd00::11 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family",
+        );
+        assert_one(
+            &with_services(
+                "  - name: web6
+    vip: fd00::10
+    port: 80
+    protocol: tcp
+    reals:
+      - address: 198.18.2.11
+",
+            ),
+            8,
+            18,
+            "services[0].reals[0].address",
+            "real 198.18.2.11 is IPv4 but the VIP fd00::10 is IPv6",
+        );
+    }
+
+    #[test]
+    fn tun_and_nat_are_not_implemented() {
+        for (method, column) in [("tun", 17), ("nat", 17)] {
+            assert_one(
+                &with_services(&format!("{WEB}    forwarding: {method}\n")),
+                7,
+                column,
+                "services[0].forwarding",
+                &format!("forwarding '{method}' is not supported by this build yet (DR only)"),
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_interface() {
+        assert_one(
+            "interfaces:\n  - name: eth0\n  - name: eth9\n",
+            3,
+            11,
+            "interfaces[1].name",
+            "no interface named `eth9` on this host",
+        );
+    }
+
+    #[test]
+    fn duplicate_interface() {
+        assert_one(
+            "interfaces:\n  - name: eth0\n  - { name: eth0, xdp_mode: skb }\n",
+            3,
+            13,
+            "interfaces[1].name",
+            "interface `eth0` is already listed as interfaces[0]",
+        );
+    }
+
+    #[test]
+    fn maglev_table_size() {
+        let size = |size: &str| {
+            format!("interfaces: [{{ name: eth0 }}]\ndataplane:\n  maglev_table_size: {size}\n")
+        };
+        assert_one(
+            &size("65536"),
+            3,
+            22,
+            "dataplane.maglev_table_size",
+            "65536 is not a prime number",
+        );
+        assert_one(
+            &size("1"),
+            3,
+            22,
+            "dataplane.maglev_table_size",
+            "1 is out of range 2..=33554431",
+        );
+        assert_one(
+            &size("4294967291"),
+            3,
+            22,
+            "dataplane.maglev_table_size",
+            "is out of range 2..=33554431",
+        );
+        assert_eq!(ok(&size("2")).dataplane.maglev_table_size, 2);
+        assert_eq!(ok(&size("65521")).dataplane.maglev_table_size, 65_521);
+    }
+
+    #[test]
+    fn maglev_table_smaller_than_a_service() {
+        let text = "\
+interfaces: [{ name: eth0 }]
+dataplane: { maglev_table_size: 3 }
+services:
+  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+    reals: [{ address: 198.18.2.1 }, { address: 198.18.2.2 }, { address: 198.18.2.3 }, { address: 198.18.2.4 }]
+";
+        assert_one(
+            text,
+            2,
+            33,
+            "dataplane.maglev_table_size",
+            "3 is smaller than the 4 reals of service `web` (services[0])",
+        );
+    }
+
+    #[test]
+    fn flow_table_entries_range() {
+        let entries = |n: &str| {
+            format!("interfaces: [{{ name: eth0 }}]\ndataplane: {{ flow_table_entries: {n} }}\n")
+        };
+        assert_one(
+            &entries("512"),
+            2,
+            34,
+            "dataplane.flow_table_entries",
+            "512 is out of range 1024..=67108864",
+        );
+        assert_one(
+            &entries("67108865"),
+            2,
+            34,
+            "dataplane.flow_table_entries",
+            "out of range 1024..=67108864",
+        );
+        assert_eq!(ok(&entries("1024")).dataplane.flow_table_entries, 1024);
+    }
+
+    #[test]
+    fn relative_pin_path() {
+        assert_one(
+            "interfaces: [{ name: eth0 }]\npin_path: bpf/lb\n",
+            2,
+            11,
+            "pin_path",
+            "`bpf/lb` must be an absolute path",
+        );
+    }
+
+    #[test]
+    fn too_many_services() {
+        let mut body = String::new();
+        for i in 0..=MAX_SERVICES {
+            body += &format!(
+                "  - {{ name: s{i}, vip: 198.18.1.10, port: {}, protocol: tcp }}\n",
+                i + 1
+            );
+        }
+        // services[127] is on line 3 + 127.
+        assert_one(
+            &with_services(&body),
+            130,
+            5,
+            "services[127]",
+            "too many services: 128 configured, at most 127 are supported",
+        );
+        let last = body.rfind("  - ").unwrap();
+        ok(&with_services(&body[..last]));
+    }
+
+    #[test]
+    fn too_many_reals() {
+        // Two services of 2048 reals: the 4096th real is services[1].reals[2047].
+        let mut body = String::new();
+        for s in 1..=2 {
+            body += &format!(
+                "  - name: s{s}\n    vip: 10.{s}.255.1\n    port: 80\n    protocol: tcp\n    reals:\n"
+            );
+            for j in 0..2048 {
+                body += &format!("      - {{ address: 10.{s}.{}.{} }}\n", j / 256, j % 256);
+            }
+        }
+        // Line 3 + 5 + 2048 (first service) + 5 + 2047.
+        assert_one(
+            &with_services(&body),
+            4108,
+            9,
+            "services[1].reals[2047]",
+            "too many reals: 4096 configured across all services, at most 4095 are supported",
+        );
+        let last = body.rfind("      - ").unwrap();
+        ok(&with_services(&body[..last]));
+    }
+
+    #[test]
+    fn too_many_interfaces() {
+        let mut text = String::from("interfaces:\n");
+        for i in 0..=MAX_INTERFACES {
+            text += &format!("  - name: eth{i}\n");
+        }
+        let error = parse(&text, "config.yaml", &|_| true).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert_problem(
+            &error.problems[0],
+            66,
+            5,
+            "interfaces[64]",
+            "too many interfaces: 65 listed, at most 64 are supported",
+        );
+    }
+
+    #[test]
+    fn host_interfaces() {
+        assert!(!host_interface_exists("no-such-if0"));
+        assert!(!host_interface_exists("bad\0name"));
+    }
+}

@@ -1,0 +1,228 @@
+//! `lbd`'s main loop: load, adopt, apply, attach, then follow signals and
+//! neighbour changes until told to stop.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::programs::XdpMode;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use crate::{
+    config::{self, Config},
+    dataplane::{Dataplane, Geometry, PinLayout, ifindex},
+    neighbours::{Resolution, Resolver},
+    reconcile::{Reconciler, real_addresses},
+};
+
+/// How often next hops are re-read. Neighbour entries are managed by the
+/// kernel, so this only bounds how long a changed MAC goes unnoticed.
+const NEXT_HOP_REFRESH: Duration = Duration::from_secs(1);
+/// How long start-up waits for ARP/ND before applying what it has.
+const INITIAL_RESOLUTION_WAIT: Duration = Duration::from_secs(3);
+
+/// Reads and validates a config file against this host's interfaces.
+pub fn load_config(path: &Path) -> Result<Config> {
+    config::load(path, &|name| ifindex(name).is_ok()).map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+pub fn geometry(config: &Config) -> Geometry {
+    Geometry {
+        maglev_table_size: config.dataplane.maglev_table_size,
+        flow_table_entries: config.dataplane.flow_table_entries,
+    }
+}
+
+fn xdp_mode(mode: config::XdpMode) -> XdpMode {
+    match mode {
+        config::XdpMode::Auto => XdpMode::Default,
+        config::XdpMode::Native => XdpMode::Driver,
+        config::XdpMode::Skb => XdpMode::Skb,
+    }
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    layout: PinLayout,
+    dataplane: Dataplane,
+    reconciler: Reconciler,
+    resolver: Resolver,
+    next_hops: HashMap<IpAddr, Resolution>,
+}
+
+/// Runs until SIGTERM or SIGINT. The data plane keeps forwarding after this
+/// returns; `teardown` is what stops it.
+pub async fn run(config_path: &Path) -> Result<()> {
+    let config = load_config(config_path)?;
+    let layout = PinLayout::new(&config.pin_path);
+    let geometry = geometry(&config);
+    let dataplane = Dataplane::load(geometry, Some(&layout))?;
+    let reconciler = if dataplane.adopted {
+        Reconciler::adopt(geometry, &dataplane.maps)?
+    } else {
+        Reconciler::new(geometry)
+    };
+    let mut daemon = Daemon {
+        config_path: config_path.to_owned(),
+        config,
+        layout,
+        dataplane,
+        reconciler,
+        resolver: Resolver::new()?,
+        next_hops: HashMap::new(),
+    };
+    daemon.next_hops = daemon.resolve_initial().await?;
+    daemon.apply()?;
+    daemon.attach_interfaces()?;
+    info!(config = %config_path.display(), "ready");
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut refresh = tokio::time::interval(NEXT_HOP_REFRESH);
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                if let Err(error) = daemon.reload().await {
+                    error!("reload rejected, the running state is unchanged: {error:#}");
+                }
+            }
+            _ = refresh.tick() => {
+                if let Err(error) = daemon.refresh_next_hops().await {
+                    warn!("next-hop refresh failed: {error:#}");
+                }
+            }
+        }
+    }
+    info!(
+        "stopping; the XDP program stays attached and keeps forwarding (`lbd teardown` detaches it)"
+    );
+    Ok(())
+}
+
+impl Daemon {
+    /// Resolves every real, giving ARP/ND a moment for the ones not yet in
+    /// the neighbour table, so the first tables include every reachable real.
+    async fn resolve_initial(&self) -> Result<HashMap<IpAddr, Resolution>> {
+        let addresses = real_addresses(&self.config);
+        let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
+        loop {
+            let hops = self.resolver.resolve(&addresses).await?;
+            let pending = hops
+                .values()
+                .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))
+                .count();
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                if pending > 0 {
+                    warn!(
+                        pending,
+                        "some reals have no next hop yet; they get traffic once resolved"
+                    );
+                }
+                return Ok(hops);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn apply(&mut self) -> Result<()> {
+        for hop in self.next_hops.values().flatten() {
+            // Redirect needs the egress device in the devmap; inserting an
+            // existing key is harmless.
+            self.dataplane
+                .maps
+                .tx_ports
+                .insert(hop.ifindex, hop.ifindex, None, 0)
+                .context("adding an egress interface to the redirect map")?;
+        }
+        let applied =
+            self.reconciler
+                .apply(&mut self.dataplane.maps, &self.config, &self.next_hops)?;
+        info!(
+            services = self.config.services.len(),
+            added = applied.services_added,
+            removed = applied.services_removed,
+            reals_written = applied.reals_written,
+            reals_removed = applied.reals_removed,
+            maglev_slots_written = applied.maglev_slots_written,
+            "applied configuration"
+        );
+        Ok(())
+    }
+
+    fn attach_interfaces(&mut self) -> Result<()> {
+        for interface in &self.config.interfaces {
+            self.dataplane.attach_pinned(
+                &self.layout,
+                &interface.name,
+                xdp_mode(interface.xdp_mode),
+            )?;
+        }
+        // Interfaces dropped from the config since the last run: detach.
+        let configured: BTreeSet<&str> = self
+            .config
+            .interfaces
+            .iter()
+            .map(|interface| interface.name.as_str())
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.layout.links_dir()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !configured.contains(name.as_str()) {
+                    info!(interface = %name, "no longer configured; detaching");
+                    crate::dataplane::detach_pinned_link(&entry.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads the config file. Anything invalid leaves the running state
+    /// exactly as it was.
+    async fn reload(&mut self) -> Result<()> {
+        let config = load_config(&self.config_path)?;
+        if config.pin_path != self.config.pin_path || geometry(&config) != geometry(&self.config) {
+            bail!("pin_path and dataplane sizes only change with a restart");
+        }
+        let previous = std::mem::replace(&mut self.config, config);
+        let addresses = real_addresses(&self.config);
+        match self.resolver.resolve(&addresses).await {
+            Ok(hops) => self.next_hops = hops,
+            Err(error) => {
+                self.config = previous;
+                return Err(error);
+            }
+        }
+        if let Err(error) = self.apply() {
+            // Maps may hold part of the new state; put the old one back.
+            self.config = previous;
+            self.apply()?;
+            return Err(error);
+        }
+        self.attach_interfaces()?;
+        info!("reloaded {}", self.config_path.display());
+        Ok(())
+    }
+
+    async fn refresh_next_hops(&mut self) -> Result<()> {
+        let hops = self.resolver.resolve(&real_addresses(&self.config)).await?;
+        if hops != self.next_hops {
+            for (address, hop) in &hops {
+                if self.next_hops.get(address) != Some(hop) {
+                    info!(real = %address, next_hop = ?hop, "next hop changed");
+                }
+            }
+            self.next_hops = hops;
+            self.apply()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! The control plane: configuration, Maglev, the data-plane maps, neighbour
+//! resolution and the daemon loop. `lbd` and `lbadm` are thin shells over it.
+
+pub mod config;
+pub mod daemon;
+pub mod dataplane;
+pub mod listing;
+pub mod maglev;
+pub mod neighbours;
+pub mod reconcile;

@@ -1,0 +1,220 @@
+//! Next hops for direct routing: which interface reaches a real, and the
+//! real's MAC on it.
+//!
+//! The daemon resolves these over rtnetlink instead of calling
+//! `bpf_fib_lookup` per packet (see `lb-ebpf/src/forward.rs` for why). To
+//! keep them current without traffic from the host itself, each real gets a
+//! *managed* neighbour entry (NTF_EXT_MANAGED, Linux 5.16+): the kernel then
+//! resolves it and keeps re-confirming it on its own, so a real that changes
+//! its MAC is picked up by the next refresh.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use anyhow::{Context as _, Result, bail};
+use futures_util::TryStreamExt as _;
+use netlink_packet_route::{
+    link::LinkAttribute,
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
+    route::{RouteAddress, RouteAttribute},
+};
+use rtnetlink::{Handle, RouteMessageBuilder};
+
+/// Where to send a frame for one real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    pub ifindex: u32,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+}
+
+/// Why a real has no next hop (yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The kernel has no route to it.
+    NoRoute,
+    /// Reached through a gateway: DR needs the real on a directly connected
+    /// network, since the frame keeps the VIP as its destination address.
+    NotOnLink { gateway: IpAddr },
+    /// ARP/ND has not answered (yet); the managed entry keeps trying.
+    Resolving,
+}
+
+pub type Resolution = Result<NextHop, Unresolved>;
+
+pub struct Resolver {
+    handle: Handle,
+}
+
+impl Resolver {
+    /// Opens a netlink socket in the current network namespace.
+    pub fn new() -> Result<Self> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    /// Resolves every address, asking the kernel to start resolving the
+    /// ones it does not know yet.
+    pub async fn resolve(&self, reals: &[IpAddr]) -> Result<HashMap<IpAddr, Resolution>> {
+        let neighbours = self.neighbours().await?;
+        let mut macs = HashMap::new();
+        let mut out = HashMap::new();
+        for &real in reals {
+            let resolution = match self.route(real).await? {
+                Err(unresolved) => Err(unresolved),
+                Ok(ifindex) => match neighbours.get(&(ifindex, real)) {
+                    Some(entry) if entry.usable => {
+                        let src_mac = match macs.get(&ifindex) {
+                            Some(mac) => *mac,
+                            None => {
+                                let mac = self.link_mac(ifindex).await?;
+                                macs.insert(ifindex, mac);
+                                mac
+                            }
+                        };
+                        if !entry.managed {
+                            self.manage(ifindex, real).await?;
+                        }
+                        Ok(NextHop {
+                            ifindex,
+                            dst_mac: entry.mac,
+                            src_mac,
+                        })
+                    }
+                    Some(entry) if entry.managed => Err(Unresolved::Resolving),
+                    _ => {
+                        self.manage(ifindex, real).await?;
+                        Err(Unresolved::Resolving)
+                    }
+                },
+            };
+            out.insert(real, resolution);
+        }
+        Ok(out)
+    }
+
+    /// The output interface of the kernel's route to `addr`.
+    async fn route(&self, addr: IpAddr) -> Result<Result<u32, Unresolved>> {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        let message = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(addr, prefix)?
+            .build();
+        let mut routes = self.handle.route().get(message).execute();
+        let route = match routes.try_next().await {
+            Ok(Some(route)) => route,
+            Ok(None) => return Ok(Err(Unresolved::NoRoute)),
+            // ENETUNREACH and friends come back as an error reply.
+            Err(rtnetlink::Error::NetlinkError(_)) => return Ok(Err(Unresolved::NoRoute)),
+            Err(error) => return Err(error.into()),
+        };
+        let mut oif = None;
+        for attribute in &route.attributes {
+            match attribute {
+                RouteAttribute::Oif(index) => oif = Some(*index),
+                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => {
+                    return Ok(Err(Unresolved::NotOnLink {
+                        gateway: IpAddr::V4(*gw),
+                    }));
+                }
+                RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => {
+                    return Ok(Err(Unresolved::NotOnLink {
+                        gateway: IpAddr::V6(*gw),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(oif.ok_or(Unresolved::NoRoute))
+    }
+
+    async fn neighbours(&self) -> Result<HashMap<(u32, IpAddr), NeighbourEntry>> {
+        let mut dump = self.handle.neighbours().get().execute();
+        let mut table = HashMap::new();
+        while let Some(message) = dump.try_next().await? {
+            let mut address = None;
+            let mut mac = None;
+            let mut managed = false;
+            for attribute in &message.attributes {
+                match attribute {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                        address = Some(IpAddr::V4(*v4))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                        address = Some(IpAddr::V6(*v6))
+                    }
+                    NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                        let mut m = [0; 6];
+                        m.copy_from_slice(bytes);
+                        mac = Some(m);
+                    }
+                    NeighbourAttribute::ExtFlags(flags) => {
+                        managed = flags.contains(NeighbourExtFlags::Managed)
+                    }
+                    _ => {}
+                }
+            }
+            let Some(address) = address else { continue };
+            let usable = mac.is_some()
+                && matches!(
+                    message.header.state,
+                    NeighbourState::Reachable
+                        | NeighbourState::Stale
+                        | NeighbourState::Delay
+                        | NeighbourState::Probe
+                        | NeighbourState::Permanent
+                        | NeighbourState::Noarp
+                );
+            table.insert(
+                (message.header.ifindex, address),
+                NeighbourEntry {
+                    mac: mac.unwrap_or_default(),
+                    usable,
+                    managed,
+                },
+            );
+        }
+        Ok(table)
+    }
+
+    /// Turns the neighbour into a managed one; the kernel starts resolving
+    /// it straight away and keeps it fresh from then on.
+    async fn manage(&self, ifindex: u32, addr: IpAddr) -> Result<()> {
+        let mut request = self
+            .handle
+            .neighbours()
+            .add(ifindex, addr)
+            .state(NeighbourState::None)
+            .replace();
+        request
+            .message_mut()
+            .attributes
+            .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        request
+            .execute()
+            .await
+            .with_context(|| format!("adding a managed neighbour entry for {addr}"))
+    }
+
+    async fn link_mac(&self, ifindex: u32) -> Result<[u8; 6]> {
+        let mut links = self.handle.link().get().match_index(ifindex).execute();
+        while let Some(link) = links.try_next().await? {
+            for attribute in &link.attributes {
+                if let LinkAttribute::Address(bytes) = attribute
+                    && bytes.len() == 6
+                {
+                    let mut mac = [0; 6];
+                    mac.copy_from_slice(bytes);
+                    return Ok(mac);
+                }
+            }
+        }
+        bail!("interface {ifindex} has no Ethernet address")
+    }
+}
+
+struct NeighbourEntry {
+    mac: [u8; 6],
+    usable: bool,
+    managed: bool,
+}

@@ -1,0 +1,505 @@
+//! Turning a validated [`Config`] into map contents.
+//!
+//! Ids are the one piece of state that must survive a restart: the flow
+//! table refers to reals by id, so a restarted daemon first *adopts* the ids
+//! it finds in the pinned maps, then assigns ids only to what is new. The
+//! planning is pure (unit-tested below); [`Reconciler::apply`] then writes
+//! only what differs, in an order that never exposes a half-built service:
+//! reals, then Maglev rows, then the service and VIP entries; removals in
+//! reverse.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::maps::MapError;
+use lb_common::{
+    Addr, Family, ForwardingMethod, NO_REAL, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
+    Service, ServiceKey, VipInfo, VipKey, capacity,
+};
+use tracing::{info, warn};
+
+use crate::{
+    config::{Config, Forwarding, ServiceConfig},
+    dataplane::{Geometry, Maps},
+    maglev,
+    neighbours::{Resolution, Unresolved},
+};
+
+/// A destination: one real within one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealIdentity {
+    pub service_id: u32,
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+/// Ids handed out so far. Freed ids are reused last (allocation moves on
+/// round-robin), so a flow entry that outlived its real rarely meets a new
+/// real under the same id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub services: BTreeMap<ServiceKey, u32>,
+    pub reals: BTreeMap<RealIdentity, u32>,
+    next_service: u32,
+    next_real: u32,
+}
+
+impl Ids {
+    /// Keeps the ids of everything still configured, drops the rest and
+    /// allocates ids for what is new.
+    pub fn plan(&self, config: &Config) -> Result<Ids> {
+        let mut next = Ids {
+            next_service: self.next_service,
+            next_real: self.next_real,
+            ..Ids::default()
+        };
+        for service in &config.services {
+            let key = service_key(service);
+            let id = match self.services.get(&key) {
+                Some(&id) => id,
+                None => next.allocate_service(self)?,
+            };
+            next.services.insert(key, id);
+        }
+        for service in &config.services {
+            let service_id = next.services[&service_key(service)];
+            for real in &service.reals {
+                let identity = RealIdentity {
+                    service_id,
+                    address: real.address,
+                    port: real.port,
+                };
+                let id = match self.reals.get(&identity) {
+                    Some(&id) => id,
+                    None => next.allocate_real(self)?,
+                };
+                next.reals.insert(identity, id);
+            }
+        }
+        Ok(next)
+    }
+
+    fn allocate_service(&mut self, previous: &Ids) -> Result<u32> {
+        let taken: BTreeSet<u32> = previous
+            .services
+            .values()
+            .chain(self.services.values())
+            .copied()
+            .collect();
+        let id = next_free(&taken, &mut self.next_service, capacity::MAX_SERVICES)
+            .context("too many services for the data plane")?;
+        Ok(id)
+    }
+
+    fn allocate_real(&mut self, previous: &Ids) -> Result<u32> {
+        let taken: BTreeSet<u32> = previous
+            .reals
+            .values()
+            .chain(self.reals.values())
+            .copied()
+            .collect();
+        next_free(&taken, &mut self.next_real, capacity::MAX_REALS)
+            .context("too many reals for the data plane")
+    }
+}
+
+/// The first id in `1..limit` after `cursor` (wrapping) not in `taken`.
+fn next_free(taken: &BTreeSet<u32>, cursor: &mut u32, limit: u32) -> Option<u32> {
+    let span = limit - 1;
+    (0..span)
+        .map(|step| (*cursor + step) % span + 1)
+        .find(|id| !taken.contains(id))
+        .inspect(|&id| *cursor = id % span)
+}
+
+pub fn service_key(service: &ServiceConfig) -> ServiceKey {
+    ServiceKey {
+        addr: Addr::from(service.vip),
+        port_be: service.port.to_be(),
+        protocol: service.protocol.number(),
+        family: Family::of(&service.vip) as u8,
+    }
+}
+
+fn vip_key(key: &ServiceKey) -> VipKey {
+    VipKey {
+        addr: key.addr,
+        family: key.family,
+        _pad: [0; 3],
+    }
+}
+
+/// What was learned while applying, for logs and tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub services_added: usize,
+    pub services_removed: usize,
+    pub reals_written: usize,
+    pub reals_removed: usize,
+    pub maglev_slots_written: usize,
+}
+
+/// The daemon's view of what the maps hold.
+pub struct Reconciler {
+    geometry: Geometry,
+    ids: Ids,
+    reals: HashMap<u32, Real>,
+    rows: HashMap<u32, Vec<u32>>,
+    vips: BTreeMap<VipKey, VipInfo>,
+}
+
+impl Reconciler {
+    /// Starts from empty maps.
+    pub fn new(geometry: Geometry) -> Self {
+        Self {
+            geometry,
+            ids: Ids::default(),
+            reals: HashMap::new(),
+            rows: HashMap::new(),
+            vips: BTreeMap::new(),
+        }
+    }
+
+    /// Reads back what a previous daemon left in the pinned maps.
+    pub fn adopt(geometry: Geometry, maps: &Maps) -> Result<Self> {
+        let mut this = Self::new(geometry);
+        for entry in maps.services.iter() {
+            let (key, service) = entry?;
+            this.ids.services.insert(key, service.id);
+        }
+        for id in 1..capacity::MAX_REALS {
+            let real = maps.reals.get(&id, 0)?;
+            if real.flags & REAL_ACTIVE == 0 {
+                continue;
+            }
+            let Some(family) = Family::from_u8(real.family) else {
+                continue;
+            };
+            let identity = RealIdentity {
+                service_id: real.service_id,
+                address: real.addr.to_ip(family),
+                port: u16::from_be(real.port_be),
+            };
+            this.ids.reals.insert(identity, id);
+            this.reals.insert(id, real);
+        }
+        for &id in this.ids.services.values() {
+            let row = (0..geometry.maglev_table_size)
+                .map(|slot| {
+                    maps.maglev
+                        .get(&(id * geometry.maglev_table_size + slot), 0)
+                })
+                .collect::<Result<Vec<_>, MapError>>()?;
+            this.rows.insert(id, row);
+        }
+        for entry in maps.vips.iter() {
+            let (key, info) = entry?;
+            this.vips.insert(key, info);
+        }
+        info!(
+            services = this.ids.services.len(),
+            reals = this.ids.reals.len(),
+            "adopted the pinned data-plane state"
+        );
+        Ok(this)
+    }
+
+    pub fn ids(&self) -> &Ids {
+        &self.ids
+    }
+
+    /// Makes the maps describe `config`. Reals without a next hop get no
+    /// Maglev slots: they could not be reached, so new flows go elsewhere.
+    pub fn apply(
+        &mut self,
+        maps: &mut Maps,
+        config: &Config,
+        next_hops: &HashMap<IpAddr, Resolution>,
+    ) -> Result<Applied> {
+        if config.dataplane.maglev_table_size != self.geometry.maglev_table_size {
+            bail!(
+                "maglev_table_size changed from {} to {}: that needs `lbd teardown` and a fresh start",
+                self.geometry.maglev_table_size,
+                config.dataplane.maglev_table_size
+            );
+        }
+        let ids = self.ids.plan(config)?;
+        let mut applied = Applied::default();
+
+        // 1. Real entries, so every id a table is about to name is valid.
+        let mut wanted_reals = HashMap::new();
+        for service in &config.services {
+            let service_id = ids.services[&service_key(service)];
+            for real in &service.reals {
+                let identity = RealIdentity {
+                    service_id,
+                    address: real.address,
+                    port: real.port,
+                };
+                let id = ids.reals[&identity];
+                let entry = real_entry(identity, real.weight, next_hops.get(&real.address));
+                wanted_reals.insert(id, entry);
+            }
+        }
+        for (&id, entry) in &wanted_reals {
+            if self.reals.get(&id) != Some(entry) {
+                maps.reals.set(id, entry, 0)?;
+                self.reals.insert(id, *entry);
+                applied.reals_written += 1;
+            }
+        }
+
+        // 2. Maglev rows.
+        for service in &config.services {
+            let service_id = ids.services[&service_key(service)];
+            let backends: Vec<maglev::Backend> = service
+                .reals
+                .iter()
+                .map(|real| {
+                    let identity = RealIdentity {
+                        service_id,
+                        address: real.address,
+                        port: real.port,
+                    };
+                    let id = ids.reals[&identity];
+                    let reachable = wanted_reals[&id].flags & REAL_NEXT_HOP_KNOWN != 0;
+                    maglev::Backend {
+                        identity: identity_bytes(real.address, real.port),
+                        id,
+                        weight: if reachable { real.weight } else { 0 },
+                    }
+                })
+                .collect();
+            let row = maglev::build_table(&backends, self.geometry.maglev_table_size)?;
+            applied.maglev_slots_written += self.write_row(maps, service_id, row)?;
+        }
+
+        // 3. Services and VIPs, now that their tables are complete.
+        let mut wanted_vips: BTreeMap<VipKey, VipInfo> = BTreeMap::new();
+        for service in &config.services {
+            let key = service_key(service);
+            let entry = Service {
+                id: ids.services[&key],
+                forwarding: forwarding_method(service.forwarding)? as u8,
+                scheduler: Scheduler::Maglev as u8,
+                _pad: [0; 2],
+            };
+            if maps.services.get(&key, 0).ok() != Some(entry) {
+                maps.services.insert(key, entry, 0)?;
+                if !self.ids.services.contains_key(&key) {
+                    applied.services_added += 1;
+                }
+            }
+            wanted_vips.entry(vip_key(&key)).or_default().services += 1;
+        }
+        for (key, info) in &wanted_vips {
+            if self.vips.get(key) != Some(info) {
+                maps.vips.insert(key, info, 0)?;
+            }
+        }
+
+        // 4. Removals, in reverse: unreachable first, then freed.
+        let removed_services: Vec<(ServiceKey, u32)> = self
+            .ids
+            .services
+            .iter()
+            .filter(|(key, _)| !ids.services.contains_key(key))
+            .map(|(key, id)| (*key, *id))
+            .collect();
+        for (key, id) in removed_services {
+            {
+                remove_missing(maps.services.remove(&key))?;
+                self.write_row(
+                    maps,
+                    id,
+                    vec![NO_REAL; self.geometry.maglev_table_size as usize],
+                )?;
+                self.rows.remove(&id);
+                applied.services_removed += 1;
+            }
+        }
+        for key in self.vips.keys() {
+            if !wanted_vips.contains_key(key) {
+                remove_missing(maps.vips.remove(key))?;
+            }
+        }
+        for &id in self.ids.reals.values() {
+            if !wanted_reals.contains_key(&id) {
+                maps.reals.set(id, Real::default(), 0)?;
+                self.reals.remove(&id);
+                applied.reals_removed += 1;
+            }
+        }
+        self.vips = wanted_vips;
+        self.ids = ids;
+        Ok(applied)
+    }
+
+    /// Writes the slots of a service's row that differ from what is there.
+    fn write_row(&mut self, maps: &mut Maps, service_id: u32, row: Vec<u32>) -> Result<usize> {
+        let size = self.geometry.maglev_table_size;
+        let current = self.rows.get(&service_id);
+        let mut written = 0;
+        for (slot, &real_id) in row.iter().enumerate() {
+            if current.map(|c| c[slot]) != Some(real_id) {
+                maps.maglev
+                    .set(service_id * size + slot as u32, real_id, 0)?;
+                written += 1;
+            }
+        }
+        self.rows.insert(service_id, row);
+        Ok(written)
+    }
+}
+
+fn remove_missing(result: Result<(), MapError>) -> Result<()> {
+    match result {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn forwarding_method(forwarding: Forwarding) -> Result<ForwardingMethod> {
+    match forwarding {
+        Forwarding::Dr => Ok(ForwardingMethod::DirectRouting),
+        other => bail!("forwarding {other:?} is not supported by this data plane yet"),
+    }
+}
+
+/// Maglev's notion of "the same real": its address and port, never an id,
+/// so every balancer with the same config builds the same table.
+pub fn identity_bytes(address: IpAddr, port: u16) -> Vec<u8> {
+    let mut bytes = match address {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    bytes.extend_from_slice(&port.to_be_bytes());
+    bytes
+}
+
+fn real_entry(identity: RealIdentity, weight: u32, next_hop: Option<&Resolution>) -> Real {
+    let mut real = Real {
+        addr: Addr::from(identity.address),
+        family: Family::of(&identity.address) as u8,
+        flags: REAL_ACTIVE,
+        port_be: identity.port.to_be(),
+        service_id: identity.service_id,
+        weight,
+        ..Real::default()
+    };
+    match next_hop {
+        Some(Ok(hop)) => {
+            real.flags |= REAL_NEXT_HOP_KNOWN;
+            real.ifindex = hop.ifindex;
+            real.dst_mac = hop.dst_mac;
+            real.src_mac = hop.src_mac;
+        }
+        Some(Err(Unresolved::NotOnLink { gateway })) => {
+            warn!(real = %identity.address, %gateway, "DR needs reals on a directly connected network; this one is behind a gateway");
+        }
+        _ => {}
+    }
+    real
+}
+
+/// Every real address the config names (the resolver's work list).
+pub fn real_addresses(config: &Config) -> Vec<IpAddr> {
+    let set: BTreeSet<IpAddr> = config
+        .services
+        .iter()
+        .flat_map(|service| service.reals.iter().map(|real| real.address))
+        .collect();
+    set.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        crate::config::parse(yaml, "test.yaml", &|_| true).expect("valid test config")
+    }
+
+    const TWO_SERVICES: &str = "
+interfaces: [{ name: eth0 }]
+services:
+  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+    reals:
+      - { address: 198.18.2.11 }
+      - { address: 198.18.2.12 }
+  - name: dns
+    vip: fd00::10
+    port: 53
+    protocol: udp
+    reals:
+      - { address: fd00::2:11 }
+";
+
+    #[test]
+    fn ids_are_dense_from_one_and_stable_across_replans() {
+        let config = config(TWO_SERVICES);
+        let first = Ids::default().plan(&config).unwrap();
+        assert_eq!(
+            first.services.values().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([1, 2])
+        );
+        assert_eq!(
+            first.reals.values().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([1, 2, 3])
+        );
+        assert_eq!(first.plan(&config).unwrap(), first);
+    }
+
+    #[test]
+    fn removing_a_real_keeps_every_other_id_and_does_not_reuse_its_id_next() {
+        let before = Ids::default().plan(&config(TWO_SERVICES)).unwrap();
+        let without = TWO_SERVICES.replace("      - { address: 198.18.2.12 }\n", "");
+        let after = before.plan(&config(&without)).unwrap();
+        for (identity, id) in &after.reals {
+            assert_eq!(before.reals[identity], *id);
+        }
+        assert_eq!(after.reals.len(), 2);
+        let removed_id = before
+            .reals
+            .iter()
+            .find(|(identity, _)| identity.address == "198.18.2.12".parse::<IpAddr>().unwrap())
+            .map(|(_, id)| *id)
+            .unwrap();
+        let with_new = TWO_SERVICES.replace("198.18.2.12", "198.18.2.13");
+        let again = after.plan(&config(&with_new)).unwrap();
+        let new_id = again
+            .reals
+            .iter()
+            .find(|(identity, _)| identity.address == "198.18.2.13".parse::<IpAddr>().unwrap())
+            .map(|(_, id)| *id)
+            .unwrap();
+        assert_ne!(
+            new_id, removed_id,
+            "a freed id is not handed out straight away"
+        );
+    }
+
+    #[test]
+    fn allocation_wraps_and_reports_exhaustion() {
+        let mut cursor = 0;
+        let taken = BTreeSet::from([1, 2]);
+        assert_eq!(next_free(&taken, &mut cursor, 5), Some(3));
+        assert_eq!(next_free(&taken, &mut cursor, 5), Some(4));
+        let full = BTreeSet::from([1, 2, 3, 4]);
+        assert_eq!(next_free(&full, &mut cursor, 5), None);
+    }
+
+    #[test]
+    fn identity_is_address_then_port() {
+        assert_eq!(
+            identity_bytes("198.18.2.11".parse().unwrap(), 80),
+            vec![198, 18, 2, 11, 0, 80]
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Network namespaces and the commands that configure them.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Runs a command, failing with its stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !output.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A short prefix unique to this process and rig, so rigs built by tests
+/// running in parallel never share a name (interface names max 15 bytes).
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("lb{}x{n}", std::process::id() % 100_000)
+}
+
+/// A named network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: &str) -> Result<Self> {
+        run("ip", &["netns", "add", name])?;
+        let netns = Self {
+            name: name.to_owned(),
+        };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// `ip -n NAME ...`
+    pub fn ip(&self, args: &[&str]) -> Result<()> {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Writes a sysctl inside the namespace (/proc/sys/net is per namespace).
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let key = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.enter(|| std::fs::write(&key, value).with_context(|| format!("writing {key}")))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace. Sockets it
+    /// creates stay in the namespace after it returns.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        let file = File::open(self.path()).with_context(|| format!("opening {}", self.path()))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    // SAFETY: setns on a valid namespace fd affects only
+                    // this (short-lived) thread.
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        bail!("setns: {}", std::io::Error::last_os_error());
+                    }
+                    f()
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}

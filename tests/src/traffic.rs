@@ -1,0 +1,258 @@
+//! Servers and clients made of plain sockets created inside namespaces.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::netns::Netns;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A listening server; its accept loop ends when this is dropped.
+pub struct Server {
+    listener: TcpListener,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Wakes the blocked accept() with an error, ending the loop.
+        // SAFETY: the fd is owned by `listener`, alive until after this.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What a server does with each accepted connection.
+#[derive(Clone, Copy)]
+pub enum Behaviour {
+    /// Answers one HTTP/1.0 request with `name` as the body.
+    Http,
+    /// Sends `name` and a newline, then echoes everything back.
+    Echo,
+}
+
+/// Listens on `[::]:port` (IPv4 and IPv6) inside `netns`.
+pub fn serve(netns: &Netns, port: u16, name: &str, behaviour: Behaviour) -> Result<Server> {
+    let listener = netns.enter(|| {
+        TcpListener::bind(SocketAddr::from(([0u16; 8], port)))
+            .with_context(|| format!("binding [::]:{port}"))
+    })?;
+    let accept_from = listener.try_clone()?;
+    let name = name.to_owned();
+    let thread = std::thread::spawn(move || {
+        for stream in accept_from.incoming() {
+            let Ok(stream) = stream else { break };
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let _ = match behaviour {
+                    Behaviour::Http => answer_http(stream, &name),
+                    Behaviour::Echo => echo(stream, &name),
+                };
+            });
+        }
+    });
+    Ok(Server {
+        listener,
+        thread: Some(thread),
+    })
+}
+
+fn answer_http(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    // Read the request head up to its blank line.
+    while reader.read_line(&mut line)? > 0 && line != "\r\n" {
+        line.clear();
+    }
+    let body = format!("{name}\n");
+    write!(
+        stream,
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+fn echo(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
+    writeln!(stream, "{name}")?;
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buffer[..n])?;
+    }
+}
+
+/// One HTTP GET; returns the body's first line (the server's name).
+pub fn http_get(target: SocketAddr) -> Result<String> {
+    let mut stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)
+        .with_context(|| format!("connecting to {target}"))?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {target}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let Some((head, body)) = response.split_once("\r\n\r\n") else {
+        bail!("malformed response from {target}: {response:?}");
+    };
+    if !head.starts_with("HTTP/1.0 200") {
+        bail!("unexpected status from {target}: {head}");
+    }
+    Ok(body.trim().to_owned())
+}
+
+/// `count` HTTP GETs from inside `netns`, each on a new connection (so a
+/// new source port and a new Maglev decision); how many each server answered.
+pub fn http_get_many(
+    netns: &Netns,
+    target: SocketAddr,
+    count: usize,
+) -> Result<BTreeMap<String, usize>> {
+    netns.enter(|| {
+        let mut answered = BTreeMap::new();
+        for _ in 0..count {
+            *answered.entry(http_get(target)?).or_insert(0) += 1;
+        }
+        Ok(answered)
+    })
+}
+
+/// A long-lived connection that keeps sending and checks that the echo keeps
+/// coming back: both directions must keep flowing through the balancer.
+pub struct EchoStream {
+    pub server: String,
+    stop: Arc<AtomicBool>,
+    echoed: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<StreamReport>>>,
+}
+
+#[derive(Debug)]
+pub struct StreamReport {
+    pub bytes_echoed: u64,
+    /// The longest time without any echoed byte arriving.
+    pub longest_stall: Duration,
+}
+
+const CHUNK: usize = 1024;
+const CHUNK_INTERVAL: Duration = Duration::from_millis(5);
+
+impl EchoStream {
+    pub fn open(netns: &Netns, target: SocketAddr) -> Result<Self> {
+        let stream = netns.enter(|| {
+            TcpStream::connect_timeout(&target, IO_TIMEOUT)
+                .with_context(|| format!("connecting to {target}"))
+        })?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut server = String::new();
+        reader.read_line(&mut server)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let echoed = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, echoed) = (stop.clone(), echoed.clone());
+            std::thread::spawn(move || pump(stream, reader, &stop, &echoed))
+        };
+        Ok(Self {
+            server: server.trim().to_owned(),
+            stop,
+            echoed,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn bytes_echoed(&self) -> u64 {
+        self.echoed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `bytes` more have come back, or fails.
+    pub fn expect_progress(&self, bytes: u64, within: Duration) -> Result<()> {
+        let start = self.bytes_echoed();
+        let deadline = Instant::now() + within;
+        while self.bytes_echoed() < start + bytes {
+            if Instant::now() > deadline || self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+                bail!(
+                    "the stream to {} stalled: {} of {bytes} bytes echoed in {within:?}",
+                    self.server,
+                    self.bytes_echoed() - start
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Stops sending and reports; fails if the connection broke.
+    pub fn finish(mut self) -> Result<StreamReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("finish consumes the stream")
+            .join()
+            .map_err(|_| anyhow::anyhow!("stream thread panicked"))?
+    }
+}
+
+fn pump(
+    stream: TcpStream,
+    mut reader: BufReader<TcpStream>,
+    stop: &AtomicBool,
+    echoed: &AtomicU64,
+) -> Result<StreamReport> {
+    let mut writer = stream.try_clone()?;
+    let chunk = [0x5au8; CHUNK];
+    let mut sent = 0u64;
+    let mut received = 0u64;
+    let mut buffer = [0u8; 64 * 1024];
+    let mut last_progress = Instant::now();
+    let mut longest_stall = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        writer
+            .write_all(&chunk)
+            .context("sending on the long-lived stream")?;
+        sent += CHUNK as u64;
+        // Read whatever has come back, without letting the window fill up.
+        while received + (16 * CHUNK as u64) < sent {
+            let n = reader.read(&mut buffer).context("reading the echo")?;
+            if n == 0 {
+                bail!("the server closed the long-lived stream");
+            }
+            received += n as u64;
+            echoed.store(received, Ordering::Relaxed);
+            longest_stall = longest_stall.max(last_progress.elapsed());
+            last_progress = Instant::now();
+        }
+        std::thread::sleep(CHUNK_INTERVAL);
+    }
+    stream.shutdown(Shutdown::Write)?;
+    loop {
+        let n = reader.read(&mut buffer).context("draining the echo")?;
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+    }
+    if received != sent {
+        bail!("sent {sent} bytes but {received} came back");
+    }
+    echoed.store(received, Ordering::Relaxed);
+    Ok(StreamReport {
+        bytes_echoed: received,
+        longest_stall,
+    })
+}
