@@ -26,10 +26,20 @@ fn add(counters: Option<*mut TrafficCounters>, bytes: u64, new_connection: bool,
 
 #[inline(always)]
 pub fn count_service(service_id: u32, bytes: u64, new_connection: bool, dropped: bool) {
-    add(LB_SVC_STATS.get_ptr_mut(service_id), bytes, new_connection, dropped);
+    add(
+        LB_SVC_STATS.get_ptr_mut(service_id),
+        bytes,
+        new_connection,
+        dropped,
+    );
 }
 
 #[inline(always)]
 pub fn count_real(real_id: u32, bytes: u64, new_connection: bool, dropped: bool) {
-    add(LB_REAL_STATS.get_ptr_mut(real_id), bytes, new_connection, dropped);
+    add(
+        LB_REAL_STATS.get_ptr_mut(real_id),
+        bytes,
+        new_connection,
+        dropped,
+    );
 }

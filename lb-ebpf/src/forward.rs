@@ -12,7 +12,10 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 use network_types::eth::EthHdr;
 
-use crate::{maps::LB_TX_PORTS, parse::{L3, header}};
+use crate::{
+    maps::LB_TX_PORTS,
+    parse::{L3, header},
+};
 
 #[inline(always)]
 pub fn direct_routing(ctx: &XdpContext, _l3: &L3, real: &Real) -> Result<u32, GlobalCounter> {

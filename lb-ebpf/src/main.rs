@@ -23,7 +23,7 @@ mod program {
     use lb_common::GlobalCounter;
 
     use crate::{
-        counters::{count, count_service, count_real},
+        counters::{count, count_real, count_service},
         forward, parse,
         parse::{L3Verdict, L4Verdict},
         scheduling,

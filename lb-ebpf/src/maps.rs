@@ -12,8 +12,7 @@ use lb_common::{
 };
 
 #[map]
-pub static LB_VIPS: HashMap<VipKey, VipInfo> =
-    HashMap::with_max_entries(capacity::MAX_SERVICES, 0);
+pub static LB_VIPS: HashMap<VipKey, VipInfo> = HashMap::with_max_entries(capacity::MAX_SERVICES, 0);
 
 #[map]
 pub static LB_SERVICES: HashMap<ServiceKey, Service> =

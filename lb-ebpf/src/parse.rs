@@ -150,9 +150,7 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
                 return L4Verdict::Truncated;
             };
             // SAFETY: the whole TCP header is inside the frame.
-            let (tcp, flags) = unsafe {
-                (&*tcp, *(tcp as *const u8).add(TCP_FLAGS_OFFSET))
-            };
+            let (tcp, flags) = unsafe { (&*tcp, *(tcp as *const u8).add(TCP_FLAGS_OFFSET)) };
             L4Verdict::Packet(L4 {
                 src_port: u16::from_ne_bytes(tcp.source),
                 dst_port: u16::from_ne_bytes(tcp.dest),
