@@ -79,7 +79,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     };
     daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
-    daemon.attach_interfaces()?;
+    daemon.attach_interfaces(&[])?;
     info!(config = %config_path.display(), "ready");
 
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -158,8 +158,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn attach_interfaces(&mut self) -> Result<()> {
+    /// Attaches to every configured interface not in `already_attached`
+    /// and detaches from pinned links no longer configured.
+    fn attach_interfaces(&mut self, already_attached: &[config::InterfaceConfig]) -> Result<()> {
         for interface in &self.config.interfaces {
+            if already_attached.contains(interface) {
+                continue;
+            }
             self.dataplane.attach_pinned(
                 &self.layout,
                 &interface.name,
@@ -207,7 +212,7 @@ impl Daemon {
             self.apply()?;
             return Err(error);
         }
-        self.attach_interfaces()?;
+        self.attach_interfaces(&previous.interfaces)?;
         info!("reloaded {}", self.config_path.display());
         Ok(())
     }

@@ -37,6 +37,8 @@ pub fn binary(name: &str) -> Result<PathBuf> {
 pub struct Lbd {
     child: Child,
     log: PathBuf,
+    /// `ready` lines already in the (appended) log when this one started.
+    ready_before_start: usize,
 }
 
 impl Lbd {
@@ -44,6 +46,10 @@ impl Lbd {
     /// the network namespace, so the host's bpffs stays visible (unlike
     /// `ip netns exec`, which mounts a fresh /sys).
     pub fn start(netns: &Netns, config: &Path, log: &Path) -> Result<Self> {
+        let ready_before_start = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(READY)
+            .count();
         let stderr = File::options().create(true).append(true).open(log)?;
         let child = Command::new("nsenter")
             .arg(format!("--net={}", netns.path()))
@@ -61,6 +67,7 @@ impl Lbd {
         Ok(Self {
             child,
             log: log.to_owned(),
+            ready_before_start,
         })
     }
 
@@ -93,8 +100,7 @@ impl Lbd {
 
     /// Waits for the `ready` line of this process's start-up.
     pub fn wait_ready(&mut self) -> Result<()> {
-        let before = self.log_text().matches(READY).count().saturating_sub(1);
-        self.wait_for_log(READY, before, Duration::from_secs(20))
+        self.wait_for_log(READY, self.ready_before_start, Duration::from_secs(20))
     }
 
     pub fn signal(&self, signal: i32) -> Result<()> {

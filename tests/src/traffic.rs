@@ -102,8 +102,29 @@ fn echo(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
 
 /// One HTTP GET; returns the body's first line (the server's name).
 pub fn http_get(target: SocketAddr) -> Result<String> {
-    let mut stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)
+    let stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)
         .with_context(|| format!("connecting to {target}"))?;
+    read_http_response(stream, target)
+}
+
+/// An HTTP GET from a chosen source port: the 5-tuple, and so the Maglev
+/// decision, is then the same on every run.
+pub fn http_get_from_port(target: SocketAddr, source_port: u16) -> Result<String> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    let any: SocketAddr = match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, source_port).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, source_port).into(),
+    };
+    socket.bind(&any.into())?;
+    socket
+        .connect_timeout(&target.into(), IO_TIMEOUT)
+        .with_context(|| format!("connecting to {target} from port {source_port}"))?;
+    read_http_response(socket.into(), target)
+}
+
+fn read_http_response(mut stream: TcpStream, target: SocketAddr) -> Result<String> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     write!(stream, "GET / HTTP/1.0\r\nHost: {target}\r\n\r\n")?;
     let mut response = String::new();
@@ -128,6 +149,23 @@ pub fn http_get_many(
         let mut answered = BTreeMap::new();
         for _ in 0..count {
             *answered.entry(http_get(target)?).or_insert(0) += 1;
+        }
+        Ok(answered)
+    })
+}
+
+/// One GET from each source port in `ports`; how many each server answered.
+pub fn http_get_from_ports(
+    netns: &Netns,
+    target: SocketAddr,
+    ports: std::ops::Range<u16>,
+) -> Result<BTreeMap<String, usize>> {
+    netns.enter(|| {
+        let mut answered = BTreeMap::new();
+        for port in ports {
+            *answered
+                .entry(http_get_from_port(target, port)?)
+                .or_insert(0) += 1;
         }
         Ok(answered)
     })

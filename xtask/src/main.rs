@@ -1,1 +1,231 @@
-fn main() {}
+//! Project tasks. Depends only on anyhow and clap so it builds on a fresh
+//! machine, before any of the eBPF tooling `setup` installs exists.
+
+mod process;
+mod setup;
+
+use std::{ffi::OsString, os::unix::process::CommandExt as _, process::ExitCode};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use clap::{Args, Parser, Subcommand};
+
+use crate::process::{cargo, command, is_root, run, target_dir};
+
+/// Tasks for the XDP load balancer workspace.
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Bootstrap this machine: rust-src, bpf-linker, Debian tools, bpffs.
+    ///
+    /// Idempotent: each step checks first and does nothing when already
+    /// done, so it is cheap to run again. Installing Debian packages
+    /// (iproute2, util-linux, ethtool, bpftool, procps) and mounting bpffs
+    /// on /sys/fs/bpf need root; the other steps do not.
+    Setup,
+
+    /// Run `setup`, build the binaries, then run the lb-demo network.
+    ///
+    /// lb-demo builds network namespaces and runs the balancer in them; it
+    /// replaces this process, so Ctrl-C goes straight to it and its exit
+    /// code is ours. Needs root.
+    Demo {
+        /// Arguments for lb-demo (use `--` before ones xtask would take,
+        /// e.g. `cargo xtask demo -- --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+
+    /// Run `setup`, then fmt check, clippy, build and the workspace tests.
+    ///
+    /// Steps, stopping at the first failure: `cargo fmt --all -- --check`,
+    /// `cargo clippy --workspace --all-targets -- -D warnings`,
+    /// `cargo build --workspace --bins` (the netns tests start the built
+    /// `lbd`), `cargo test --workspace [ARGS]`. Arguments are taken the way
+    /// `cargo test` takes them: `cargo xtask test --lib -- --nocapture` runs
+    /// `cargo test --workspace --lib -- --nocapture`.
+    ///
+    /// The network-namespace tests need root. With CI set this refuses to
+    /// run as non-root rather than let them fail late.
+    Test(TestOpts),
+}
+
+#[derive(Args)]
+struct TestOpts {
+    /// Skip the fmt and clippy steps (for quick local loops).
+    #[arg(long)]
+    skip_lint: bool,
+
+    /// Options for `cargo test`, e.g. `--lib`, `-p lb-tests` (put xtask's
+    /// own options before them).
+    #[arg(value_name = "CARGO_TEST_ARGS", allow_hyphen_values = true)]
+    cargo_args: Vec<OsString>,
+
+    /// Arguments for the test binaries, e.g. `--nocapture` or a name filter.
+    #[arg(value_name = "TEST_BINARY_ARGS", last = true)]
+    binary_args: Vec<OsString>,
+}
+
+impl TestOpts {
+    /// What follows `cargo test --workspace`.
+    fn cargo_test_args(&self) -> Vec<OsString> {
+        let mut args = self.cargo_args.clone();
+        if !self.binary_args.is_empty() {
+            args.push("--".into());
+            args.extend(self.binary_args.iter().cloned());
+        }
+        args
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::setup(),
+        Task::Demo { args } => demo(args),
+        Task::Test(opts) => test(&opts),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(args: Vec<OsString>) -> Result<()> {
+    setup::setup()?;
+    run(cargo().args([
+        "build",
+        "--package",
+        "lb-userspace",
+        "--package",
+        "lb-tests",
+        "--bins",
+    ]))?;
+    let demo = target_dir().join("debug/lb-demo");
+    ensure!(
+        demo.is_file(),
+        "{} was not built (does lb-tests define the lb-demo binary?)",
+        demo.display()
+    );
+    // exec instead of spawn: one process, so the terminal's SIGINT reaches
+    // lb-demo alone and it can tear its namespaces down before exiting.
+    let err = command(&demo).args(args).exec();
+    Err(err).with_context(|| format!("could not run {}", demo.display()))
+}
+
+fn test(opts: &TestOpts) -> Result<()> {
+    check_privileges()?;
+    setup::setup()?;
+    if !opts.skip_lint {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
+    run(cargo()
+        .args(["test", "--workspace"])
+        .args(opts.cargo_test_args()))
+}
+
+/// The netns tests need root. In CI, where nobody reads warnings, a silent
+/// skip or late failure would hide that; fail before doing any work.
+fn check_privileges() -> Result<()> {
+    if is_root()? {
+        return Ok(());
+    }
+    if in_ci() {
+        bail!("CI is set but xtask is not running as root: the privileged tests would fail");
+    }
+    eprintln!(
+        "xtask: warning: not running as root; the privileged network-namespace tests will fail"
+    );
+    Ok(())
+}
+
+/// CI systems set `CI=true` (some `CI=1`).
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|ci| !matches!(ci.to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Task};
+
+    /// (skip_lint, what follows `cargo test --workspace`) for an xtask argv.
+    fn parse_test(argv: &str) -> (bool, Vec<String>) {
+        let cli = Cli::try_parse_from(argv.split_whitespace()).unwrap();
+        let Task::Test(opts) = cli.task else {
+            panic!("`{argv}` is not the test task");
+        };
+        let args = opts.cargo_test_args().into_iter();
+        let args = args.map(|arg| arg.into_string().unwrap()).collect();
+        (opts.skip_lint, args)
+    }
+
+    #[test]
+    fn test_args_reach_cargo_test_as_written() {
+        let cases: [(&str, bool, &[&str]); 6] = [
+            ("x test", false, &[]),
+            ("x test -- --nocapture", false, &["--", "--nocapture"]),
+            ("x test --skip-lint --lib", true, &["--lib"]),
+            (
+                "x test --skip-lint --lib -- --nocapture",
+                true,
+                &["--lib", "--", "--nocapture"],
+            ),
+            (
+                "x test -p lb-tests -- maglev --nocapture",
+                false,
+                &["-p", "lb-tests", "--", "maglev", "--nocapture"],
+            ),
+            (
+                "x test --lib -- --exact -- x",
+                false,
+                &["--lib", "--", "--exact", "--", "x"],
+            ),
+        ];
+        for (argv, skip_lint, args) in cases {
+            assert_eq!(
+                parse_test(argv),
+                (skip_lint, args.iter().map(|a| a.to_string()).collect()),
+                "{argv}"
+            );
+        }
+    }
+
+    #[test]
+    fn demo_args_pass_through() {
+        let cli = Cli::try_parse_from(["x", "demo", "--backends", "3", "--", "-v"]).unwrap();
+        let Task::Demo { args } = cli.task else {
+            panic!("not the demo task");
+        };
+        assert_eq!(args, ["--backends", "3", "--", "-v"]);
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}
