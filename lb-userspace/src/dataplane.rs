@@ -82,44 +82,37 @@ pub struct Maps {
 }
 
 impl Maps {
+    /// Builds the typed handles from `source`, which yields each map by name.
+    fn from_source(mut source: impl FnMut(&str) -> Result<Map>) -> Result<Self> {
+        Ok(Self {
+            vips: source(names::VIPS)?.try_into()?,
+            services: source(names::SERVICES)?.try_into()?,
+            reals: source(names::REALS)?.try_into()?,
+            maglev: source(names::MAGLEV)?.try_into()?,
+            flows: source(names::FLOWS)?.try_into()?,
+            tx_ports: source(names::TX_PORTS)?.try_into()?,
+            global_stats: source(names::GLOBAL_STATS)?.try_into()?,
+            service_stats: source(names::SERVICE_STATS)?.try_into()?,
+            real_stats: source(names::REAL_STATS)?.try_into()?,
+        })
+    }
+
     /// Takes the maps out of a freshly loaded object.
     fn take_from(ebpf: &mut Ebpf) -> Result<Self> {
-        let mut take = |name: &str| -> Result<Map> {
+        Self::from_source(|name| {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing from the BPF object"))
-        };
-        Ok(Self {
-            vips: take(names::VIPS)?.try_into()?,
-            services: take(names::SERVICES)?.try_into()?,
-            reals: take(names::REALS)?.try_into()?,
-            maglev: take(names::MAGLEV)?.try_into()?,
-            flows: take(names::FLOWS)?.try_into()?,
-            tx_ports: take(names::TX_PORTS)?.try_into()?,
-            global_stats: take(names::GLOBAL_STATS)?.try_into()?,
-            service_stats: take(names::SERVICE_STATS)?.try_into()?,
-            real_stats: take(names::REAL_STATS)?.try_into()?,
         })
     }
 
     /// Opens the maps a running (or stopped) daemon pinned, for tools that
     /// only read or tweak them (`lbadm`).
     pub fn open_pinned(layout: &PinLayout) -> Result<Self> {
-        let open = |name: &str| -> Result<Map> {
+        Self::from_source(|name| {
             let path = layout.map(name);
             let data = MapData::from_pin(&path)
                 .with_context(|| format!("opening {} (is lbd running?)", path.display()))?;
             Ok(Map::from_map_data(data)?)
-        };
-        Ok(Self {
-            vips: open(names::VIPS)?.try_into()?,
-            services: open(names::SERVICES)?.try_into()?,
-            reals: open(names::REALS)?.try_into()?,
-            maglev: open(names::MAGLEV)?.try_into()?,
-            flows: open(names::FLOWS)?.try_into()?,
-            tx_ports: open(names::TX_PORTS)?.try_into()?,
-            global_stats: open(names::GLOBAL_STATS)?.try_into()?,
-            service_stats: open(names::SERVICE_STATS)?.try_into()?,
-            real_stats: open(names::REAL_STATS)?.try_into()?,
         })
     }
 }

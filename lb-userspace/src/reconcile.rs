@@ -83,27 +83,22 @@ impl Ids {
     }
 
     fn allocate_service(&mut self, previous: &Ids) -> Result<u32> {
-        let taken: BTreeSet<u32> = previous
-            .services
-            .values()
-            .chain(self.services.values())
-            .copied()
-            .collect();
-        let id = next_free(&taken, &mut self.next_service, capacity::MAX_SERVICES)
-            .context("too many services for the data plane")?;
-        Ok(id)
+        let taken = in_use(&previous.services, &self.services);
+        next_free(&taken, &mut self.next_service, capacity::MAX_SERVICES)
+            .context("too many services for the data plane")
     }
 
     fn allocate_real(&mut self, previous: &Ids) -> Result<u32> {
-        let taken: BTreeSet<u32> = previous
-            .reals
-            .values()
-            .chain(self.reals.values())
-            .copied()
-            .collect();
+        let taken = in_use(&previous.reals, &self.reals);
         next_free(&taken, &mut self.next_real, capacity::MAX_REALS)
             .context("too many reals for the data plane")
     }
+}
+
+/// Ids held before or already given out in this plan: neither may be
+/// handed out, so a removed object's id is not reused by the same apply.
+fn in_use<K>(previous: &BTreeMap<K, u32>, planned: &BTreeMap<K, u32>) -> BTreeSet<u32> {
+    previous.values().chain(planned.values()).copied().collect()
 }
 
 /// The first id in `1..limit` after `cursor` (wrapping) not in `taken`.
