@@ -132,6 +132,10 @@ const IPV6_FRAGMENT: u8 = 44;
 const IPV6_AUTH: u8 = 51;
 const IPV6_DEST_OPTS: u8 = 60;
 const IPV6_MOBILITY: u8 = 135;
+const IPV6_HIP: u8 = 139;
+const IPV6_SHIM6: u8 = 140;
+const IPV6_EXPERIMENT_1: u8 = 253;
+const IPV6_EXPERIMENT_2: u8 = 254;
 
 /// TCP flags byte offset inside the TCP header, and the bits we read.
 const TCP_FLAGS_OFFSET: usize = 13;
@@ -169,10 +173,13 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
                 is_tcp_syn: false,
             })
         }
-        // Extension headers hide the transport header; following the chain
-        // costs verifier complexity for traffic real clients do not send
-        // to a TCP/UDP service, so it is dropped and counted instead.
-        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_AUTH | IPV6_DEST_OPTS | IPV6_MOBILITY
+        // Extension headers (IANA's list, RFC 7045) hide the transport
+        // header; following the chain costs verifier complexity for traffic
+        // real clients do not send to a TCP/UDP service, so it is dropped and
+        // counted instead. ESP is left out: it is a transport of its own,
+        // passed to the host like any other protocol.
+        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_AUTH | IPV6_DEST_OPTS | IPV6_MOBILITY | IPV6_HIP
+        | IPV6_SHIM6 | IPV6_EXPERIMENT_1 | IPV6_EXPERIMENT_2
             if matches!(l3.family, Family::V6) =>
         {
             L4Verdict::ExtensionHeader
