@@ -22,7 +22,7 @@ use lb_common::{
 use tracing::{info, warn};
 
 use crate::{
-    config::{Config, Forwarding, ServiceConfig},
+    config::{Config, Forwarding, RealConfig, ServiceConfig},
     dataplane::{Geometry, Maps},
     maglev,
     neighbours::{Resolution, Unresolved},
@@ -34,6 +34,16 @@ pub struct RealIdentity {
     pub service_id: u32,
     pub address: IpAddr,
     pub port: u16,
+}
+
+impl RealIdentity {
+    pub fn new(service_id: u32, real: &RealConfig) -> Self {
+        Self {
+            service_id,
+            address: real.address,
+            port: real.port,
+        }
+    }
 }
 
 /// Ids handed out so far. Freed ids are reused last (allocation moves on
@@ -67,11 +77,7 @@ impl Ids {
         for service in &config.services {
             let service_id = next.services[&service_key(service)];
             for real in &service.reals {
-                let identity = RealIdentity {
-                    service_id,
-                    address: real.address,
-                    port: real.port,
-                };
+                let identity = RealIdentity::new(service_id, real);
                 let id = match self.reals.get(&identity) {
                     Some(&id) => id,
                     None => next.allocate_real(self)?,
@@ -229,11 +235,7 @@ impl Reconciler {
         for service in &config.services {
             let service_id = ids.services[&service_key(service)];
             for real in &service.reals {
-                let identity = RealIdentity {
-                    service_id,
-                    address: real.address,
-                    port: real.port,
-                };
+                let identity = RealIdentity::new(service_id, real);
                 let id = ids.reals[&identity];
                 let entry = real_entry(identity, real.weight, next_hops.get(&real.address));
                 wanted_reals.insert(id, entry);
@@ -254,11 +256,7 @@ impl Reconciler {
                 .reals
                 .iter()
                 .map(|real| {
-                    let identity = RealIdentity {
-                        service_id,
-                        address: real.address,
-                        port: real.port,
-                    };
+                    let identity = RealIdentity::new(service_id, real);
                     let id = ids.reals[&identity];
                     let reachable = wanted_reals[&id].flags & REAL_NEXT_HOP_KNOWN != 0;
                     maglev::Backend {
