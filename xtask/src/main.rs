@@ -87,6 +87,8 @@ impl TestOpts {
     }
 }
 
+mod tally;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
@@ -140,9 +142,11 @@ fn test(opts: &TestOpts) -> Result<()> {
         ]))?;
     }
     run(cargo().args(["build", "--workspace", "--bins"]))?;
-    run(cargo()
-        .args(["test", "--workspace"])
-        .args(opts.cargo_test_args()))
+    tally::run_and_total(
+        cargo()
+            .args(["test", "--workspace"])
+            .args(opts.cargo_test_args()),
+    )
 }
 
 /// The netns tests need root. In CI, where nobody reads warnings, a silent
