@@ -16,8 +16,13 @@ pub mod names {
     pub const GLOBAL_STATS: &str = "LB_GLOBAL_STATS";
     pub const SERVICE_STATS: &str = "LB_SVC_STATS";
     pub const REAL_STATS: &str = "LB_REAL_STATS";
+    pub const SETTINGS: &str = "LB_SETTINGS";
+    pub const NAT_REALS: &str = "LB_NAT_REALS";
+    pub const NAT_REPLIES: &str = "LB_NAT_REPLIES";
+    /// Addresses the decap program strips tunnels for (on the reals).
+    pub const DECAP_ADDRS: &str = "LB_DECAP_ADDRS";
     /// Every map the daemon pins, in a fixed order.
-    pub const ALL_PINNED: [&str; 9] = [
+    pub const ALL_PINNED: [&str; 12] = [
         VIPS,
         SERVICES,
         REALS,
@@ -27,6 +32,9 @@ pub mod names {
         GLOBAL_STATS,
         SERVICE_STATS,
         REAL_STATS,
+        SETTINGS,
+        NAT_REALS,
+        NAT_REPLIES,
     ];
 }
 
@@ -37,6 +45,9 @@ pub mod programs {
     /// Passes everything. veth only delivers XDP_TX/redirected frames to a
     /// peer that has an XDP program, so test rigs put this one there.
     pub const PASS: &str = "lb_pass";
+    /// Runs on the real servers: strips IP-in-IP / IPv6 tunnels addressed
+    /// to the host (`lbd decap`), since many hosts have no ipip module.
+    pub const DECAP: &str = "lb_decap";
 }
 
 /// Names of the load-time constants in the BPF object's `.rodata`.
@@ -53,6 +64,8 @@ pub mod capacity {
     pub const MAX_SERVICES: u32 = 128;
     /// Real ids are `1..MAX_REALS`, one per (service, real) pair.
     pub const MAX_REALS: u32 = 4_096;
+    /// Local addresses the decap program accepts tunnels for.
+    pub const MAX_DECAP_ADDRS: u32 = 64;
     pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;
     pub const MAX_INTERFACES: u32 = 64;
 }
@@ -96,12 +109,19 @@ pub struct ServiceKey {
 pub enum ForwardingMethod {
     /// Rewrite MACs only; the real holds the VIP on a loopback.
     DirectRouting = 1,
+    /// IP-in-IP (or IPv6) encapsulation to the real, anywhere routable.
+    Tunnel = 2,
+    /// Rewrite the destination to the real (and replies back to the VIP);
+    /// the balancer is the reals' gateway.
+    Masquerade = 3,
 }
 
 impl ForwardingMethod {
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
             1 => Some(Self::DirectRouting),
+            2 => Some(Self::Tunnel),
+            3 => Some(Self::Masquerade),
             _ => None,
         }
     }
@@ -167,6 +187,12 @@ pub struct Real {
     /// Configured weight (the Maglev table already reflects it; kept for
     /// listings and for a restarted daemon).
     pub weight: u32,
+    /// TUN: the outer source address (of the real's family).
+    pub tunnel_src: Addr,
+    /// MTU of the egress interface: TUN answers packets that would not fit
+    /// once encapsulated with "fragmentation needed" / "packet too big".
+    pub mtu: u16,
+    pub _pad: [u8; 2],
 }
 
 /// The entry describes a configured real (cleared when it is removed).
@@ -197,9 +223,108 @@ pub struct FlowState {
     pub real_id: u32,
     pub service_id: u32,
     /// `bpf_ktime_get_ns()` of the last packet, refreshed at most once a
-    /// second so an established flow does not write the map per packet.
+    /// second so an established flow does not write the map per packet
+    /// (and at once whenever `state` changes).
     pub last_seen_ns: u64,
+    /// A [`ConnectionState`]: picks the timeout, as in IPVS.
+    pub state: u8,
+    pub _pad: [u8; 7],
 }
+
+/// Connection states, each with its own idle timeout (see [`Settings`]).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// TCP: only a SYN seen so far (times out like `tcp_fin`, so SYN floods
+    /// do not fill the table with long-lived entries).
+    TcpSynSeen = 1,
+    TcpEstablished = 2,
+    /// TCP: a FIN or RST seen in either direction.
+    TcpClosing = 3,
+    Udp = 4,
+}
+
+impl ConnectionState {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::TcpSynSeen),
+            2 => Some(Self::TcpEstablished),
+            3 => Some(Self::TcpClosing),
+            4 => Some(Self::Udp),
+            _ => None,
+        }
+    }
+
+    /// The IPVS name, as `ipvsadm -L -c` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TcpSynSeen => "SYN_RECV",
+            Self::TcpEstablished => "ESTABLISHED",
+            Self::TcpClosing => "FIN_WAIT",
+            Self::Udp => "UDP",
+        }
+    }
+}
+
+/// Run-time settings, entry 0 of `LB_SETTINGS`: idle timeouts in seconds
+/// (IPVS defaults; `ipvsadm --set`) and behaviour flags.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+    /// `SETTINGS_*` bits; zero is the default behaviour.
+    pub flags: u32,
+}
+
+/// Do not answer ICMP/ICMPv6 echo requests to VIPs (pass them to the host).
+pub const SETTINGS_NO_ECHO_REPLY: u32 = 1 << 0;
+
+impl Settings {
+    pub const IPVS_DEFAULTS: Self = Self {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+        flags: 0,
+    };
+
+    /// The idle timeout of a flow in `state`, in nanoseconds. A zero field
+    /// (a settings map nobody wrote yet) means the IPVS default.
+    pub const fn for_state_ns(&self, state: u8) -> u64 {
+        let (set, default) = match ConnectionState::from_u8(state) {
+            Some(ConnectionState::TcpEstablished) => (self.tcp, Self::IPVS_DEFAULTS.tcp),
+            Some(ConnectionState::Udp) => (self.udp, Self::IPVS_DEFAULTS.udp),
+            _ => (self.tcp_fin, Self::IPVS_DEFAULTS.tcp_fin),
+        };
+        let seconds = if set == 0 { default } else { set };
+        seconds as u64 * 1_000_000_000
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::IPVS_DEFAULTS
+    }
+}
+
+/// Value of `LB_NAT_REPLIES`, keyed by the reply's 5-tuple as it arrives
+/// from the real (real:port -> client:port). Written with the forward flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatReply {
+    /// The VIP and port the reply must appear to come from.
+    pub vip: Addr,
+    pub vip_port_be: u16,
+    pub _pad: [u8; 2],
+    pub real_id: u32,
+    /// The forward flow's key, so the reply path can advance its state.
+    pub forward: FlowKey,
+}
+
+/// Key of `LB_NAT_REALS`: addresses of reals behind a NAT service. Only
+/// packets from these are looked up as possible replies.
+pub type NatRealKey = VipKey;
 
 const _: () = {
     assert!(core::mem::size_of::<Addr>() == 16);
@@ -207,9 +332,11 @@ const _: () = {
     assert!(core::mem::size_of::<VipInfo>() == 4);
     assert!(core::mem::size_of::<ServiceKey>() == 20);
     assert!(core::mem::size_of::<Service>() == 8);
-    assert!(core::mem::size_of::<Real>() == 44);
+    assert!(core::mem::size_of::<Real>() == 64);
     assert!(core::mem::size_of::<FlowKey>() == 40);
-    assert!(core::mem::size_of::<FlowState>() == 16);
+    assert!(core::mem::size_of::<FlowState>() == 24);
+    assert!(core::mem::size_of::<Settings>() == 16);
+    assert!(core::mem::size_of::<NatReply>() == 64);
 };
 
 #[cfg(feature = "user")]
@@ -224,4 +351,6 @@ mod pod {
     unsafe impl aya::Pod for Real {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowState {}
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for NatReply {}
 }

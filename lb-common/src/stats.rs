@@ -40,10 +40,33 @@ pub enum GlobalCounter {
     FlowNew,
     /// Flows whose recorded real was gone and were scheduled afresh.
     FlowRescheduled,
+    /// Flow entries found past their idle timeout: scheduled afresh.
+    FlowExpired,
+    /// TUN: packets that would not fit the egress MTU once encapsulated,
+    /// answered with ICMP "fragmentation needed" / ICMPv6 "packet too big".
+    IcmpTooBigSent,
+    /// TUN: growing the frame for the outer header failed: dropped.
+    DropEncapFailed,
+    /// NAT: replies from a real rewritten back to the VIP and forwarded.
+    NatReplies,
+    /// NAT: rewritten, but the kernel has no neighbour entry for the next
+    /// hop yet: passed to the kernel, which resolves it and forwards.
+    PassNoNeighbour,
+    /// NAT: no route to the destination: dropped.
+    DropNoRoute,
+    /// NAT: TTL or hop limit would expire here: passed so the kernel
+    /// answers with "time exceeded".
+    PassTtlExceeded,
+    /// ICMP/ICMPv6 echo requests to a VIP answered by the data plane.
+    IcmpEchoReplied,
+    /// ICMP errors quoting a VIP flow, sent on to its real (or translated).
+    IcmpErrorForwarded,
+    /// Decap program (on reals): tunnels stripped and passed up.
+    Decapsulated,
 }
 
 impl GlobalCounter {
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 27;
     pub const ALL: [GlobalCounter; Self::COUNT as usize] = [
         Self::Received,
         Self::Forwarded,
@@ -62,6 +85,16 @@ impl GlobalCounter {
         Self::FlowHit,
         Self::FlowNew,
         Self::FlowRescheduled,
+        Self::FlowExpired,
+        Self::IcmpTooBigSent,
+        Self::DropEncapFailed,
+        Self::NatReplies,
+        Self::PassNoNeighbour,
+        Self::DropNoRoute,
+        Self::PassTtlExceeded,
+        Self::IcmpEchoReplied,
+        Self::IcmpErrorForwarded,
+        Self::Decapsulated,
     ];
 
     /// Stable snake_case name, used in logs and metrics.
@@ -84,6 +117,16 @@ impl GlobalCounter {
             Self::FlowHit => "flow_hit",
             Self::FlowNew => "flow_new",
             Self::FlowRescheduled => "flow_rescheduled",
+            Self::FlowExpired => "flow_expired",
+            Self::IcmpTooBigSent => "icmp_too_big_sent",
+            Self::DropEncapFailed => "drop_encap_failed",
+            Self::NatReplies => "nat_replies",
+            Self::PassNoNeighbour => "pass_no_neighbour",
+            Self::DropNoRoute => "drop_no_route",
+            Self::PassTtlExceeded => "pass_ttl_exceeded",
+            Self::IcmpEchoReplied => "icmp_echo_replied",
+            Self::IcmpErrorForwarded => "icmp_error_forwarded",
+            Self::Decapsulated => "decapsulated",
         }
     }
 }

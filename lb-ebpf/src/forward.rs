@@ -38,7 +38,7 @@ pub fn direct_routing(ctx: &XdpContext, _l3: &L3, real: &Real) -> Result<u32, Gl
 /// Out of the interface the frame came in on with XDP_TX, else through the
 /// devmap (which batches redirects per device).
 #[inline(always)]
-fn transmit(ctx: &XdpContext, ifindex: u32) -> Result<u32, GlobalCounter> {
+pub fn transmit(ctx: &XdpContext, ifindex: u32) -> Result<u32, GlobalCounter> {
     if ifindex == ctx.ingress_ifindex() as u32 {
         return Ok(xdp_action::XDP_TX);
     }

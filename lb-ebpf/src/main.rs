@@ -9,9 +9,19 @@
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod csum;
+#[cfg(target_arch = "bpf")]
+mod decap;
+#[cfg(target_arch = "bpf")]
+mod encap;
+#[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
+mod icmp;
+#[cfg(target_arch = "bpf")]
 mod maps;
+#[cfg(target_arch = "bpf")]
+mod nat;
 #[cfg(target_arch = "bpf")]
 mod parse;
 #[cfg(target_arch = "bpf")]
@@ -20,11 +30,11 @@ mod scheduling;
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-    use lb_common::GlobalCounter;
+    use lb_common::{ForwardingMethod, GlobalCounter, flow_hash::flow_hash};
 
     use crate::{
         counters::{count, count_real, count_service},
-        forward, parse,
+        decap, encap, forward, icmp, nat, parse,
         parse::{L3Verdict, L4Verdict},
         scheduling,
     };
@@ -43,6 +53,12 @@ mod program {
         xdp_action::XDP_PASS
     }
 
+    /// On the reals: strips tunnels addressed to this host.
+    #[xdp]
+    pub fn lb_decap(ctx: XdpContext) -> u32 {
+        decap::decapsulate(&ctx)
+    }
+
     /// Returns the XDP action and the one global counter that explains it.
     #[inline(always)]
     fn balance(ctx: &XdpContext) -> (u32, GlobalCounter) {
@@ -52,7 +68,8 @@ mod program {
             L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
         };
         if !scheduling::is_vip(&l3) {
-            return (xdp_action::XDP_PASS, GlobalCounter::PassNotVip);
+            return nat::reply(ctx, &l3)
+                .unwrap_or((xdp_action::XDP_PASS, GlobalCounter::PassNotVip));
         }
         let l4 = match parse::l4(ctx, &l3) {
             L4Verdict::Packet(l4) => l4,
@@ -61,7 +78,8 @@ mod program {
                 return (xdp_action::XDP_DROP, GlobalCounter::DropIpv6ExtensionHeader);
             }
             L4Verdict::OtherProtocol => {
-                return (xdp_action::XDP_PASS, GlobalCounter::PassOtherProtocol);
+                return icmp::to_vip(ctx, &l3)
+                    .unwrap_or((xdp_action::XDP_PASS, GlobalCounter::PassOtherProtocol));
             }
             L4Verdict::Truncated => return (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4),
         };
@@ -80,10 +98,18 @@ mod program {
             }
         };
         count_service(service.id, frame_len, choice.new_connection, false);
-        match forward::direct_routing(ctx, &l3, choice.real) {
-            Ok(action) => {
+        let forwarded = match ForwardingMethod::from_u8(service.forwarding) {
+            Some(ForwardingMethod::Tunnel) => {
+                encap::tunnel(ctx, &l3, choice.real, flow_hash(&choice.key))
+            }
+            Some(ForwardingMethod::Masquerade) => nat::request(ctx, &l3, &l4, &choice, choice.real),
+            _ => forward::direct_routing(ctx, &l3, choice.real)
+                .map(|action| (action, GlobalCounter::Forwarded)),
+        };
+        match forwarded {
+            Ok((action, counter)) => {
                 count_real(choice.real_id, frame_len, choice.new_connection, false);
-                (action, GlobalCounter::Forwarded)
+                (action, counter)
             }
             Err(reason) => {
                 count_real(choice.real_id, frame_len, false, true);

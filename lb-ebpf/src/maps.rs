@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowKey, FlowState, GlobalCounter, Real, Service, ServiceKey, TrafficCounters, VipInfo, VipKey,
-    capacity,
+    FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, Real, Service, ServiceKey, Settings,
+    TrafficCounters, VipInfo, VipKey, capacity,
 };
 
 #[map]
@@ -51,6 +51,27 @@ pub static LB_SVC_STATS: PerCpuArray<TrafficCounters> =
 #[map]
 pub static LB_REAL_STATS: PerCpuArray<TrafficCounters> =
     PerCpuArray::with_max_entries(capacity::MAX_REALS, 0);
+
+/// Entry 0: idle timeouts per connection state (ipvsadm --set).
+#[map]
+pub static LB_SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Addresses of reals behind NAT services: only packets from these can be
+/// replies that need rewriting back to a VIP.
+#[map]
+pub static LB_NAT_REALS: HashMap<NatRealKey, u32> =
+    HashMap::with_max_entries(capacity::MAX_REALS, 0);
+
+/// NAT reply 5-tuple (real -> client) -> the VIP it must come from. Sized
+/// like the flow table: one entry per NAT flow.
+#[map]
+pub static LB_NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
+    LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
+
+/// On the reals: local addresses the decap program strips tunnels for.
+#[map]
+pub static LB_DECAP_ADDRS: HashMap<VipKey, u32> =
+    HashMap::with_max_entries(capacity::MAX_DECAP_ADDRS, 0);
 
 /// Slots per service in `LB_MAGLEV`; set by the loader (`.rodata`).
 #[unsafe(no_mangle)]

@@ -18,8 +18,19 @@ pub struct L3 {
     pub dst: Addr,
     /// IPv4 protocol or IPv6 next header.
     pub protocol: u8,
+    /// Offset of the IP header from the start of the frame (after the
+    /// Ethernet header and any VLAN tag).
+    pub l3_offset: usize,
     /// Offset of the L4 header from the start of the frame.
     pub l4_offset: usize,
+    /// The IP packet's length from its header (IPv6: payload + 40).
+    pub ip_len: u16,
+    /// IPv4 TOS / IPv6 traffic class: DSCP and ECN.
+    pub tos: u8,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub ttl: u8,
+    /// IPv4 DF bit (IPv6 packets are never fragmented on the way).
+    pub dont_fragment: bool,
     pub is_fragment: bool,
     pub has_ipv4_options: bool,
 }
@@ -37,6 +48,8 @@ pub struct L4 {
     pub dst_port: u16,
     /// A TCP SYN without ACK: the start of a new connection.
     pub is_tcp_syn: bool,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
 }
 
 pub enum L4Verdict {
@@ -85,6 +98,7 @@ pub fn l3(ctx: &XdpContext) -> L3Verdict {
 
 /// IPv4 "more fragments" flag and fragment offset bits of `frags`.
 const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
+const IPV4_DF: u16 = 0x4000;
 
 #[inline(always)]
 fn ipv4(ctx: &XdpContext, offset: usize) -> L3Verdict {
@@ -97,13 +111,19 @@ fn ipv4(ctx: &XdpContext, offset: usize) -> L3Verdict {
     if header_len < Ipv4Hdr::LEN {
         return L3Verdict::Truncated;
     }
+    let frags = u16::from_be_bytes(ip.frags);
     L3Verdict::Packet(L3 {
         family: Family::V4,
         src: Addr::from_v4_octets(ip.src_addr),
         dst: Addr::from_v4_octets(ip.dst_addr),
         protocol: ip.proto as u8,
+        l3_offset: offset,
         l4_offset: offset + header_len,
-        is_fragment: u16::from_be_bytes(ip.frags) & IPV4_MF_AND_OFFSET != 0,
+        ip_len: u16::from_be_bytes(ip.tot_len),
+        tos: ip.tos,
+        ttl: ip.ttl,
+        dont_fragment: frags & IPV4_DF != 0,
+        is_fragment: frags & IPV4_MF_AND_OFFSET != 0,
         has_ipv4_options: header_len > Ipv4Hdr::LEN,
     })
 }
@@ -115,12 +135,19 @@ fn ipv6(ctx: &XdpContext, offset: usize) -> L3Verdict {
     };
     // SAFETY: bounds checked by `header`.
     let ip = unsafe { &*ip };
+    // Version (4 bits), traffic class (8), flow label (20).
+    let vcf = u32::from_be_bytes(ip.vcf);
     L3Verdict::Packet(L3 {
         family: Family::V6,
         src: Addr::from_v6_octets(ip.src_addr),
         dst: Addr::from_v6_octets(ip.dst_addr),
         protocol: ip.next_hdr as u8,
+        l3_offset: offset,
         l4_offset: offset + Ipv6Hdr::LEN,
+        ip_len: u16::from_be_bytes(ip.payload_len).wrapping_add(Ipv6Hdr::LEN as u16),
+        tos: (vcf >> 20) as u8,
+        ttl: ip.hop_limit,
+        dont_fragment: true,
         is_fragment: ip.next_hdr as u8 == IPV6_FRAGMENT,
         has_ipv4_options: false,
     })
@@ -139,8 +166,10 @@ const IPV6_EXPERIMENT_2: u8 = 254;
 
 /// TCP flags byte offset inside the TCP header, and the bits we read.
 const TCP_FLAGS_OFFSET: usize = 13;
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
 
 /// TCP or UDP ports of a packet to a VIP.
 #[inline(always)]
@@ -159,6 +188,7 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
                 src_port: u16::from_ne_bytes(tcp.source),
                 dst_port: u16::from_ne_bytes(tcp.dest),
                 is_tcp_syn: flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
+                tcp_flags: flags,
             })
         }
         proto::UDP => {
@@ -171,6 +201,7 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
                 src_port: u16::from_ne_bytes(udp.src),
                 dst_port: u16::from_ne_bytes(udp.dst),
                 is_tcp_syn: false,
+                tcp_flags: 0,
             })
         }
         // Extension headers (IANA's list, RFC 7045) hide the transport

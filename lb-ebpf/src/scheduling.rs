@@ -3,18 +3,18 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use lb_common::{
-    FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real, Service, ServiceKey, VipKey,
-    flow_hash::flow_hash,
+    ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real, Service,
+    ServiceKey, Settings, VipKey, flow_hash::flow_hash, proto,
 };
 
 use crate::{
-    maps::{LB_FLOWS, LB_MAGLEV, LB_REALS, LB_SERVICES, LB_VIPS, maglev_table_size},
-    parse::{L3, L4},
+    maps::{LB_FLOWS, LB_MAGLEV, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS, maglev_table_size},
+    parse::{L3, L4, TCP_FIN, TCP_RST},
 };
 
 /// Refresh a flow's timestamp at most this often: fewer writes to a shared
 /// map line on the hot path, and one-second resolution is plenty for aging.
-const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
+pub const LAST_SEEN_GRANULARITY_NS: u64 = 1_000_000_000;
 
 #[inline(always)]
 pub fn is_vip(l3: &L3) -> bool {
@@ -49,6 +49,35 @@ pub struct Choice<'a> {
     pub real_id: u32,
     pub real: &'a Real,
     pub new_connection: bool,
+    /// The flow's key (client -> VIP), for NAT's reverse entry.
+    pub key: FlowKey,
+}
+
+/// The state a flow moves to on this packet (IPVS-like, simplified): a
+/// FIN or RST closes, any other packet after the SYN establishes.
+#[inline(always)]
+pub fn next_state(current: u8, protocol: u8, tcp_flags: u8, is_tcp_syn: bool) -> u8 {
+    if protocol != proto::TCP {
+        return ConnectionState::Udp as u8;
+    }
+    if tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+        return ConnectionState::TcpClosing as u8;
+    }
+    if is_tcp_syn {
+        return ConnectionState::TcpSynSeen as u8;
+    }
+    if current == ConnectionState::TcpClosing as u8 {
+        return current;
+    }
+    ConnectionState::TcpEstablished as u8
+}
+
+#[inline(always)]
+pub fn settings() -> Settings {
+    LB_SETTINGS
+        .get(0)
+        .copied()
+        .unwrap_or(Settings::IPVS_DEFAULTS)
 }
 
 /// Picks the real for this packet, recording new flows. The error is the
@@ -64,24 +93,32 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         family: l3.family as u8,
         _pad: [0; 2],
     };
+    // SAFETY: a helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // A SYN always schedules afresh: a client reusing a port must not stick
     // to the real an old, dead connection went to.
-    if !l4.is_tcp_syn {
-        if let Some(flow) = LB_FLOWS.get_ptr_mut(&key) {
-            // SAFETY: LRU values stay valid for the duration of the program.
-            let flow = unsafe { &mut *flow };
-            if let Some(real) = live_real(flow.real_id, service.id) {
-                if now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
-                    flow.last_seen_ns = now;
-                }
-                crate::counters::count(GlobalCounter::FlowHit);
-                return Ok(Choice {
-                    real_id: flow.real_id,
-                    real,
-                    new_connection: false,
-                });
+    if !l4.is_tcp_syn
+        && let Some(flow) = LB_FLOWS.get_ptr_mut(&key)
+    {
+        // SAFETY: LRU values stay valid for the duration of the program.
+        let flow = unsafe { &mut *flow };
+        let idle = now.wrapping_sub(flow.last_seen_ns);
+        if idle > settings().for_state_ns(flow.state) {
+            crate::counters::count(GlobalCounter::FlowExpired);
+        } else if let Some(real) = live_real(flow.real_id, service.id) {
+            let state = next_state(flow.state, l3.protocol, l4.tcp_flags, false);
+            if state != flow.state || idle > LAST_SEEN_GRANULARITY_NS {
+                flow.state = state;
+                flow.last_seen_ns = now;
             }
+            crate::counters::count(GlobalCounter::FlowHit);
+            return Ok(Choice {
+                real_id: flow.real_id,
+                real,
+                new_connection: false,
+                key,
+            });
+        } else {
             crate::counters::count(GlobalCounter::FlowRescheduled);
         }
     }
@@ -93,6 +130,8 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         real_id,
         service_id: service.id,
         last_seen_ns: now,
+        state: next_state(0, l3.protocol, l4.tcp_flags, l4.is_tcp_syn),
+        _pad: [0; 7],
     };
     // A full LRU evicts its oldest entry, so insert only fails on a kernel
     // allocation failure; the packet still goes to the Maglev choice, which
@@ -103,6 +142,7 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         real_id,
         real,
         new_connection: true,
+        key,
     })
 }
 
@@ -121,7 +161,7 @@ fn maglev_lookup(service_id: u32, hash: u32) -> u32 {
 /// The real with this id if it is configured and still belongs to the
 /// service (an id freed by a removal may have been given to another one).
 #[inline(always)]
-fn live_real(real_id: u32, service_id: u32) -> Option<&'static Real> {
+pub fn live_real(real_id: u32, service_id: u32) -> Option<&'static Real> {
     if real_id == NO_REAL {
         return None;
     }

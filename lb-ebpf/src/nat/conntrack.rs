@@ -1,0 +1,141 @@
+//! The NAT side of the connection table: the reverse entries replies are
+//! matched against (`LB_NAT_REPLIES`), and the forward flow's state, which
+//! replies advance too, so a connection lives as long as either direction
+//! is active and closes when either side sends FIN or RST.
+
+// Keys go to the map helpers by reference on purpose: they sit in scratch
+// or map memory, and by value they would be copied to the stack first.
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use lb_common::{NatReply, Real, proto};
+
+use super::{
+    headers::{self, Layout},
+    scratch::Scratch,
+};
+use crate::{
+    maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
+    parse::{L4, TCP_FIN, TCP_RST, TCP_SYN},
+    scheduling::{LAST_SEEN_GRANULARITY_NS, next_state},
+};
+
+/// Is the packet's source the address of a real behind a NAT service?
+#[inline(always)]
+pub fn is_nat_real(ctx: &XdpContext, scratch: &mut Scratch, at: Layout) -> bool {
+    let key = &mut scratch.real;
+    // The padding is left alone: it is zero from the map's creation (see
+    // `scratch.rs`), and writing three zero bytes costs a call to memset.
+    key.family = at.family as u8;
+    headers::source(ctx, at, &mut key.addr).is_some() && LB_NAT_REALS.get_ptr(&*key).is_some()
+}
+
+/// Records how replies to this request will arrive (real:port -> client:
+/// port) and what they must be turned back into. Written for every new
+/// connection (the real or the VIP may differ from a previous one with the
+/// same client port), and whenever the entry is missing: the LRU may have
+/// evicted it while the flow itself survived. Called before the rewrite:
+/// the addresses are read from the frame as the client sent it.
+#[inline(always)]
+pub fn remember_reply(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    at: Layout,
+    l4: &L4,
+    real: &Real,
+    real_port: u16,
+    choice: (u32, bool),
+) -> Option<()> {
+    let (real_id, new_connection) = choice;
+    // `forward` is the flow table's key for the request, as
+    // `scheduling::choose_real` builds it.
+    let value = &mut scratch.reply;
+    let forward = &mut value.forward;
+    headers::addresses(ctx, at, &mut forward.src, &mut forward.dst)?;
+    forward.src_port = l4.src_port;
+    forward.dst_port = l4.dst_port;
+    forward.protocol = at.protocol;
+    forward.family = at.family as u8;
+    forward._pad = [0; 2];
+    value.vip = forward.dst;
+    value.vip_port_be = l4.dst_port;
+    value._pad = [0; 2];
+    value.real_id = real_id;
+    let key = &mut scratch.key;
+    key.src = real.addr;
+    key.dst = forward.src;
+    key.src_port = real_port;
+    key.dst_port = l4.src_port;
+    key.protocol = at.protocol;
+    key.family = at.family as u8;
+    key._pad = [0; 2];
+    if !new_connection && LB_NAT_REPLIES.get_ptr(&*key).is_some() {
+        return Some(());
+    }
+    // An LRU insert only fails if the kernel cannot allocate; the request
+    // still goes out, and the next packet of the flow tries again.
+    let _ = LB_NAT_REPLIES.insert(key, value, 0);
+    Some(())
+}
+
+/// The entry for a packet from a NAT real, keyed by its 5-tuple as it
+/// came. The key stays in `scratch.key` (the route lookup reads the
+/// client's address from there).
+#[inline(always)]
+pub fn reply_entry(
+    ctx: &XdpContext,
+    scratch: &mut Scratch,
+    at: Layout,
+    l4: &L4,
+) -> Option<&'static NatReply> {
+    let key = &mut scratch.key;
+    headers::addresses(ctx, at, &mut key.src, &mut key.dst)?;
+    key.src_port = l4.src_port;
+    key.dst_port = l4.dst_port;
+    key.protocol = at.protocol;
+    key.family = at.family as u8;
+    key._pad = [0; 2];
+    // SAFETY: LRU values stay valid (RCU) while the program runs, even if
+    // another CPU evicts the entry meanwhile.
+    LB_NAT_REPLIES
+        .get_ptr(&*key)
+        .map(|entry| unsafe { &*entry })
+}
+
+/// Advances the forward flow on a reply and counts it as activity, with the
+/// same write economy as the request path: the timestamp at most once a
+/// second, at once when the state changes. A reply also revives a flow
+/// past its idle timeout: the real still has the connection, so the
+/// client's next packet had better keep going there.
+#[inline(always)]
+pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
+    let Some(flow) = LB_FLOWS.get_ptr_mut(&entry.forward) else {
+        return;
+    };
+    // SAFETY: LRU values stay valid while the program runs.
+    let flow = unsafe { &mut *flow };
+    // The client's flow was scheduled afresh elsewhere (it expired, or its
+    // real went away): this real's late replies must not keep it alive.
+    if flow.real_id != entry.real_id {
+        return;
+    }
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let state = reply_state(flow.state, protocol, tcp_flags);
+    if state != flow.state || now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+        flow.state = state;
+        flow.last_seen_ns = now;
+    }
+}
+
+/// The state a reply moves the connection to. As on the request path, FIN
+/// or RST closes; but the real's SYN-ACK does not establish: the client's
+/// ACK does (IPVS stays in SYN_RECV too), so a SYN flood the reals answer
+/// keeps its short timeout.
+#[inline(always)]
+fn reply_state(current: u8, protocol: u8, tcp_flags: u8) -> u8 {
+    if protocol == proto::TCP && tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN {
+        return current;
+    }
+    next_state(current, protocol, tcp_flags, false)
+}

@@ -1,0 +1,255 @@
+//! NAT (LVS-NAT): requests rewritten to the real, replies back to the VIP.
+//!
+//! The balancer is the reals' gateway, so it sees both directions:
+//! - a request to a NAT service gets the real's address and port as its
+//!   destination ([`request`]), and the reverse 5-tuple goes into
+//!   `LB_NAT_REPLIES`;
+//! - a packet from a NAT real that matches such an entry gets the VIP and
+//!   the service port back as its source ([`reply`]) and goes on to the
+//!   client. ICMP errors a real sends about such a flow are translated the
+//!   same way ([`icmp_error`]).
+//!
+//! Both directions act as the router the balancer is: TTL / hop limit go
+//! down by one (a packet that would expire is left to the kernel, which
+//! answers "time exceeded"), and every checksum is updated incrementally.
+//!
+//! Next hops differ by direction. Requests go to a real, which the daemon
+//! resolved in advance (MACs and egress interface in `LB_REALS`, as for DR
+//! and TUN): no helper call per packet. Replies go to arbitrary client
+//! addresses that nobody can resolve in advance, so the reply path asks the
+//! kernel's FIB and neighbour tables per packet (`bpf_fib_lookup`, see
+//! [`route`]) and leaves to the kernel what it cannot finish itself.
+
+mod call;
+mod conntrack;
+mod headers;
+mod icmp_error;
+mod rewrite;
+mod route;
+mod scratch;
+
+use aya_ebpf::{
+    bindings::{xdp_action, xdp_md},
+    programs::XdpContext,
+};
+use lb_common::{GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
+
+use self::{
+    headers::Layout,
+    rewrite::End,
+    route::{FibParams, Route},
+};
+use crate::{
+    forward::transmit,
+    parse::{self, L3, L3Verdict, L4, L4Verdict},
+    scheduling::Choice,
+};
+
+/// What to do with the packet, and the counter that says why.
+pub type Verdict = (u32, GlobalCounter);
+
+/// A request to a NAT service: destination VIP:port becomes real:port.
+///
+/// The work happens in a BPF function of its own (see [`call`]), which
+/// parses the headers again instead of receiving `l3` and `l4`:
+/// pointers to the balancer's locals would force them into its stack
+/// frame, and a dozen instructions of parsing are cheaper than those bytes.
+#[inline(always)]
+pub fn request(
+    ctx: &XdpContext,
+    _l3: &L3,
+    _l4: &L4,
+    choice: &Choice,
+    real: &Real,
+) -> Result<Verdict, GlobalCounter> {
+    call::decode_result(request_call(
+        ctx.ctx,
+        real,
+        choice.real_id,
+        choice.new_connection,
+    ))
+}
+
+#[inline(never)]
+fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, new_connection: bool) -> u64 {
+    call::encode_result(to_real(
+        &XdpContext::new(ctx),
+        real,
+        real_id,
+        new_connection,
+    ))
+}
+
+#[inline(always)]
+fn to_real(
+    ctx: &XdpContext,
+    real: &Real,
+    real_id: u32,
+    new_connection: bool,
+) -> Result<Verdict, GlobalCounter> {
+    // The lookup comes first: what the parse yields would otherwise be
+    // kept across it, on the stack.
+    let scratch = scratch::get().ok_or(GlobalCounter::DropNoNextHop)?;
+    // Cannot fail: the balancer parsed the same frame a moment ago.
+    let (l3, l4) = headers::tcp_udp(ctx).ok_or(GlobalCounter::DropTruncatedL4)?;
+    // Checked first, like a router: the kernel answers "time exceeded" to
+    // the client from the packet as it came.
+    if l3.ttl <= 1 {
+        return Ok((xdp_action::XDP_PASS, GlobalCounter::PassTtlExceeded));
+    }
+    let at = Layout::of(&l3);
+    // The config only accepts NAT reals of the VIP's family; anything else
+    // in the map would make a malformed packet, so it counts as unreachable.
+    if real.flags & REAL_NEXT_HOP_KNOWN == 0 || real.family != at.family as u8 {
+        return Err(GlobalCounter::DropNoNextHop);
+    }
+    // Port 0 in the real means "the service's port" (port-0 services keep
+    // whatever port the client asked for).
+    let real_port = if real.port_be != 0 {
+        real.port_be
+    } else {
+        l4.dst_port
+    };
+    // None of these can fail (the headers were just parsed); the verifier
+    // still wants every pointer proved again.
+    conntrack::remember_reply(
+        ctx,
+        scratch,
+        at,
+        &l4,
+        real,
+        real_port,
+        (real_id, new_connection),
+    )
+    .ok_or(GlobalCounter::DropTruncatedL4)?;
+    rewrite::translate(ctx, at, End::Destination, &real.addr, real_port)
+        .ok_or(GlobalCounter::DropTruncatedL4)?;
+    rewrite::set_macs(ctx, &real.dst_mac, &real.src_mac).ok_or(GlobalCounter::DropTruncatedL4)?;
+    transmit(ctx, real.ifindex).map(|action| (action, GlobalCounter::Forwarded))
+}
+
+/// A packet not addressed to a VIP: if it is a reply from a NAT real,
+/// rewrite it back to the VIP and route it to the client. `None`: not a NAT
+/// reply, the host handles it as it came. In a BPF function of its own,
+/// like [`request`]; ICMP errors from NAT reals in another one, called
+/// after the first returned (frames add up only along a chain of calls).
+#[inline(always)]
+pub fn reply(ctx: &XdpContext, _l3: &L3) -> Option<Verdict> {
+    let mut packed = reply_call(ctx.ctx);
+    if packed == call::ICMP_FROM_NAT_REAL {
+        packed = icmp_error::call(ctx.ctx);
+    }
+    call::decode_option(packed)
+}
+
+/// What the reply path made of a packet it took (`None`: not from a NAT
+/// real, or no NAT flow of theirs).
+enum Reply {
+    Done(Verdict),
+    /// Neither TCP nor UDP, from a NAT real: an ICMP error, maybe.
+    OtherProtocol,
+}
+
+#[inline(never)]
+fn reply_call(ctx: *mut xdp_md) -> u64 {
+    match to_client(&XdpContext::new(ctx)) {
+        Some(Reply::Done(verdict)) => call::encode_option(Some(verdict)),
+        Some(Reply::OtherProtocol) => call::ICMP_FROM_NAT_REAL,
+        None => call::encode_option(None),
+    }
+}
+
+#[inline(always)]
+fn to_client(ctx: &XdpContext) -> Option<Reply> {
+    let scratch = scratch::get()?;
+    let L3Verdict::Packet(l3) = parse::l3(ctx) else {
+        return None;
+    };
+    let at = Layout::of(&l3);
+    // One hash lookup keeps the cost for everything else (the host's own
+    // traffic, routed traffic) at that.
+    if !conntrack::is_nat_real(ctx, scratch, at) {
+        return None;
+    }
+    // Whatever is needed from `l3` later is taken now: values kept across
+    // the helper calls below would each take a stack slot.
+    let expiring = l3.ttl <= 1;
+    let may_fragment = route::may_fragment(&l3);
+    route::prepare(ctx, &mut scratch.fib, &l3);
+    let l4 = match parse::l4(ctx, &l3) {
+        L4Verdict::Packet(l4) => l4,
+        L4Verdict::OtherProtocol => return Some(Reply::OtherProtocol),
+        // Fragments carry no ports past the first, and headers cut short or
+        // hidden behind extension headers cannot be matched: the kernel
+        // forwards them as they are, like any routed packet.
+        _ => return None,
+    };
+    let entry = conntrack::reply_entry(ctx, scratch, at, &l4)?;
+    if expiring {
+        return Some(Reply::Done((
+            xdp_action::XDP_PASS,
+            GlobalCounter::PassTtlExceeded,
+        )));
+    }
+    conntrack::track_reply(entry, at.protocol, l4.tcp_flags);
+    // The client's address and port are in the key just looked up.
+    let route = route::lookup(
+        ctx,
+        &mut scratch.fib,
+        (&entry.vip, entry.vip_port_be),
+        (&scratch.key.dst, scratch.key.dst_port),
+    );
+    if translate_first(&route, may_fragment)
+        && rewrite::translate(ctx, at, End::Source, &entry.vip, entry.vip_port_be).is_none()
+    {
+        return Some(Reply::Done(UNTRANSLATABLE));
+    }
+    Some(Reply::Done(deliver(ctx, &scratch.fib, route)))
+}
+
+/// Whether a packet from a NAT real that `route` leads on must be
+/// translated first: not when it is dropped, nor when the kernel must see
+/// it as the real sent it.
+#[inline(always)]
+fn translate_first(route: &Route, may_fragment: bool) -> bool {
+    match route {
+        Route::Resolved | Route::Unresolved => true,
+        // Too big for the egress link. IPv4 without DF: the kernel
+        // fragments the translated packet. Otherwise it drops it and tells
+        // the sender; left untranslated, that sender is the real, which is
+        // the one that can send smaller packets (path MTU discovery works
+        // through the balancer; translated, the error would go to the VIP).
+        Route::TooBig => may_fragment,
+        Route::Unroutable => false,
+    }
+}
+
+/// Sends a packet from a NAT real on as `route` says, once
+/// [`translate_first`] was honoured.
+#[inline(always)]
+fn deliver(ctx: &XdpContext, fib: &FibParams, route: Route) -> Verdict {
+    match route {
+        Route::Resolved => send_to_client(ctx, fib),
+        // The route is there, the neighbour is not resolved yet: the kernel
+        // forwards the translated packet and resolves it on the way (which
+        // needs forwarding enabled on the balancer, as NAT does anyway).
+        Route::Unresolved => (xdp_action::XDP_PASS, GlobalCounter::PassNoNeighbour),
+        Route::TooBig => (xdp_action::XDP_PASS, route::PASS_TOO_BIG),
+        Route::Unroutable => (xdp_action::XDP_DROP, GlobalCounter::DropNoRoute),
+    }
+}
+
+/// A translation that cannot fail did: a header the parser read is gone.
+const UNTRANSLATABLE: Verdict = (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
+
+/// Out to the next hop the route lookup found.
+#[inline(always)]
+fn send_to_client(ctx: &XdpContext, fib: &FibParams) -> Verdict {
+    if rewrite::set_macs(ctx, &fib.dmac, &fib.smac).is_none() {
+        return (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
+    }
+    match transmit(ctx, fib.ifindex) {
+        Ok(action) => (action, GlobalCounter::NatReplies),
+        Err(reason) => (xdp_action::XDP_DROP, reason),
+    }
+}
