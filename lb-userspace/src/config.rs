@@ -9,9 +9,10 @@
 //!
 //! 1. *decode*: the shape of each node, its type, range or keyword; unknown,
 //!    duplicated and missing fields;
-//! 2. *validate*: rules about the whole (duplicates, address families,
-//!    capacity, interfaces present on the host, features this build lacks),
-//!    located through the positions recorded while decoding.
+//! 2. *validate*: rules about the whole (duplicates, what each forwarding
+//!    method can do with address families and ports, capacity, interfaces
+//!    present on the host), located through the positions recorded while
+//!    decoding.
 //!
 //! Going the other way, [`Config`] implements `Serialize`, so
 //! `serde_yaml::to_string(&config)` prints it back in the same schema.
@@ -20,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,15 @@ pub const MAX_FLOW_TABLE_ENTRIES: u32 = 1 << 26;
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const MAX_WEIGHT: u32 = 65_535;
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// IPVS's default idle timeouts, in seconds (`ipvsadm --set tcp tcpfin udp`).
+pub const DEFAULT_TCP_TIMEOUT: u32 = 900;
+pub const DEFAULT_TCP_FIN_TIMEOUT: u32 = 120;
+pub const DEFAULT_UDP_TIMEOUT: u32 = 300;
+pub const MIN_TIMEOUT: u32 = 1;
+/// The kernel's limit for IPVS timeouts (`INT_MAX / HZ` seconds at HZ=1000,
+/// about 24 days): what `ipvsadm --set` accepts on every build.
+pub const MAX_TIMEOUT: u32 = 2_147_483;
+pub const DEFAULT_ICMP_ECHO_REPLY: bool = true;
 
 // ---------------------------------------------------------------------------
 // The configuration.
@@ -60,6 +70,10 @@ pub struct Config {
     pub interfaces: Vec<InterfaceConfig>,
     pub pin_path: PathBuf,
     pub dataplane: DataplaneConfig,
+    pub tunnel: TunnelConfig,
+    pub timeouts: TimeoutsConfig,
+    /// Answer ICMP/ICMPv6 echo requests to VIPs in the data plane.
+    pub icmp_echo_reply: bool,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -92,6 +106,38 @@ impl Default for DataplaneConfig {
         Self {
             maglev_table_size: DEFAULT_MAGLEV_TABLE_SIZE,
             flow_table_entries: DEFAULT_FLOW_TABLE_ENTRIES,
+        }
+    }
+}
+
+/// Outer source addresses of TUN packets. Left out, a tunnel leaves from
+/// the egress interface's primary address of the real's family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct TunnelConfig {
+    /// For IPv4 tunnels (to IPv4 reals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_v4: Option<Ipv4Addr>,
+    /// For IPv6 tunnels (to IPv6 reals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_v6: Option<Ipv6Addr>,
+}
+
+/// Idle timeouts of tracked connections, in seconds, as IPVS has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct TimeoutsConfig {
+    /// Established TCP connections.
+    pub tcp: u32,
+    /// TCP connections after a FIN or RST (and before the handshake completes).
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self {
+            tcp: DEFAULT_TCP_TIMEOUT,
+            tcp_fin: DEFAULT_TCP_FIN_TIMEOUT,
+            udp: DEFAULT_UDP_TIMEOUT,
         }
     }
 }
@@ -133,13 +179,27 @@ pub enum Scheduler {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Forwarding {
-    /// Direct routing: only the MAC is rewritten. The only one implemented.
+    /// Direct routing: only the MAC is rewritten. Reals are of the VIP's
+    /// family and take the service's port.
     #[default]
     Dr,
-    /// IP-in-IP tunnelling (parsed, rejected by validation for now).
+    /// IP-in-IP / IPv6 tunnelling: the packet is encapsulated as it came, so
+    /// reals may be of either family but take the service's port.
     Tun,
-    /// Destination NAT (parsed, rejected by validation for now).
+    /// Destination NAT (LVS-NAT): the VIP and port are rewritten to the
+    /// real's, so reals are of the VIP's family and may use another port.
     Nat,
+}
+
+impl Forwarding {
+    /// How messages name the method.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Dr => "DR",
+            Self::Tun => "TUN",
+            Self::Nat => "NAT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -435,6 +495,9 @@ struct Draft {
     interfaces: Vec<Option<InterfaceConfig>>,
     pin_path: Option<PathBuf>,
     dataplane: Option<DataplaneConfig>,
+    tunnel: Option<TunnelConfig>,
+    timeouts: Option<TimeoutsConfig>,
+    icmp_echo_reply: Option<bool>,
     services: Vec<Option<DraftService>>,
 }
 
@@ -462,6 +525,9 @@ impl Draft {
             interfaces: self.interfaces.into_iter().collect::<Option<_>>()?,
             pin_path: self.pin_path?,
             dataplane: self.dataplane?,
+            tunnel: self.tunnel?,
+            timeouts: self.timeouts?,
+            icmp_echo_reply: self.icmp_echo_reply?,
             services: services.collect::<Option<_>>()?,
         })
     }
@@ -629,6 +695,16 @@ impl<'a> Reader<'a> {
     }
 
     fn integer(&mut self, field: &Field<'_, '_>, range: RangeInclusive<i64>) -> Option<i64> {
+        self.integer_as(field, range, "an integer")
+    }
+
+    /// An integer in `range`; `what` names it when something else is found.
+    fn integer_as(
+        &mut self,
+        field: &Field<'_, '_>,
+        range: RangeInclusive<i64>,
+        what: &str,
+    ) -> Option<i64> {
         let (min, max) = (range.start(), range.end());
         match scalar(field.node) {
             Some((_, Scalar::Integer(n))) if range.contains(&n) => Some(n),
@@ -643,7 +719,7 @@ impl<'a> Reader<'a> {
                 None
             }
             _ => {
-                self.expected(field, &format!("an integer in {min}..={max}"));
+                self.expected(field, &format!("{what} in {min}..={max}"));
                 None
             }
         }
@@ -660,7 +736,24 @@ impl<'a> Reader<'a> {
             .and_then(|n| u16::try_from(n).ok())
     }
 
-    /// A VIP or a real: a unicast IPv4 or IPv6 address.
+    /// An idle timeout: whole seconds, as `ipvsadm --set` takes them.
+    fn seconds(&mut self, field: &Field<'_, '_>) -> Option<u32> {
+        let range = i64::from(MIN_TIMEOUT)..=i64::from(MAX_TIMEOUT);
+        self.integer_as(field, range, "a number of seconds")
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    fn boolean(&mut self, field: &Field<'_, '_>) -> Option<bool> {
+        match scalar(field.node) {
+            Some((_, Scalar::Boolean(value))) => Some(value),
+            _ => {
+                self.expected(field, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    /// A VIP, a real or a tunnel source: a unicast IPv4 or IPv6 address.
     fn ip(&mut self, field: &Field<'_, '_>) -> Option<IpAddr> {
         let text = self.text(field, "an IP address")?;
         let Ok(address) = text.parse::<IpAddr>() else {
@@ -700,7 +793,16 @@ impl<'a> Reader<'a> {
             self.report_on(root, "the file is empty: expected at least `interfaces`");
             return None;
         }
-        let fields = self.mapping(root, &["interfaces", "pin_path", "dataplane", "services"])?;
+        const FIELDS: &[&str] = &[
+            "interfaces",
+            "pin_path",
+            "dataplane",
+            "tunnel",
+            "timeouts",
+            "icmp_echo_reply",
+            "services",
+        ];
+        let fields = self.mapping(root, FIELDS)?;
         let interfaces = self
             .required_with(&fields, "interfaces", Self::decode_interfaces)
             .unwrap_or_default();
@@ -712,6 +814,24 @@ impl<'a> Reader<'a> {
             DataplaneConfig::default(),
             Self::decode_dataplane,
         );
+        let tunnel = self.optional(
+            &fields,
+            "tunnel",
+            TunnelConfig::default(),
+            Self::decode_tunnel,
+        );
+        let timeouts = self.optional(
+            &fields,
+            "timeouts",
+            TimeoutsConfig::default(),
+            Self::decode_timeouts,
+        );
+        let icmp_echo_reply = self.optional(
+            &fields,
+            "icmp_echo_reply",
+            DEFAULT_ICMP_ECHO_REPLY,
+            Self::boolean,
+        );
         let services = match fields.get("services") {
             Some(list) => self.list(&list, Self::decode_service).unwrap_or_default(),
             None => Vec::new(),
@@ -720,6 +840,9 @@ impl<'a> Reader<'a> {
             interfaces,
             pin_path,
             dataplane,
+            tunnel,
+            timeouts,
+            icmp_echo_reply,
             services,
         })
     }
@@ -788,6 +911,62 @@ impl<'a> Reader<'a> {
             return None;
         }
         Some(size)
+    }
+
+    fn decode_tunnel(&mut self, field: &Field<'_, '_>) -> Option<TunnelConfig> {
+        let fields = self.mapping(field, &["source_v4", "source_v6"])?;
+        let source_v4 = self.optional(&fields, "source_v4", None, |r, f| {
+            r.tunnel_source(f, "IPv4", "source_v6", |address| match address {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            })
+        });
+        let source_v6 = self.optional(&fields, "source_v6", None, |r, f| {
+            r.tunnel_source(f, "IPv6", "source_v4", |address| match address {
+                IpAddr::V6(v6) => Some(v6),
+                IpAddr::V4(_) => None,
+            })
+        });
+        Some(TunnelConfig {
+            source_v4: source_v4?,
+            source_v6: source_v6?,
+        })
+    }
+
+    /// A unicast address of the family `pick` accepts; `other` names the
+    /// field that takes the other family.
+    fn tunnel_source<A>(
+        &mut self,
+        field: &Field<'_, '_>,
+        wanted: &str,
+        other: &str,
+        pick: impl FnOnce(IpAddr) -> Option<A>,
+    ) -> Option<Option<A>> {
+        let address = self.ip(field)?;
+        let picked = pick(address);
+        if picked.is_none() {
+            let found = family(address);
+            self.report_on(
+                field,
+                format!(
+                    "{address} is an {found} address, this field takes an {wanted} address \
+                     ({found} tunnels take theirs from `tunnel.{other}`)"
+                ),
+            );
+        }
+        picked.map(Some)
+    }
+
+    fn decode_timeouts(&mut self, field: &Field<'_, '_>) -> Option<TimeoutsConfig> {
+        let fields = self.mapping(field, &["tcp", "tcp_fin", "udp"])?;
+        let tcp = self.optional(&fields, "tcp", DEFAULT_TCP_TIMEOUT, Self::seconds);
+        let tcp_fin = self.optional(&fields, "tcp_fin", DEFAULT_TCP_FIN_TIMEOUT, Self::seconds);
+        let udp = self.optional(&fields, "udp", DEFAULT_UDP_TIMEOUT, Self::seconds);
+        Some(TimeoutsConfig {
+            tcp: tcp?,
+            tcp_fin: tcp_fin?,
+            udp: udp?,
+        })
     }
 
     fn decode_service(&mut self, item: &Field<'_, '_>) -> Option<DraftService> {
@@ -1044,31 +1223,10 @@ impl Reader<'_> {
     }
 
     fn check_service(&mut self, path: &str, service: &ServiceConfig, reals: &[Option<RealConfig>]) {
-        if service.forwarding != Forwarding::Dr {
-            let forwarding = service.forwarding;
-            self.report_at(
-                &format!("{path}.forwarding"),
-                format!("forwarding '{forwarding}' is not supported by this build yet (DR only)"),
-            );
-        }
         let mut first_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
         for (j, real) in decoded(reals) {
             let real_path = format!("{path}.reals[{j}]");
-            // DR only rewrites the MAC: the packet keeps the VIP as its
-            // destination, so the real must speak the VIP's IP version.
-            if service.forwarding == Forwarding::Dr
-                && real.address.is_ipv4() != service.vip.is_ipv4()
-            {
-                let (address, vip) = (real.address, service.vip);
-                let (real_family, vip_family) = (family(address), family(vip));
-                self.report_at(
-                    &format!("{real_path}.address"),
-                    format!(
-                        "real {address} is {real_family} but the VIP {vip} is {vip_family}; \
-                         DR forwarding needs the same address family"
-                    ),
-                );
-            }
+            self.check_real(&real_path, service, real);
             match first_seen.entry((real.address, real.port)) {
                 Entry::Occupied(first) => {
                     let first = first.get();
@@ -1082,6 +1240,61 @@ impl Reader<'_> {
                     slot.insert(j);
                 }
             }
+        }
+    }
+
+    /// What the service's forwarding method can do with a real's address
+    /// family and port.
+    ///
+    /// DR only rewrites the MAC and TUN wraps the packet as it came: either
+    /// way the real receives the client's packet, VIP and port unchanged.
+    /// So the real's port must be the service's (`ipvsadm` silently forces
+    /// it; a file that says otherwise is rejected rather than half obeyed),
+    /// and DR needs the VIP's family too (TUN may carry IPv4 in IPv6 and
+    /// back). NAT rewrites the destination to the real's address and port:
+    /// the family must stay, the port may change, except on a port-0
+    /// service, where each packet keeps the port it was sent to.
+    fn check_real(&mut self, real_path: &str, service: &ServiceConfig, real: &RealConfig) {
+        let method = service.forwarding.name();
+        let same_family = real.address.is_ipv4() == service.vip.is_ipv4();
+        if !same_family && service.forwarding != Forwarding::Tun {
+            let (address, vip) = (real.address, service.vip);
+            let (real_family, vip_family) = (family(address), family(vip));
+            self.report_at(
+                &format!("{real_path}.address"),
+                format!(
+                    "real {address} is {real_family} but the VIP {vip} is {vip_family}; \
+                     {method} forwarding needs the same address family (only `tun` can mix them)"
+                ),
+            );
+        }
+        // A port left out is the service's, so a mismatch was written out:
+        // `.port` has a position.
+        let (port, service_port) = (real.port, service.port);
+        let port_path = format!("{real_path}.port");
+        if port != service_port && (service_port == 0 || service.forwarding != Forwarding::Nat) {
+            let reason = if service_port == 0 {
+                format!(
+                    "real port {port} on a port-0 service: the service takes every port and \
+                     {method} forwarding keeps each packet's port; omit `port` or set it to 0"
+                )
+            } else {
+                format!(
+                    "real port {port} differs from the service port {service_port}, and \
+                     {method} forwarding cannot rewrite ports; omit `port` or set it to \
+                     {service_port} (only `nat` can change ports)"
+                )
+            };
+            self.report_at(&port_path, reason);
+        } else if port == 0 && service_port != 0 {
+            // Only NAT gets here: it would rewrite the destination port to 0.
+            self.report_at(
+                &port_path,
+                format!(
+                    "real port 0 on a NAT service of port {service_port}: NAT rewrites the \
+                     destination port to the real's; omit `port` to keep {service_port}"
+                ),
+            );
         }
     }
 
@@ -1215,7 +1428,7 @@ services:
     protocol: tcp
     reals:
       - { address: 198.18.2.11 }
-      - { address: 198.18.2.12, port: 8080, weight: 3 }
+      - { address: 198.18.2.12, port: 80, weight: 3 }
 ";
         let expected = Config {
             interfaces: vec![InterfaceConfig {
@@ -1227,6 +1440,16 @@ services:
                 maglev_table_size: 65_537,
                 flow_table_entries: 1 << 20,
             },
+            tunnel: TunnelConfig {
+                source_v4: None,
+                source_v6: None,
+            },
+            timeouts: TimeoutsConfig {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300,
+            },
+            icmp_echo_reply: true,
             services: vec![ServiceConfig {
                 name: "web".into(),
                 vip: v4(198, 18, 1, 10),
@@ -1236,7 +1459,7 @@ services:
                 forwarding: Forwarding::Dr,
                 reals: vec![
                     real(v4(198, 18, 2, 11), 80, 1),
-                    real(v4(198, 18, 2, 12), 8080, 3),
+                    real(v4(198, 18, 2, 12), 80, 3),
                 ],
             }],
         };
@@ -1268,6 +1491,16 @@ services:
                 maglev_table_size: 251,
                 flow_table_entries: 65_536,
             },
+            tunnel: TunnelConfig {
+                source_v4: Some(Ipv4Addr::new(198, 18, 0, 1)),
+                source_v6: Some("fd00:18::1".parse().unwrap()),
+            },
+            timeouts: TimeoutsConfig {
+                tcp: 3600,
+                tcp_fin: 60,
+                udp: 30,
+            },
+            icmp_echo_reply: false,
             services: vec![
                 ServiceConfig {
                     name: "web-v4".into(),
@@ -1305,6 +1538,30 @@ services:
                         real(v6("fd00:18:2::22"), 0, 65_535),
                     ],
                 },
+                ServiceConfig {
+                    name: "api-tun".into(),
+                    vip: v4(198, 18, 1, 20),
+                    port: 8443,
+                    protocol: Protocol::Tcp,
+                    scheduler: Scheduler::Mh,
+                    forwarding: Forwarding::Tun,
+                    reals: vec![
+                        real(v4(198, 18, 3, 11), 8443, 1),
+                        real(v6("fd00:18:3::12"), 8443, 3),
+                    ],
+                },
+                ServiceConfig {
+                    name: "app-nat".into(),
+                    vip: v6("fd00:18:1::30"),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                    scheduler: Scheduler::Mh,
+                    forwarding: Forwarding::Nat,
+                    reals: vec![
+                        real(v6("fd00:18:4::11"), 8080, 1),
+                        real(v6("fd00:18:4::12"), 80, 1),
+                    ],
+                },
             ],
         }
     }
@@ -1338,10 +1595,21 @@ services:
             "protocol: udp",
             "scheduler: mh",
             "forwarding: dr",
+            "forwarding: tun",
+            "forwarding: nat",
+            "source_v4: 198.18.0.1",
+            "source_v6: fd00:18::1",
+            "tcp_fin: 60",
+            "icmp_echo_reply: false",
         ] {
             assert!(text.contains(line), "no `{line}` in:\n{text}");
         }
         assert_eq!(ok(&text), config);
+        // Tunnel sources left out are left out of the text too.
+        let defaults = ok("interfaces: [{ name: eth0 }]\n");
+        let text = serde_yaml::to_string(&defaults).unwrap();
+        assert!(text.contains("tunnel: {}"), "{text}");
+        assert_eq!(ok(&text), defaults);
     }
 
     #[test]
@@ -1394,6 +1662,8 @@ services:
 interfaces:
   - { name: eth9 }
 pin_path: relative/dir
+tunnel: { source_v4: fd00:18::1 }
+timeouts: { tcp: 0, udp: 300 }
 services:
   - name: web
     vip: 198.18.1.10
@@ -1403,6 +1673,7 @@ services:
       - { address: 198.18.2.11, wieght: 2 }
       - { address: 198.18.2.12, weight: 70000 }
       - { address: fd00::12 }
+      - { address: 198.18.2.13, port: 8080 }
   - { name: web, vip: 198.18.1.10, port: 80, protocol: udp, forwarding: nat }
   - name: dns
     vip: 198.18.1.53
@@ -1416,12 +1687,14 @@ services:
             [
                 "config.yaml:2:13: interfaces[0].name: no interface named `eth9` on this host",
                 "config.yaml:3:11: pin_path: `relative/dir` must be an absolute path",
-                "config.yaml:10:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`",
-                "config.yaml:11:41: services[0].reals[1].weight: 70000 is out of range 0..=65535",
-                "config.yaml:12:20: services[0].reals[2].address: real fd00::12 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family",
-                "config.yaml:13:13: services[1].name: duplicate service name `web`, already used by services[0]",
-                "config.yaml:13:73: services[1].forwarding: forwarding 'nat' is not supported by this build yet (DR only)",
-                "config.yaml:17:15: services[2].protocol: unknown protocol `sctp`, expected one of `tcp`, `udp`",
+                "config.yaml:4:22: tunnel.source_v4: fd00:18::1 is an IPv6 address, this field takes an IPv4 address (IPv6 tunnels take theirs from `tunnel.source_v6`)",
+                "config.yaml:5:18: timeouts.tcp: 0 is out of range 1..=2147483",
+                "config.yaml:12:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`",
+                "config.yaml:13:41: services[0].reals[1].weight: 70000 is out of range 0..=65535",
+                "config.yaml:14:20: services[0].reals[2].address: real fd00::12 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family (only `tun` can mix them)",
+                "config.yaml:15:39: services[0].reals[3].port: real port 8080 differs from the service port 80, and DR forwarding cannot rewrite ports; omit `port` or set it to 80 (only `nat` can change ports)",
+                "config.yaml:16:13: services[1].name: duplicate service name `web`, already used by services[0]",
+                "config.yaml:20:15: services[2].protocol: unknown protocol `sctp`, expected one of `tcp`, `udp`",
             ]
         );
     }
@@ -1519,7 +1792,8 @@ services:
             2,
             1,
             "service",
-            "unknown field `service`, expected one of `interfaces`, `pin_path`, `dataplane`, `services`",
+            "unknown field `service`, expected one of `interfaces`, `pin_path`, `dataplane`, \
+             `tunnel`, `timeouts`, `icmp_echo_reply`, `services`",
         );
         assert_one(
             "interfaces: [{ name: eth0, mode: skb }]\n",
@@ -1903,13 +2177,15 @@ services:
             "services[0].reals[2]",
             "duplicate real 198.18.2.11:80, already listed as reals[0]",
         );
+        // Another port is another real (NAT can send to several ports of a host).
         let text = with_services(&format!(
-            "{WEB}    reals:
+            "{WEB}    forwarding: nat
+    reals:
       - address: 198.18.2.11
       - {{ address: 198.18.2.11, port: 8080 }}
 "
         ));
-        ok(&text);
+        assert_eq!(ok(&text).services[0].reals.len(), 2);
     }
 
     #[test]
@@ -1939,14 +2215,369 @@ services:
     }
 
     #[test]
-    fn tun_and_nat_are_not_implemented() {
-        for (method, column) in [("tun", 17), ("nat", 17)] {
+    fn nat_real_in_another_family_than_the_vip() {
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    forwarding: nat\n    reals: [{{ address: fd00::11 }}]\n"
+            )),
+            8,
+            24,
+            "services[0].reals[0].address",
+            "real fd00::11 is IPv6 but the VIP 198.18.1.10 is IPv4; \
+             NAT forwarding needs the same address family (only `tun` can mix them)",
+        );
+    }
+
+    #[test]
+    fn tun_reals_may_be_of_either_family() {
+        let config = ok(&with_services(&format!(
+            "{WEB}    forwarding: tun
+    reals:
+      - {{ address: 198.18.2.11 }}
+      - {{ address: fd00::12, port: 80 }}
+  - name: web6
+    vip: fd00::10
+    port: 443
+    protocol: tcp
+    forwarding: tun
+    reals:
+      - {{ address: 198.18.2.11 }}
+      - {{ address: fd00::12 }}
+"
+        )));
+        let reals = |i: usize| config.services[i].reals.clone();
+        assert_eq!(
+            reals(0),
+            [real(v4(198, 18, 2, 11), 80, 1), real(v6("fd00::12"), 80, 1)]
+        );
+        assert_eq!(
+            reals(1),
+            [
+                real(v4(198, 18, 2, 11), 443, 1),
+                real(v6("fd00::12"), 443, 1)
+            ]
+        );
+        assert_eq!(config.services[1].forwarding, Forwarding::Tun);
+    }
+
+    #[test]
+    fn dr_and_tun_reals_take_the_service_port() {
+        for (method, name) in [("dr", "DR"), ("tun", "TUN")] {
+            // Left out or the same port is fine; another one, 0 included, is not.
+            let text = with_services(&format!(
+                "{WEB}    forwarding: {method}
+    reals:
+      - {{ address: 198.18.2.11 }}
+      - {{ address: 198.18.2.12, port: 80 }}
+      - {{ address: 198.18.2.13, port: 8080 }}
+      - {{ address: 198.18.2.14, port: 0 }}
+"
+            ));
+            let found = problems(&text);
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert_problem(
+                &found[0],
+                11,
+                39,
+                "services[0].reals[2].port",
+                &format!(
+                    "real port 8080 differs from the service port 80, and {name} forwarding \
+                     cannot rewrite ports; omit `port` or set it to 80 (only `nat` can change ports)"
+                ),
+            );
+            assert_problem(
+                &found[1],
+                12,
+                39,
+                "services[0].reals[3].port",
+                "real port 0 differs from the service port 80",
+            );
+            let last = text.rfind("      - { address: 198.18.2.13").unwrap();
+            let config = ok(&text[..last]);
+            assert!(config.services[0].reals.iter().all(|real| real.port == 80));
+        }
+    }
+
+    #[test]
+    fn reals_of_a_port_0_service_keep_the_packets_port() {
+        for (method, name) in [("dr", "DR"), ("tun", "TUN"), ("nat", "NAT")] {
+            let text = with_services(&format!(
+                "  - name: all
+    vip: 198.18.1.10
+    port: 0
+    protocol: udp
+    forwarding: {method}
+    reals:
+      - {{ address: 198.18.2.11 }}
+      - {{ address: 198.18.2.12, port: 0 }}
+      - {{ address: 198.18.2.13, port: 53 }}
+"
+            ));
             assert_one(
-                &with_services(&format!("{WEB}    forwarding: {method}\n")),
-                7,
-                column,
-                "services[0].forwarding",
-                &format!("forwarding '{method}' is not supported by this build yet (DR only)"),
+                &text,
+                11,
+                39,
+                "services[0].reals[2].port",
+                &format!(
+                    "real port 53 on a port-0 service: the service takes every port and \
+                     {name} forwarding keeps each packet's port; omit `port` or set it to 0"
+                ),
+            );
+            let last = text.rfind("      - { address: 198.18.2.13").unwrap();
+            let config = ok(&text[..last]);
+            assert!(config.services[0].reals.iter().all(|real| real.port == 0));
+        }
+    }
+
+    #[test]
+    fn nat_reals_may_use_another_port() {
+        let text = with_services(&format!(
+            "{WEB}    forwarding: nat
+    reals:
+      - {{ address: 198.18.2.11, port: 8080 }}
+      - {{ address: 198.18.2.12 }}
+      - {{ address: 198.18.2.13, port: 65535 }}
+"
+        ));
+        let config = ok(&text);
+        assert_eq!(config.services[0].forwarding, Forwarding::Nat);
+        assert_eq!(
+            config.services[0].reals,
+            [
+                real(v4(198, 18, 2, 11), 8080, 1),
+                real(v4(198, 18, 2, 12), 80, 1),
+                real(v4(198, 18, 2, 13), 65_535, 1),
+            ]
+        );
+        // Except to port 0, which is no port to send to.
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    forwarding: nat\n    reals:\n      - {{ address: 198.18.2.11, port: 0 }}\n"
+            )),
+            9,
+            39,
+            "services[0].reals[0].port",
+            "real port 0 on a NAT service of port 80: NAT rewrites the destination port \
+             to the real's; omit `port` to keep 80",
+        );
+    }
+
+    /// The interface line, then `extra` from line 2.
+    fn top(extra: &str) -> String {
+        format!("interfaces: [{{ name: eth0 }}]\n{extra}")
+    }
+
+    #[test]
+    fn tunnel_sources() {
+        assert_eq!(ok(&top("")).tunnel, TunnelConfig::default());
+        let tunnel = ok(&top("tunnel:\n  source_v4: 198.18.0.1\n")).tunnel;
+        assert_eq!(
+            tunnel,
+            TunnelConfig {
+                source_v4: Some(Ipv4Addr::new(198, 18, 0, 1)),
+                source_v6: None,
+            }
+        );
+        let tunnel = ok(&top("tunnel: { source_v6: \"fd00:18::1\" }\n")).tunnel;
+        assert_eq!(tunnel.source_v4, None);
+        assert_eq!(tunnel.source_v6, Some("fd00:18::1".parse().unwrap()));
+        assert_eq!(ok(&top("tunnel: {}\n")).tunnel, TunnelConfig::default());
+    }
+
+    #[test]
+    fn tunnel_source_of_the_wrong_family() {
+        assert_one(
+            &top("tunnel:\n  source_v4: fd00:18::1\n"),
+            3,
+            14,
+            "tunnel.source_v4",
+            "fd00:18::1 is an IPv6 address, this field takes an IPv4 address \
+             (IPv6 tunnels take theirs from `tunnel.source_v6`)",
+        );
+        assert_one(
+            &top("tunnel:\n  source_v6: 198.18.0.1\n"),
+            3,
+            14,
+            "tunnel.source_v6",
+            "198.18.0.1 is an IPv4 address, this field takes an IPv6 address \
+             (IPv4 tunnels take theirs from `tunnel.source_v4`)",
+        );
+        // Both wrong (swapped): both reported, in order.
+        let found = problems(&top(
+            "tunnel:\n  source_v4: fd00:18::1\n  source_v6: 198.18.0.1\n",
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_problem(&found[0], 3, 14, "tunnel.source_v4", "is an IPv6 address");
+        assert_problem(&found[1], 4, 14, "tunnel.source_v6", "is an IPv4 address");
+    }
+
+    #[test]
+    fn bad_tunnel_sources() {
+        let source = |field: &str, value: &str| top(&format!("tunnel: {{ {field}: {value} }}\n"));
+        assert_one(
+            &source("source_v4", "224.0.0.1"),
+            2,
+            22,
+            "tunnel.source_v4",
+            "224.0.0.1 is not a unicast address",
+        );
+        assert_one(
+            &source("source_v4", "255.255.255.255"),
+            2,
+            22,
+            "tunnel.source_v4",
+            "255.255.255.255 is not a unicast address",
+        );
+        assert_one(
+            &source("source_v6", "\"::\""),
+            2,
+            22,
+            "tunnel.source_v6",
+            ":: is not a unicast address",
+        );
+        assert_one(
+            &source("source_v6", "\"ff02::2\""),
+            2,
+            22,
+            "tunnel.source_v6",
+            "ff02::2 is not a unicast address",
+        );
+        assert_one(
+            &source("source_v4", "198.18.0"),
+            2,
+            22,
+            "tunnel.source_v4",
+            "`198.18.0` is not a valid IP address",
+        );
+        assert_one(
+            &source("source_v4", "~"),
+            2,
+            22,
+            "tunnel.source_v4",
+            "expected an IP address, found null",
+        );
+        assert_one(
+            &source("source", "198.18.0.1"),
+            2,
+            11,
+            "tunnel.source",
+            "unknown field `source`, expected one of `source_v4`, `source_v6`",
+        );
+        assert_one(
+            &top("tunnel: 198.18.0.1\n"),
+            2,
+            9,
+            "tunnel",
+            "expected a mapping, found string `198.18.0.1`",
+        );
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(ok(&top("")).timeouts, TimeoutsConfig::default());
+        assert_eq!(
+            ok(&top("timeouts: { tcp: 60 }\n")).timeouts,
+            TimeoutsConfig {
+                tcp: 60,
+                tcp_fin: 120,
+                udp: 300,
+            }
+        );
+        assert_eq!(
+            ok(&top(
+                "timeouts:\n  tcp: 2147483\n  tcp_fin: 1\n  udp: 0x10\n"
+            ))
+            .timeouts,
+            TimeoutsConfig {
+                tcp: 2_147_483,
+                tcp_fin: 1,
+                udp: 16,
+            }
+        );
+    }
+
+    #[test]
+    fn timeouts_out_of_range_or_not_seconds() {
+        let timeouts = |body: &str| top(&format!("timeouts: {{ {body} }}\n"));
+        assert_one(
+            &timeouts("tcp_fin: 0"),
+            2,
+            22,
+            "timeouts.tcp_fin",
+            "0 is out of range 1..=2147483",
+        );
+        assert_one(
+            &timeouts("udp: 2147484"),
+            2,
+            18,
+            "timeouts.udp",
+            "2147484 is out of range 1..=2147483",
+        );
+        assert_one(
+            &timeouts("tcp: -5"),
+            2,
+            18,
+            "timeouts.tcp",
+            "-5 is out of range 1..=2147483",
+        );
+        assert_one(
+            &timeouts("tcp: 15m"),
+            2,
+            18,
+            "timeouts.tcp",
+            "expected a number of seconds in 1..=2147483, found string `15m`",
+        );
+        assert_one(
+            &timeouts("tcp: 1.5"),
+            2,
+            18,
+            "timeouts.tcp",
+            "expected a number of seconds in 1..=2147483, found number `1.5`",
+        );
+        assert_one(
+            &timeouts("tcpfin: 60"),
+            2,
+            13,
+            "timeouts.tcpfin",
+            "unknown field `tcpfin`, expected one of `tcp`, `tcp_fin`, `udp`",
+        );
+        assert_one(
+            &top("timeouts: 900\n"),
+            2,
+            11,
+            "timeouts",
+            "expected a mapping, found integer `900`",
+        );
+        // Every bad timeout at once.
+        let found = problems(&timeouts("tcp: 0, tcp_fin: 0, udp: 0"));
+        let at: Vec<_> = found.iter().map(|p| (p.column, p.path.as_str())).collect();
+        assert_eq!(
+            at,
+            [
+                (18, "timeouts.tcp"),
+                (30, "timeouts.tcp_fin"),
+                (38, "timeouts.udp")
+            ]
+        );
+    }
+
+    #[test]
+    fn icmp_echo_reply() {
+        assert!(ok(&top("")).icmp_echo_reply);
+        assert!(ok(&top("icmp_echo_reply: true\n")).icmp_echo_reply);
+        assert!(!ok(&top("icmp_echo_reply: false\n")).icmp_echo_reply);
+        for (value, found) in [
+            ("yes", "string `yes`"),
+            ("\"true\"", "string `true`"),
+            ("0", "integer `0`"),
+            ("~", "null"),
+        ] {
+            assert_one(
+                &top(&format!("icmp_echo_reply: {value}\n")),
+                2,
+                18,
+                "icmp_echo_reply",
+                &format!("expected `true` or `false`, found {found}"),
             );
         }
     }

@@ -11,18 +11,22 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::programs::XdpMode;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{self, Config},
-    dataplane::{Dataplane, Geometry, PinLayout, ifindex},
+    dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
     neighbours::{Resolution, Resolver},
-    reconcile::{Reconciler, real_addresses},
+    reaper,
+    reconcile::{Reconciler, real_addresses, settings_of},
 };
 
 /// How often next hops are re-read. Neighbour entries are managed by the
 /// kernel, so this only bounds how long a changed MAC goes unnoticed.
 const NEXT_HOP_REFRESH: Duration = Duration::from_secs(1);
+/// How often idle flows are looked for. Expired entries are already
+/// ignored by the data plane; this only frees their space.
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
 /// How long start-up waits for ARP/ND before applying what it has.
 const INITIAL_RESOLUTION_WAIT: Duration = Duration::from_secs(3);
 
@@ -86,6 +90,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut refresh = tokio::time::interval(NEXT_HOP_REFRESH);
+    let mut reap = tokio::time::interval(REAP_INTERVAL);
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -100,6 +105,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
                     warn!("next-hop refresh failed: {error:#}");
                 }
             }
+            _ = reap.tick() => daemon.reap_idle_flows(),
         }
     }
     info!(
@@ -215,6 +221,21 @@ impl Daemon {
         self.attach_interfaces(&previous.interfaces)?;
         info!("reloaded {}", self.config_path.display());
         Ok(())
+    }
+
+    fn reap_idle_flows(&mut self) {
+        let settings = settings_of(&self.config);
+        match reaper::reap(&mut self.dataplane.maps, &settings, monotonic_now_ns()) {
+            Ok(reaped) if reaped.flows > 0 => {
+                debug!(
+                    flows = reaped.flows,
+                    nat_replies = reaped.nat_replies,
+                    "reaped idle flows"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => warn!("reaping idle flows failed: {error:#}"),
+        }
     }
 
     async fn refresh_next_hops(&mut self) -> Result<()> {

@@ -25,8 +25,8 @@ use aya::{
     },
 };
 use lb_common::{
-    FlowKey, FlowState, Real, Service, ServiceKey, TrafficCounters, VipInfo, VipKey, capacity,
-    globals, names, programs,
+    FlowKey, FlowState, NatRealKey, NatReply, Real, Service, ServiceKey, Settings, TrafficCounters,
+    VipInfo, VipKey, capacity, globals, names, programs,
 };
 use tracing::{info, warn};
 
@@ -79,6 +79,9 @@ pub struct Maps {
     pub global_stats: PerCpuArray<MapData, u64>,
     pub service_stats: PerCpuArray<MapData, TrafficCounters>,
     pub real_stats: PerCpuArray<MapData, TrafficCounters>,
+    pub settings: Array<MapData, Settings>,
+    pub nat_reals: HashMap<MapData, NatRealKey, u32>,
+    pub nat_replies: HashMap<MapData, FlowKey, NatReply>,
 }
 
 impl Maps {
@@ -94,6 +97,9 @@ impl Maps {
             global_stats: source(names::GLOBAL_STATS)?.try_into()?,
             service_stats: source(names::SERVICE_STATS)?.try_into()?,
             real_stats: source(names::REAL_STATS)?.try_into()?,
+            settings: source(names::SETTINGS)?.try_into()?,
+            nat_reals: source(names::NAT_REALS)?.try_into()?,
+            nat_replies: source(names::NAT_REPLIES)?.try_into()?,
         })
     }
 
@@ -142,7 +148,8 @@ impl Dataplane {
                 true,
             )
             .map_max_entries(names::MAGLEV, geometry.maglev_entries())
-            .map_max_entries(names::FLOWS, geometry.flow_table_entries);
+            .map_max_entries(names::FLOWS, geometry.flow_table_entries)
+            .map_max_entries(names::NAT_REPLIES, geometry.flow_table_entries);
         let pin_paths: Vec<(&str, PathBuf)> = match pins {
             Some(layout) => {
                 ensure_bpffs(&layout.root)?;
@@ -163,7 +170,7 @@ impl Dataplane {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the BPF object")?;
-        for name in [programs::BALANCER, programs::PASS] {
+        for name in [programs::BALANCER, programs::PASS, programs::DECAP] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing"))?
@@ -202,36 +209,48 @@ impl Dataplane {
             .tx_ports
             .insert(ifindex, ifindex, None, 0)
             .with_context(|| format!("adding {interface} to the redirect map"))?;
-        let link_path = layout.link(interface);
         let program = self.program_mut(programs::BALANCER)?;
-        if link_path.exists() {
-            match replace_behind_link(program, &link_path) {
-                Ok(()) => {
-                    info!(interface, "replaced the program behind the pinned XDP link");
-                    return Ok(());
-                }
-                Err(error) => {
-                    // E.g. the interface was deleted and recreated: the old
-                    // link is defunct. Start over with a fresh one.
-                    warn!(interface, %error, "pinned XDP link unusable; attaching anew");
-                    fs::remove_file(&link_path)?;
-                }
+        attach_program_pinned(program, layout, interface, mode)
+    }
+}
+
+/// Attaches `program` to `interface` behind a pinned bpf_link, or swaps it
+/// in behind the link a previous run pinned (`bpf_link_update`): there is no
+/// moment without a program, and the link outlives this process.
+pub fn attach_program_pinned(
+    program: &mut Xdp,
+    layout: &PinLayout,
+    interface: &str,
+    mode: XdpMode,
+) -> Result<()> {
+    let link_path = layout.link(interface);
+    if link_path.exists() {
+        match replace_behind_link(program, &link_path) {
+            Ok(()) => {
+                info!(interface, "replaced the program behind the pinned XDP link");
+                return Ok(());
+            }
+            Err(error) => {
+                // E.g. the interface was deleted and recreated: the old
+                // link is defunct. Start over with a fresh one.
+                warn!(interface, %error, "pinned XDP link unusable; attaching anew");
+                fs::remove_file(&link_path)?;
             }
         }
-        let link_id = program
-            .attach(interface, mode)
-            .with_context(|| format!("attaching XDP to {interface} in {mode:?} mode"))?;
-        let link = program.take_link(link_id)?;
-        let fd_link: FdLink = link.try_into().context(
-            "the kernel attached XDP without a bpf_link; cannot keep it across restarts",
-        )?;
-        fs::create_dir_all(layout.links_dir())?;
-        fd_link
-            .pin(&link_path)
-            .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
-        info!(interface, ?mode, "attached");
-        Ok(())
     }
+    let link_id = program
+        .attach(interface, mode)
+        .with_context(|| format!("attaching XDP to {interface} in {mode:?} mode"))?;
+    let link = program.take_link(link_id)?;
+    let fd_link: FdLink = link
+        .try_into()
+        .context("the kernel attached XDP without a bpf_link; cannot keep it across restarts")?;
+    fs::create_dir_all(layout.links_dir())?;
+    fd_link
+        .pin(&link_path)
+        .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
+    info!(interface, ?mode, "attached");
+    Ok(())
 }
 
 fn replace_behind_link(program: &mut Xdp, link_path: &Path) -> Result<()> {
@@ -331,4 +350,12 @@ pub fn ifindex(interface: &str) -> Result<u32> {
         bail!("no interface named {interface}");
     }
     Ok(index)
+}
+
+/// The clock `bpf_ktime_get_ns` reads (flow timestamps are on it).
+pub fn monotonic_now_ns() -> u64 {
+    // SAFETY: clock_gettime writes the zeroed timespec.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

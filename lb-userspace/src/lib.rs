@@ -4,7 +4,9 @@
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod decap;
 pub mod listing;
 pub mod maglev;
 pub mod neighbours;
+pub mod reaper;
 pub mod reconcile;

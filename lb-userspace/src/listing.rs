@@ -15,7 +15,7 @@ use lb_common::{
     capacity, proto,
 };
 
-use crate::dataplane::Maps;
+use crate::dataplane::{Maps, monotonic_now_ns};
 
 /// One destination as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,14 +123,6 @@ fn flow_counts(maps: &Maps, now_ns: u64) -> Result<(BTreeMap<u32, u64>, BTreeMap
     Ok((active, inactive))
 }
 
-/// The clock `bpf_ktime_get_ns` reads.
-fn monotonic_now_ns() -> u64 {
-    // SAFETY: clock_gettime writes the zeroed timespec.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 const VERSION_LINE: &str = "IP Virtual Server version 1.2.1";
 
 fn protocol_name(protocol: u8) -> &'static str {
@@ -152,6 +144,8 @@ fn endpoint(address: &SocketAddr) -> String {
 fn forward_name(method: ForwardingMethod) -> &'static str {
     match method {
         ForwardingMethod::DirectRouting => "Route",
+        ForwardingMethod::Tunnel => "Tunnel",
+        ForwardingMethod::Masquerade => "Masq",
     }
 }
 

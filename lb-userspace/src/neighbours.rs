@@ -8,7 +8,10 @@
 //! resolves it and keeps re-confirming it on its own, so a real that changes
 //! its MAC is picked up by the next refresh.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    net::IpAddr,
+};
 
 use anyhow::{Context as _, Result, bail};
 use futures_util::TryStreamExt as _;
@@ -23,8 +26,17 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NextHop {
     pub ifindex: u32,
+    /// The MAC of the real itself, or of the gateway towards it.
     pub dst_mac: [u8; 6],
     pub src_mac: [u8; 6],
+    /// `Some` when the real is reached through a router: fine for TUN and
+    /// NAT, not for DR (the frame keeps the VIP as its destination).
+    pub gateway: Option<IpAddr>,
+    /// MTU of the egress interface (TUN checks encapsulated sizes).
+    pub mtu: u16,
+    /// The kernel's preferred source address towards the real: TUN's
+    /// default outer source.
+    pub source: Option<IpAddr>,
 }
 
 /// Why a real has no next hop (yet).
@@ -32,11 +44,21 @@ pub struct NextHop {
 pub enum Unresolved {
     /// The kernel has no route to it.
     NoRoute,
-    /// Reached through a gateway: DR needs the real on a directly connected
-    /// network, since the frame keeps the VIP as its destination address.
-    NotOnLink { gateway: IpAddr },
     /// ARP/ND has not answered (yet); the managed entry keeps trying.
     Resolving,
+}
+
+/// The kernel's route towards a real.
+struct Route {
+    ifindex: u32,
+    gateway: Option<IpAddr>,
+    source: Option<IpAddr>,
+}
+
+/// What the daemon keeps per interface.
+struct Link {
+    mac: [u8; 6],
+    mtu: u16,
 }
 
 pub type Resolution = Result<NextHop, Unresolved>;
@@ -58,44 +80,49 @@ impl Resolver {
     /// ones it does not know yet.
     pub async fn resolve(&self, reals: &[IpAddr]) -> Result<HashMap<IpAddr, Resolution>> {
         let neighbours = self.neighbours().await?;
-        let mut macs = HashMap::new();
+        let mut links: HashMap<u32, Link> = HashMap::new();
         let mut out = HashMap::new();
         for &real in reals {
-            let resolution = match self.route(real).await? {
-                Err(unresolved) => Err(unresolved),
-                Ok(ifindex) => match neighbours.get(&(ifindex, real)) {
-                    Some(entry) if entry.usable => {
-                        let src_mac = match macs.get(&ifindex) {
-                            Some(mac) => *mac,
-                            None => {
-                                let mac = self.link_mac(ifindex).await?;
-                                macs.insert(ifindex, mac);
-                                mac
-                            }
-                        };
-                        if !entry.managed {
-                            self.manage(ifindex, real).await?;
-                        }
-                        Ok(NextHop {
-                            ifindex,
-                            dst_mac: entry.mac,
-                            src_mac,
-                        })
+            let route = match self.route(real).await? {
+                Ok(route) => route,
+                Err(unresolved) => {
+                    out.insert(real, Err(unresolved));
+                    continue;
+                }
+            };
+            // The frame goes to the gateway's MAC when there is one.
+            let neighbour = route.gateway.unwrap_or(real);
+            let resolution = match neighbours.get(&(route.ifindex, neighbour)) {
+                Some(entry) if entry.usable => {
+                    if !entry.managed {
+                        self.manage(route.ifindex, neighbour).await?;
                     }
-                    Some(entry) if entry.managed => Err(Unresolved::Resolving),
-                    _ => {
-                        self.manage(ifindex, real).await?;
-                        Err(Unresolved::Resolving)
+                    if let Entry::Vacant(slot) = links.entry(route.ifindex) {
+                        slot.insert(self.link(route.ifindex).await?);
                     }
-                },
+                    let link = &links[&route.ifindex];
+                    Ok(NextHop {
+                        ifindex: route.ifindex,
+                        dst_mac: entry.mac,
+                        src_mac: link.mac,
+                        gateway: route.gateway,
+                        mtu: link.mtu,
+                        source: route.source,
+                    })
+                }
+                Some(entry) if entry.managed => Err(Unresolved::Resolving),
+                _ => {
+                    self.manage(route.ifindex, neighbour).await?;
+                    Err(Unresolved::Resolving)
+                }
             };
             out.insert(real, resolution);
         }
         Ok(out)
     }
 
-    /// The output interface of the kernel's route to `addr`.
-    async fn route(&self, addr: IpAddr) -> Result<Result<u32, Unresolved>> {
+    /// The kernel's route to `addr`: output interface, gateway, source.
+    async fn route(&self, addr: IpAddr) -> Result<Result<Route, Unresolved>> {
         let prefix = if addr.is_ipv4() { 32 } else { 128 };
         let message = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(addr, prefix)?
@@ -109,23 +136,23 @@ impl Resolver {
             Err(error) => return Err(error.into()),
         };
         let mut oif = None;
+        let mut gateway = None;
+        let mut source = None;
         for attribute in &route.attributes {
             match attribute {
                 RouteAttribute::Oif(index) => oif = Some(*index),
-                RouteAttribute::Gateway(RouteAddress::Inet(gw)) => {
-                    return Ok(Err(Unresolved::NotOnLink {
-                        gateway: IpAddr::V4(*gw),
-                    }));
-                }
-                RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => {
-                    return Ok(Err(Unresolved::NotOnLink {
-                        gateway: IpAddr::V6(*gw),
-                    }));
-                }
+                RouteAttribute::Gateway(address) => gateway = ip_of(address),
+                RouteAttribute::PrefSource(address) => source = ip_of(address),
                 _ => {}
             }
         }
-        Ok(oif.ok_or(Unresolved::NoRoute))
+        Ok(oif
+            .map(|ifindex| Route {
+                ifindex,
+                gateway,
+                source,
+            })
+            .ok_or(Unresolved::NoRoute))
     }
 
     async fn neighbours(&self) -> Result<HashMap<(u32, IpAddr), NeighbourEntry>> {
@@ -196,20 +223,35 @@ impl Resolver {
             .with_context(|| format!("adding a managed neighbour entry for {addr}"))
     }
 
-    async fn link_mac(&self, ifindex: u32) -> Result<[u8; 6]> {
+    async fn link(&self, ifindex: u32) -> Result<Link> {
         let mut links = self.handle.link().get().match_index(ifindex).execute();
+        let mut mac = None;
+        let mut mtu = 1500;
         while let Some(link) = links.try_next().await? {
             for attribute in &link.attributes {
-                if let LinkAttribute::Address(bytes) = attribute
-                    && bytes.len() == 6
-                {
-                    let mut mac = [0; 6];
-                    mac.copy_from_slice(bytes);
-                    return Ok(mac);
+                match attribute {
+                    LinkAttribute::Address(bytes) if bytes.len() == 6 => {
+                        let mut m = [0; 6];
+                        m.copy_from_slice(bytes);
+                        mac = Some(m);
+                    }
+                    LinkAttribute::Mtu(value) => mtu = (*value).min(u16::MAX as u32) as u16,
+                    _ => {}
                 }
             }
         }
-        bail!("interface {ifindex} has no Ethernet address")
+        match mac {
+            Some(mac) => Ok(Link { mac, mtu }),
+            None => bail!("interface {ifindex} has no Ethernet address"),
+        }
+    }
+}
+
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
     }
 }
 

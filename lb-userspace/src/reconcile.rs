@@ -16,8 +16,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::MapError;
 use lb_common::{
-    Addr, Family, ForwardingMethod, NO_REAL, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
-    Service, ServiceKey, VipInfo, VipKey, capacity,
+    Addr, Family, ForwardingMethod, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real,
+    SETTINGS_NO_ECHO_REPLY, Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey, capacity,
 };
 use tracing::{info, warn};
 
@@ -25,7 +25,7 @@ use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig},
     dataplane::{Geometry, Maps},
     maglev,
-    neighbours::{Resolution, Unresolved},
+    neighbours::Resolution,
 };
 
 /// A destination: one real within one service.
@@ -150,6 +150,7 @@ pub struct Reconciler {
     reals: HashMap<u32, Real>,
     rows: HashMap<u32, Vec<u32>>,
     vips: BTreeMap<VipKey, VipInfo>,
+    nat_reals: BTreeSet<NatRealKey>,
 }
 
 impl Reconciler {
@@ -161,6 +162,7 @@ impl Reconciler {
             reals: HashMap::new(),
             rows: HashMap::new(),
             vips: BTreeMap::new(),
+            nat_reals: BTreeSet::new(),
         }
     }
 
@@ -200,6 +202,9 @@ impl Reconciler {
             let (key, info) = entry?;
             this.vips.insert(key, info);
         }
+        for key in maps.nat_reals.keys() {
+            this.nat_reals.insert(key?);
+        }
         info!(
             services = this.ids.services.len(),
             reals = this.ids.reals.len(),
@@ -237,7 +242,13 @@ impl Reconciler {
             for real in &service.reals {
                 let identity = RealIdentity::new(service_id, real);
                 let id = ids.reals[&identity];
-                let entry = real_entry(identity, real.weight, next_hops.get(&real.address));
+                let entry = real_entry(
+                    identity,
+                    real.weight,
+                    service.forwarding,
+                    next_hops.get(&real.address),
+                    config,
+                );
                 wanted_reals.insert(id, entry);
             }
         }
@@ -276,7 +287,7 @@ impl Reconciler {
             let key = service_key(service);
             let entry = Service {
                 id: ids.services[&key],
-                forwarding: forwarding_method(service.forwarding)? as u8,
+                forwarding: forwarding_method(service.forwarding) as u8,
                 scheduler: Scheduler::Maglev as u8,
                 _pad: [0; 2],
             };
@@ -293,6 +304,9 @@ impl Reconciler {
                 maps.vips.insert(key, info, 0)?;
             }
         }
+
+        self.apply_nat_reals(maps, config)?;
+        self.apply_settings(maps, config)?;
 
         // 4. Removals, in reverse: unreachable first, then freed.
         let removed_services: Vec<(ServiceKey, u32)> = self
@@ -331,6 +345,38 @@ impl Reconciler {
         Ok(applied)
     }
 
+    /// Addresses of NAT reals: the data plane looks for replies only from
+    /// these.
+    fn apply_nat_reals(&mut self, maps: &mut Maps, config: &Config) -> Result<()> {
+        let wanted: BTreeSet<NatRealKey> = config
+            .services
+            .iter()
+            .filter(|service| service.forwarding == Forwarding::Nat)
+            .flat_map(|service| service.reals.iter())
+            .map(|real| VipKey {
+                addr: Addr::from(real.address),
+                family: Family::of(&real.address) as u8,
+                _pad: [0; 3],
+            })
+            .collect();
+        for key in wanted.difference(&self.nat_reals) {
+            maps.nat_reals.insert(key, 1, 0)?;
+        }
+        for key in self.nat_reals.difference(&wanted) {
+            remove_missing(maps.nat_reals.remove(key))?;
+        }
+        self.nat_reals = wanted;
+        Ok(())
+    }
+
+    fn apply_settings(&mut self, maps: &mut Maps, config: &Config) -> Result<()> {
+        let settings = settings_of(config);
+        if maps.settings.get(&0, 0).ok() != Some(settings) {
+            maps.settings.set(0, settings, 0)?;
+        }
+        Ok(())
+    }
+
     /// Writes the slots of a service's row that differ from what is there.
     fn write_row(&mut self, maps: &mut Maps, service_id: u32, row: Vec<u32>) -> Result<usize> {
         let size = self.geometry.maglev_table_size;
@@ -355,10 +401,25 @@ fn remove_missing(result: Result<(), MapError>) -> Result<()> {
     }
 }
 
-fn forwarding_method(forwarding: Forwarding) -> Result<ForwardingMethod> {
+/// The data plane's run-time settings for `config`.
+pub fn settings_of(config: &Config) -> Settings {
+    Settings {
+        tcp: config.timeouts.tcp,
+        tcp_fin: config.timeouts.tcp_fin,
+        udp: config.timeouts.udp,
+        flags: if config.icmp_echo_reply {
+            0
+        } else {
+            SETTINGS_NO_ECHO_REPLY
+        },
+    }
+}
+
+fn forwarding_method(forwarding: Forwarding) -> ForwardingMethod {
     match forwarding {
-        Forwarding::Dr => Ok(ForwardingMethod::DirectRouting),
-        other => bail!("forwarding {other:?} is not supported by this data plane yet"),
+        Forwarding::Dr => ForwardingMethod::DirectRouting,
+        Forwarding::Tun => ForwardingMethod::Tunnel,
+        Forwarding::Nat => ForwardingMethod::Masquerade,
     }
 }
 
@@ -373,7 +434,13 @@ pub fn identity_bytes(address: IpAddr, port: u16) -> Vec<u8> {
     bytes
 }
 
-fn real_entry(identity: RealIdentity, weight: u32, next_hop: Option<&Resolution>) -> Real {
+fn real_entry(
+    identity: RealIdentity,
+    weight: u32,
+    forwarding: Forwarding,
+    next_hop: Option<&Resolution>,
+    config: &Config,
+) -> Real {
     let mut real = Real {
         addr: Addr::from(identity.address),
         family: Family::of(&identity.address) as u8,
@@ -383,18 +450,28 @@ fn real_entry(identity: RealIdentity, weight: u32, next_hop: Option<&Resolution>
         weight,
         ..Real::default()
     };
-    match next_hop {
-        Some(Ok(hop)) => {
-            real.flags |= REAL_NEXT_HOP_KNOWN;
-            real.ifindex = hop.ifindex;
-            real.dst_mac = hop.dst_mac;
-            real.src_mac = hop.src_mac;
-        }
-        Some(Err(Unresolved::NotOnLink { gateway })) => {
-            warn!(real = %identity.address, %gateway, "DR needs reals on a directly connected network; this one is behind a gateway");
-        }
-        _ => {}
+    let Some(Ok(hop)) = next_hop else {
+        return real;
+    };
+    if let (Forwarding::Dr, Some(gateway)) = (forwarding, hop.gateway) {
+        warn!(real = %identity.address, %gateway, "DR needs reals on a directly connected network; this one is behind a gateway (use tun or nat)");
+        return real;
     }
+    let tunnel_source = match identity.address {
+        IpAddr::V4(_) => config.tunnel.source_v4.map(IpAddr::V4),
+        IpAddr::V6(_) => config.tunnel.source_v6.map(IpAddr::V6),
+    }
+    .or(hop.source);
+    if forwarding == Forwarding::Tun && tunnel_source.is_none() {
+        warn!(real = %identity.address, "no tunnel source address towards this real (set tunnel.source_v4/v6)");
+        return real;
+    }
+    real.flags |= REAL_NEXT_HOP_KNOWN;
+    real.ifindex = hop.ifindex;
+    real.dst_mac = hop.dst_mac;
+    real.src_mac = hop.src_mac;
+    real.mtu = hop.mtu;
+    real.tunnel_src = tunnel_source.map(Addr::from).unwrap_or_default();
     real
 }
 

@@ -23,6 +23,9 @@ enum Command {
     Check,
     /// Detach the data plane and remove its pinned maps: traffic stops.
     Teardown,
+    /// On a real server: strip TUN tunnels addressed to this host (no ipip
+    /// module needed) until SIGTERM/SIGINT; `--teardown` detaches.
+    Decap(lb_userspace::decap::DecapArgs),
 }
 
 fn main() {
@@ -58,5 +61,6 @@ fn run(cli: Cli) -> Result<()> {
             let config = daemon::load_config(&cli.config)?;
             dataplane::teardown(&dataplane::PinLayout::new(&config.pin_path))
         }
+        Command::Decap(args) => lb_userspace::decap::command(args),
     }
 }
