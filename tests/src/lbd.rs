@@ -46,6 +46,12 @@ impl Lbd {
     /// the network namespace, so the host's bpffs stays visible (unlike
     /// `ip netns exec`, which mounts a fresh /sys).
     pub fn start(netns: &Netns, config: &Path, log: &Path) -> Result<Self> {
+        let config = config.to_string_lossy();
+        Self::start_with_args(netns, &["--config", &config], log)
+    }
+
+    /// Starts `lbd ARGS...` in `netns`, logging to `log`.
+    pub fn start_with_args(netns: &Netns, args: &[&str], log: &Path) -> Result<Self> {
         let ready_before_start = std::fs::read_to_string(log)
             .unwrap_or_default()
             .matches(READY)
@@ -55,8 +61,7 @@ impl Lbd {
             .arg(format!("--net={}", netns.path()))
             .arg("--")
             .arg(binary("lbd")?)
-            .arg("--config")
-            .arg(config)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -6,9 +6,9 @@
 //! inside those namespaces by this process (a socket stays in the namespace
 //! it was created in), so a rig needs no external server software.
 
-pub mod dr_rig;
 pub mod lbd;
 pub mod netns;
+pub mod rig;
 pub mod traffic;
 
 /// True when this process may create namespaces and load BPF programs.

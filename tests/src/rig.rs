@@ -1,14 +1,16 @@
-//! The direct-routing rig: a client, the balancer and N real servers on one
-//! L2 segment (a bridge in a "switch" namespace).
+//! Test rigs for each forwarding mode: a client, the balancer and N real
+//! servers in network namespaces, joined by bridges in "switch" namespaces.
 //!
 //! ```text
-//!   client .100 ─┐
-//!   balancer .1 ─┼─ br0 (switch ns)     VIPs 198.18.1.10, fd00:18:1::10
-//!   real-1 .11  ─┤                      routed by the client via .1 / ::1;
-//!   real-2 .12  ─┤                      held on `lo` by every real, which
-//!   real-3 .13  ─┘                      answers the client directly.
+//!  DR:   client .100, balancer .1, reals .11.. all on segment A
+//!  TUN:  client, balancer on A; router .254 (A) / .254 (B); reals .11.. on B,
+//!        default route via the router, tunnels stripped by `lbd decap`
+//!  NAT:  client, balancer eth0 on A; balancer eth1 .1 on B; reals .11.. on B,
+//!        default route via the balancer; reals listen on other ports
 //! ```
-//! Segment: 198.18.0.0/24 and fd00:18::/64.
+//! Segment A: 198.18.0.0/24, fd00:18::/64. Segment B: 198.18.2.0/24,
+//! fd00:18:2::/64. VIPs 198.18.1.10 and fd00:18:1::10, routed by the client
+//! via the balancer; DR and TUN reals hold them on `lo`.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -23,23 +25,61 @@ use lb_userspace::dataplane::{self, Dataplane, Geometry, PinLayout};
 use crate::{
     lbd::Lbd,
     netns::{Netns, unique_prefix},
-    traffic::{self, Behaviour, Server},
+    traffic::{self, Behaviour, Server, UdpServer},
 };
 
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x18, 0x1, 0, 0, 0, 0, 0x10);
+/// Service ports, the same in every mode.
 pub const HTTP_PORT: u16 = 80;
 pub const ECHO_PORT: u16 = 8080;
+pub const UDP_PORT: u16 = 53;
 const BALANCER_HOST: u8 = 1;
 const CLIENT_HOST: u8 = 100;
+const ROUTER_HOST: u8 = 254;
 const FIRST_REAL_HOST: u8 = 11;
 
-fn v4(host: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, host)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Dr,
+    Tun,
+    Nat,
 }
 
-fn v6(host: u8) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, host as u16)
+impl Mode {
+    fn keyword(self) -> &'static str {
+        match self {
+            Mode::Dr => "dr",
+            Mode::Tun => "tun",
+            Mode::Nat => "nat",
+        }
+    }
+
+    /// The port a real listens on for a service port: NAT reals use other
+    /// ports, to prove the balancer rewrites them.
+    pub fn real_port(self, service_port: u16) -> u16 {
+        match (self, service_port) {
+            (Mode::Nat, HTTP_PORT) => 8000,
+            (Mode::Nat, ECHO_PORT) => 9000,
+            (Mode::Nat, UDP_PORT) => 5353,
+            _ => service_port,
+        }
+    }
+
+    fn real_segment(self) -> u8 {
+        match self {
+            Mode::Dr => 0,
+            Mode::Tun | Mode::Nat => 2,
+        }
+    }
+}
+
+fn v4(segment: u8, host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, segment, host)
+}
+
+fn v6(segment: u8, host: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x18, segment as u16, 0, 0, 0, 0, host as u16)
 }
 
 pub struct RealHost {
@@ -48,105 +88,206 @@ pub struct RealHost {
     pub v6: Ipv6Addr,
     pub weight: u32,
     _servers: Vec<Server>,
+    _udp: Vec<UdpServer>,
+    /// `lbd decap` (TUN).
+    _decap: Option<Lbd>,
     pub netns: Netns,
 }
 
-pub struct DrRig {
+pub struct Rig {
+    pub mode: Mode,
     pub lbd: Option<Lbd>,
     pub pins: PinLayout,
     pub workdir: PathBuf,
-    /// Keeps XDP_PASS on the balancer's switch port: veth drops XDP_TX'd
-    /// frames unless the peer runs an XDP program.
-    _peer_pass: Dataplane,
+    /// XDP_PASS on the switch ports facing the balancer: veth drops frames
+    /// sent with XDP_TX or redirect unless the peer runs an XDP program.
+    _peer_pass: Vec<Dataplane>,
     pub reals: Vec<RealHost>,
+    pub router: Option<Netns>,
     pub client: Netns,
     pub balancer: Netns,
-    pub switch: Netns,
+    pub switches: Vec<Netns>,
 }
 
-impl DrRig {
+impl Rig {
     /// Builds the namespaces, addresses and servers; `weights` has one
     /// entry per real. lbd is not started yet.
-    pub fn build(weights: &[u32]) -> Result<Self> {
+    pub fn build(mode: Mode, weights: &[u32]) -> Result<Self> {
         dataplane::ensure_bpffs(std::path::Path::new("/sys/fs/bpf/"))?;
         let prefix = unique_prefix();
         let workdir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&workdir)?;
-        let switch = Netns::create(&format!("{prefix}-sw"))?;
-        switch.ip(&["link", "add", "br0", "type", "bridge"])?;
-        switch.ip(&["link", "set", "br0", "up"])?;
-
-        let balancer = host(&prefix, "lb", &switch, BALANCER_HOST)?;
-        let client = host(&prefix, "cl", &switch, CLIENT_HOST)?;
+        let segment_a = switch(&prefix, "swa")?;
+        let balancer = Netns::create(&format!("{prefix}-lb"))?;
+        let client = Netns::create(&format!("{prefix}-cl"))?;
+        connect(&balancer, "eth0", &segment_a, "p-lb0", 0, BALANCER_HOST)?;
+        connect(&client, "eth0", &segment_a, "p-cl", 0, CLIENT_HOST)?;
         for (vip, gateway) in [
-            (format!("{VIP4}/32"), v4(BALANCER_HOST).to_string()),
-            (format!("{VIP6}/128"), v6(BALANCER_HOST).to_string()),
+            (format!("{VIP4}/32"), v4(0, BALANCER_HOST).to_string()),
+            (format!("{VIP6}/128"), v6(0, BALANCER_HOST).to_string()),
         ] {
             client.ip(&["route", "add", &vip, "via", &gateway])?;
         }
+        let mut switches = vec![segment_a];
+        let mut router = None;
+        let mut peer_pass = vec![attach_pass(&switches[0], "p-lb0")?];
+        let real_segment = mode.real_segment();
+        let real_gateway = match mode {
+            Mode::Dr => None,
+            Mode::Tun => {
+                let segment_b = switch(&prefix, "swb")?;
+                let r = Netns::create(&format!("{prefix}-rt"))?;
+                connect(&r, "eth0", &switches[0], "p-rt0", 0, ROUTER_HOST)?;
+                connect(&r, "eth1", &segment_b, "p-rt1", 2, ROUTER_HOST)?;
+                enable_forwarding(&r)?;
+                balancer.ip(&[
+                    "route",
+                    "add",
+                    "198.18.2.0/24",
+                    "via",
+                    &v4(0, ROUTER_HOST).to_string(),
+                ])?;
+                balancer.ip(&[
+                    "-6",
+                    "route",
+                    "add",
+                    "fd00:18:2::/64",
+                    "via",
+                    &v6(0, ROUTER_HOST).to_string(),
+                ])?;
+                switches.push(segment_b);
+                router = Some(r);
+                Some((v4(2, ROUTER_HOST), v6(2, ROUTER_HOST)))
+            }
+            Mode::Nat => {
+                let segment_b = switch(&prefix, "swb")?;
+                connect(&balancer, "eth1", &segment_b, "p-lb1", 2, BALANCER_HOST)?;
+                enable_forwarding(&balancer)?;
+                peer_pass.push(attach_pass(&segment_b, "p-lb1")?);
+                switches.push(segment_b);
+                Some((v4(2, BALANCER_HOST), v6(2, BALANCER_HOST)))
+            }
+        };
         let mut reals = Vec::new();
         for (index, &weight) in weights.iter().enumerate() {
             let number = index as u8 + 1;
+            let host = FIRST_REAL_HOST + index as u8;
             let name = format!("real-{number}");
-            let netns = host(
-                &prefix,
-                &format!("r{number}"),
-                &switch,
-                FIRST_REAL_HOST + index as u8,
+            let netns = Netns::create(&format!("{prefix}-r{number}"))?;
+            let segment = &switches[usize::from(real_segment != 0)];
+            connect(
+                &netns,
+                "eth0",
+                segment,
+                &format!("p-r{number}"),
+                real_segment,
+                host,
             )?;
-            prepare_dr_real(&netns)?;
+            if let Some((gateway4, gateway6)) = real_gateway {
+                netns.ip(&["route", "add", "default", "via", &gateway4.to_string()])?;
+                netns.ip(&[
+                    "-6",
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &gateway6.to_string(),
+                ])?;
+            }
+            let decap = match mode {
+                Mode::Nat => None,
+                Mode::Dr | Mode::Tun => {
+                    hold_vips_on_lo(&netns)?;
+                    if mode == Mode::Tun {
+                        // The inner packet's source (the client) arrives on
+                        // eth0 with no route back through it.
+                        for interface in ["all", "eth0"] {
+                            netns.sysctl(&format!("net.ipv4.conf.{interface}.rp_filter"), "0")?;
+                        }
+                        Some(start_decap(&netns, &workdir, number)?)
+                    } else {
+                        None
+                    }
+                }
+            };
             let servers = vec![
-                traffic::serve(&netns, HTTP_PORT, &name, Behaviour::Http)?,
-                traffic::serve(&netns, ECHO_PORT, &name, Behaviour::Echo)?,
+                traffic::serve(&netns, mode.real_port(HTTP_PORT), &name, Behaviour::Http)?,
+                traffic::serve(&netns, mode.real_port(ECHO_PORT), &name, Behaviour::Echo)?,
             ];
+            let udp_port = mode.real_port(UDP_PORT);
+            let udp = match mode {
+                Mode::Nat => vec![traffic::serve_udp(
+                    &netns,
+                    SocketAddr::from(([0u16; 8], udp_port)),
+                    &name,
+                )?],
+                Mode::Dr | Mode::Tun => vec![
+                    traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V4(VIP4), udp_port), &name)?,
+                    traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V6(VIP6), udp_port), &name)?,
+                ],
+            };
             reals.push(RealHost {
                 name,
-                v4: v4(FIRST_REAL_HOST + index as u8),
-                v6: v6(FIRST_REAL_HOST + index as u8),
+                v4: v4(real_segment, host),
+                v6: v6(real_segment, host),
                 weight,
                 _servers: servers,
+                _udp: udp,
+                _decap: decap,
                 netns,
             });
         }
-        let peer_pass = attach_pass(&switch, &port_name("lb"))?;
         Ok(Self {
+            mode,
             lbd: None,
             pins: PinLayout::new(format!("/sys/fs/bpf/{prefix}")),
             workdir,
             _peer_pass: peer_pass,
             reals,
+            router,
             client,
             balancer,
-            switch,
+            switches,
         })
     }
 
     /// A config for this rig with the reals whose indices are in `include`:
-    /// TCP/80 over IPv4 and IPv6, and TCP/8080 (echo) over IPv4.
+    /// TCP/80 over IPv4 and IPv6, TCP/8080 (echo) over both, UDP/53 over both.
     pub fn config_yaml(&self, include: &[usize]) -> String {
-        let reals = |family: fn(&RealHost) -> IpAddr| {
-            include
-                .iter()
-                .map(|&i| {
-                    let real = &self.reals[i];
-                    format!(
-                        "      - {{ address: \"{}\", weight: {} }}\n",
-                        family(real),
-                        real.weight
-                    )
-                })
-                .collect::<String>()
+        let interfaces = match self.mode {
+            Mode::Nat => {
+                "  - { name: eth0, xdp_mode: native }\n  - { name: eth1, xdp_mode: native }\n"
+            }
+            Mode::Dr | Mode::Tun => "  - { name: eth0, xdp_mode: native }\n",
         };
-        let v4_reals = reals(|r| IpAddr::V4(r.v4));
-        let v6_reals = reals(|r| IpAddr::V6(r.v6));
+        let mut services = String::new();
+        for (name, port, protocol) in [
+            ("web", HTTP_PORT, "tcp"),
+            ("echo", ECHO_PORT, "tcp"),
+            ("dns", UDP_PORT, "udp"),
+        ] {
+            for (suffix, vip) in [("4", IpAddr::V4(VIP4)), ("6", IpAddr::V6(VIP6))] {
+                services.push_str(&format!(
+                    "  - name: {name}{suffix}\n    vip: \"{vip}\"\n    port: {port}\n    protocol: {protocol}\n    forwarding: {}\n    reals:\n",
+                    self.mode.keyword()
+                ));
+                for &i in include {
+                    let real = &self.reals[i];
+                    let address = match vip {
+                        IpAddr::V4(_) => IpAddr::V4(real.v4),
+                        IpAddr::V6(_) => IpAddr::V6(real.v6),
+                    };
+                    services.push_str(&format!(
+                        "      - {{ address: \"{address}\", port: {}, weight: {} }}\n",
+                        self.mode.real_port(port),
+                        real.weight
+                    ));
+                }
+            }
+        }
         format!(
-            "interfaces:\n  - {{ name: eth0, xdp_mode: native }}\n\
-             pin_path: {pin}\n\
-             services:\n\
-             \x20 - name: web\n    vip: {VIP4}\n    port: {HTTP_PORT}\n    protocol: tcp\n    reals:\n{v4_reals}\
-             \x20 - name: web6\n    vip: \"{VIP6}\"\n    port: {HTTP_PORT}\n    protocol: tcp\n    reals:\n{v6_reals}\
-             \x20 - name: echo\n    vip: {VIP4}\n    port: {ECHO_PORT}\n    protocol: tcp\n    reals:\n{v4_reals}",
-            pin = self.pins.root.display(),
+            "interfaces:\n{interfaces}pin_path: {}\nservices:\n{services}",
+            self.pins.root.display()
         )
     }
 
@@ -200,66 +341,98 @@ impl DrRig {
         SocketAddr::new(IpAddr::V6(VIP6), port)
     }
 
+    /// Every namespace of the rig.
+    pub fn namespaces(&self) -> Vec<&Netns> {
+        let mut all: Vec<&Netns> = self.switches.iter().collect();
+        all.extend([&self.balancer, &self.client]);
+        all.extend(self.router.iter());
+        all.extend(self.reals.iter().map(|real| &real.netns));
+        all
+    }
+
     pub fn lbd_log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 
-impl Drop for DrRig {
+impl Drop for Rig {
     fn drop(&mut self) {
         drop(self.lbd.take());
         let _ = dataplane::teardown(&self.pins);
+        for real in &self.reals {
+            let _ = dataplane::teardown(&PinLayout::new(decap_pin_path(&real.netns)));
+        }
         let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }
 
-fn port_name(tag: &str) -> String {
-    format!("p-{tag}")
+fn switch(prefix: &str, tag: &str) -> Result<Netns> {
+    let switch = Netns::create(&format!("{prefix}-{tag}"))?;
+    switch.ip(&["link", "add", "br0", "type", "bridge"])?;
+    switch.ip(&["link", "set", "br0", "up"])?;
+    Ok(switch)
 }
 
-/// A namespace with `eth0` on the switch, addressed .host / ::host.
-fn host(prefix: &str, tag: &str, switch: &Netns, host: u8) -> Result<Netns> {
-    let netns = Netns::create(&format!("{prefix}-{tag}"))?;
-    let port = port_name(tag);
+/// Connects `netns` to `switch` with a veth pair, addressed .host on the
+/// segment's IPv4 and IPv6 networks.
+fn connect(
+    netns: &Netns,
+    interface: &str,
+    switch: &Netns,
+    port: &str,
+    segment: u8,
+    host: u8,
+) -> Result<()> {
     crate::netns::run(
         "ip",
         &[
             "link",
             "add",
-            "eth0",
+            interface,
             "netns",
             &netns.name,
             "type",
             "veth",
             "peer",
             "name",
-            &port,
+            port,
             "netns",
             &switch.name,
         ],
     )?;
-    switch.ip(&["link", "set", &port, "master", "br0", "up"])?;
-    netns.ip(&["addr", "add", &format!("{}/24", v4(host)), "dev", "eth0"])?;
+    switch.ip(&["link", "set", port, "master", "br0", "up"])?;
+    netns.ip(&[
+        "addr",
+        "add",
+        &format!("{}/24", v4(segment, host)),
+        "dev",
+        interface,
+    ])?;
     // nodad: the address is usable at once instead of after DAD's ~1-2 s.
     netns.ip(&[
         "addr",
         "add",
-        &format!("{}/64", v6(host)),
+        &format!("{}/64", v6(segment, host)),
         "dev",
-        "eth0",
+        interface,
         "nodad",
     ])?;
-    netns.ip(&["link", "set", "eth0", "up"])?;
+    netns.ip(&["link", "set", interface, "up"])?;
     // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL) that
-    // never runs once XDP turns the skb into a raw frame: the real would
+    // never runs once XDP turns the skb into a raw frame: the far end would
     // get a bad checksum. A physical NIC fills them in before the wire.
-    netns.enter(|| crate::netns::run("ethtool", &["-K", "eth0", "tx", "off"]))?;
-    Ok(netns)
+    netns.enter(|| crate::netns::run("ethtool", &["-K", interface, "tx", "off"]))?;
+    Ok(())
 }
 
-/// The usual LVS-DR real-server setup: the VIP on `lo`, and ARP tuned so
-/// the real never answers or announces it on the segment.
-fn prepare_dr_real(netns: &Netns) -> Result<()> {
+fn enable_forwarding(netns: &Netns) -> Result<()> {
+    netns.sysctl("net.ipv4.ip_forward", "1")?;
+    netns.sysctl("net.ipv6.conf.all.forwarding", "1")
+}
+
+/// The usual LVS-DR/TUN real-server setup: the VIPs on `lo`, and ARP tuned
+/// so the real never answers or announces them on the segment.
+fn hold_vips_on_lo(netns: &Netns) -> Result<()> {
     netns.ip(&["addr", "add", &format!("{VIP4}/32"), "dev", "lo"])?;
     netns.ip(&["addr", "add", &format!("{VIP6}/128"), "dev", "lo"])?;
     for interface in ["all", "eth0"] {
@@ -267,6 +440,23 @@ fn prepare_dr_real(netns: &Netns) -> Result<()> {
         netns.sysctl(&format!("net.ipv4.conf.{interface}.arp_announce"), "2")?;
     }
     Ok(())
+}
+
+fn decap_pin_path(netns: &Netns) -> String {
+    format!("/sys/fs/bpf/{}-decap", netns.name)
+}
+
+/// `lbd decap --interface eth0` on a TUN real, as deploy/ tells operators.
+fn start_decap(netns: &Netns, workdir: &std::path::Path, number: u8) -> Result<Lbd> {
+    let pin_path = decap_pin_path(netns);
+    let log = workdir.join(format!("decap-{number}.log"));
+    let mut decap = Lbd::start_with_args(
+        netns,
+        &["decap", "--interface", "eth0", "--pin-path", &pin_path],
+        &log,
+    )?;
+    decap.wait_ready()?;
+    Ok(decap)
 }
 
 fn attach_pass(switch: &Netns, interface: &str) -> Result<Dataplane> {

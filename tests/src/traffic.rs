@@ -294,3 +294,120 @@ fn pump(
         longest_stall,
     })
 }
+
+/// A UDP server answering every datagram with its name; it ends when
+/// dropped. Bind it to the VIP (on `lo`) for DR/TUN, where the reply must
+/// come from the VIP, and to the wildcard for NAT, where the balancer
+/// rewrites the real's address.
+pub struct UdpServer {
+    socket: std::net::UdpSocket,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        // SAFETY: the fd is owned by `socket`, alive until after this.
+        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn serve_udp(netns: &Netns, address: SocketAddr, name: &str) -> Result<UdpServer> {
+    let socket = netns.enter(|| {
+        std::net::UdpSocket::bind(address).with_context(|| format!("binding UDP {address}"))
+    })?;
+    let receiver = socket.try_clone()?;
+    let name = name.to_owned();
+    let thread = std::thread::spawn(move || {
+        let mut buffer = [0u8; 2048];
+        while let Ok((n, peer)) = receiver.recv_from(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let _ = receiver.send_to(name.as_bytes(), peer);
+        }
+    });
+    Ok(UdpServer {
+        socket,
+        thread: Some(thread),
+    })
+}
+
+/// One request per source port in `ports`, each from a fresh socket; how
+/// many each server answered. The reply must come from `target` itself.
+pub fn udp_ask_from_ports(
+    netns: &Netns,
+    target: SocketAddr,
+    ports: std::ops::Range<u16>,
+) -> Result<BTreeMap<String, usize>> {
+    netns.enter(|| {
+        let mut answered = BTreeMap::new();
+        for port in ports {
+            let local: SocketAddr = match target {
+                SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+                SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+            };
+            let socket = std::net::UdpSocket::bind(local)?;
+            // connect(): replies from any other address are filtered out.
+            socket.connect(target)?;
+            socket.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut buffer = [0u8; 256];
+            let mut reply = None;
+            for _ in 0..4 {
+                socket.send(b"who are you?")?;
+                if let Ok(n) = socket.recv(&mut buffer) {
+                    reply = Some(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                    break;
+                }
+            }
+            let reply =
+                reply.with_context(|| format!("no UDP answer from {target} to port {port}"))?;
+            *answered.entry(reply).or_insert(0) += 1;
+        }
+        Ok(answered)
+    })
+}
+
+/// Sends `bytes` of a deterministic pseudo-random pattern to an echo
+/// server through `target` and checks every byte that comes back.
+pub fn bulk_echo(netns: &Netns, target: SocketAddr, bytes: usize) -> Result<()> {
+    let stream = netns.enter(|| {
+        TcpStream::connect_timeout(&target, IO_TIMEOUT)
+            .with_context(|| format!("connecting to {target}"))
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting)?;
+    let pattern: Vec<u8> = (0..bytes as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let mut writer = stream.try_clone()?;
+    let to_send = pattern.clone();
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        writer.write_all(&to_send)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut received = Vec::with_capacity(bytes);
+    reader
+        .read_to_end(&mut received)
+        .with_context(|| format!("reading the echo after {} of {bytes} bytes", received.len()))?;
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))?
+        .context("sending the bulk data")?;
+    if received != pattern {
+        let first_difference = received
+            .iter()
+            .zip(&pattern)
+            .position(|(a, b)| a != b)
+            .unwrap_or(received.len().min(pattern.len()));
+        bail!(
+            "bulk transfer through {target} not byte-exact: got {} of {bytes} bytes, first difference at {first_difference}",
+            received.len()
+        );
+    }
+    Ok(())
+}

@@ -7,16 +7,16 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Result;
 use lb_common::GlobalCounter;
 use lb_tests::{
-    dr_rig::{DrRig, ECHO_PORT, HTTP_PORT},
     lbd::Lbd,
     netns::Netns,
     require_root,
+    rig::{ECHO_PORT, HTTP_PORT, Mode, Rig},
     traffic::{self, Behaviour, EchoStream},
 };
 use lb_userspace::dataplane::Maps;
 
 /// Asserts every real got within ±30% of its weight share.
-fn assert_weight_shares(rig: &DrRig, answered: &BTreeMap<String, usize>, included: &[usize]) {
+fn assert_weight_shares(rig: &Rig, answered: &BTreeMap<String, usize>, included: &[usize]) {
     let total: usize = answered.values().sum();
     let total_weight: u32 = included.iter().map(|&i| rig.reals[i].weight).sum();
     for &i in included {
@@ -38,7 +38,7 @@ fn assert_weight_shares(rig: &DrRig, answered: &BTreeMap<String, usize>, include
     }
 }
 
-fn global_counter(rig: &DrRig, counter: GlobalCounter) -> Result<u64> {
+fn global_counter(rig: &Rig, counter: GlobalCounter) -> Result<u64> {
     let maps = Maps::open_pinned(&rig.pins)?;
     Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
 }
@@ -48,7 +48,7 @@ fn connections_reach_all_three_reals_by_weight_over_ipv4_and_ipv6() -> Result<()
     if !require_root("connections_reach_all_three_reals_by_weight") {
         return Ok(());
     }
-    let mut rig = DrRig::build(&[1, 1, 2])?;
+    let mut rig = Rig::build(Mode::Dr, &[1, 1, 2])?;
     rig.write_config(&rig.all_reals())?;
     rig.start_lbd()?;
     let all = rig.all_reals();
@@ -65,7 +65,7 @@ fn long_lived_connection_survives_real_removal_and_lbd_restart() -> Result<()> {
     if !require_root("long_lived_connection_survives_real_removal_and_lbd_restart") {
         return Ok(());
     }
-    let mut rig = DrRig::build(&[1, 1, 1])?;
+    let mut rig = Rig::build(Mode::Dr, &[1, 1, 1])?;
     rig.write_config(&rig.all_reals())?;
     rig.start_lbd()?;
     let stream = EchoStream::open(&rig.client, rig.vip4(ECHO_PORT))?;
@@ -121,7 +121,7 @@ fn traffic_not_for_a_vip_passes_through_the_balancer_untouched() -> Result<()> {
     if !require_root("traffic_not_for_a_vip_passes_through_the_balancer_untouched") {
         return Ok(());
     }
-    let mut rig = DrRig::build(&[1, 1, 1])?;
+    let mut rig = Rig::build(Mode::Dr, &[1, 1, 1])?;
     rig.write_config(&rig.all_reals())?;
     rig.start_lbd()?;
     let _server = traffic::serve(&rig.balancer, 9000, "balancer-itself", Behaviour::Http)?;

@@ -10,8 +10,8 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use lb_tests::{
-    dr_rig::{DrRig, HTTP_PORT},
     lbd::binary,
+    rig::{HTTP_PORT, Mode, Rig},
     traffic::http_get_many,
 };
 
@@ -38,12 +38,9 @@ fn main() {
 
 /// With `--keep`, the rig stays up (namespaces, lbd) until Ctrl-C so it can
 /// be inspected, e.g. `ip netns exec <name> ...`.
-fn hold_until_interrupted(rig: &DrRig) {
+fn hold_until_interrupted(rig: &Rig) {
     println!("--keep: the rig stays up until Ctrl-C. Namespaces:");
-    for netns in [&rig.switch, &rig.balancer, &rig.client]
-        .into_iter()
-        .chain(rig.reals.iter().map(|r| &r.netns))
-    {
+    for netns in rig.namespaces() {
         println!("  {}", netns.name);
     }
     println!("pinned maps: {}", rig.pins.root.display());
@@ -57,7 +54,7 @@ fn demo(keep: bool) -> Result<()> {
         "Building the rig: a client, the balancer and {} reals on one L2 segment...",
         WEIGHTS.len()
     );
-    let mut rig = DrRig::build(&WEIGHTS)?;
+    let mut rig = Rig::build(Mode::Dr, &WEIGHTS)?;
     remember_for_cleanup(&rig);
     rig.write_config(&rig.all_reals())?;
     println!(
@@ -108,7 +105,7 @@ fn demo(keep: bool) -> Result<()> {
 }
 
 fn print_share(
-    rig: &DrRig,
+    rig: &Rig,
     label: &str,
     target: std::net::SocketAddr,
     count: usize,
@@ -135,12 +132,9 @@ fn print_share(
     println!();
 }
 
-fn remember_for_cleanup(rig: &DrRig) {
+fn remember_for_cleanup(rig: &Rig) {
     let mut names = CLEANUP.lock().unwrap_or_else(|e| e.into_inner());
-    for netns in [&rig.client, &rig.balancer, &rig.switch]
-        .into_iter()
-        .chain(rig.reals.iter().map(|r| &r.netns))
-    {
+    for netns in rig.namespaces() {
         names.push(format!("netns:{}", netns.name));
     }
     names.push(format!("pins:{}", rig.pins.root.display()));

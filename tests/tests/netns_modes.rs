@@ -1,0 +1,111 @@
+//! Every forwarding mode end to end, over IPv4 and IPv6: HTTP and UDP
+//! through the VIPs reach every real, and a bulk TCP transfer comes back
+//! byte-exact. DR reals share the client's segment; TUN reals sit behind a
+//! router and strip tunnels with `lbd decap`; NAT reals route through the
+//! balancer and listen on other ports than the services.
+//! Needs root; under CI it must run, never skip.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, ensure};
+use lb_common::GlobalCounter;
+use lb_tests::{
+    require_root,
+    rig::{ECHO_PORT, HTTP_PORT, Mode, Rig, UDP_PORT},
+    traffic,
+};
+use lb_userspace::dataplane::Maps;
+
+/// Enough bytes for full-size segments (and, in TUN, path-MTU discovery)
+/// to matter.
+const BULK_BYTES: usize = 4 << 20;
+
+fn assert_every_real_answered(
+    rig: &Rig,
+    what: &str,
+    answered: &BTreeMap<String, usize>,
+) -> Result<()> {
+    for real in &rig.reals {
+        ensure!(
+            answered.get(&real.name).copied().unwrap_or(0) > 0,
+            "{:?} {what}: {} never answered: {answered:?}",
+            rig.mode,
+            real.name
+        );
+    }
+    Ok(())
+}
+
+fn serves_every_real_over_both_families(mode: Mode) -> Result<()> {
+    let mut rig = Rig::build(mode, &[1, 1, 1])?;
+    rig.write_config(&rig.all_reals())?;
+    rig.start_lbd()?;
+    let families = [("IPv4", rig.vip4(0)), ("IPv6", rig.vip6(0))];
+    for (index, (family, vip)) in families.into_iter().enumerate() {
+        let base = 44_000 + index as u16 * 1_000;
+        let http = vip.ip();
+        let http = traffic::http_get_from_ports(
+            &rig.client,
+            std::net::SocketAddr::new(http, HTTP_PORT),
+            base..base + 60,
+        )?;
+        assert_every_real_answered(&rig, &format!("{family} HTTP"), &http)?;
+        let udp = traffic::udp_ask_from_ports(
+            &rig.client,
+            std::net::SocketAddr::new(vip.ip(), UDP_PORT),
+            base + 100..base + 160,
+        )?;
+        assert_every_real_answered(&rig, &format!("{family} UDP"), &udp)?;
+        traffic::bulk_echo(
+            &rig.client,
+            std::net::SocketAddr::new(vip.ip(), ECHO_PORT),
+            BULK_BYTES,
+        )?;
+    }
+    let maps = Maps::open_pinned(&rig.pins)?;
+    let counter = |c: GlobalCounter| -> Result<u64> {
+        Ok(maps.global_stats.get(&(c as u32), 0)?.iter().sum())
+    };
+    ensure!(
+        counter(GlobalCounter::Forwarded)? > 0,
+        "nothing went through the data plane"
+    );
+    match mode {
+        // Full-size segments do not fit once encapsulated: the clients
+        // learned the path MTU from the balancer's ICMP.
+        Mode::Tun => ensure!(
+            counter(GlobalCounter::IcmpTooBigSent)? >= 2,
+            "no fragmentation-needed/packet-too-big was sent for IPv4 and IPv6"
+        ),
+        Mode::Nat => ensure!(
+            counter(GlobalCounter::NatReplies)? > 0,
+            "no reply was rewritten back to the VIP"
+        ),
+        Mode::Dr => {}
+    }
+    Ok(())
+}
+
+#[test]
+fn direct_routing_serves_http_udp_and_bulk_over_ipv4_and_ipv6() -> Result<()> {
+    if !require_root("direct_routing_serves_http_udp_and_bulk") {
+        return Ok(());
+    }
+    serves_every_real_over_both_families(Mode::Dr)
+}
+
+#[test]
+fn tunnelling_through_a_router_serves_http_udp_and_bulk_over_ipv4_and_ipv6() -> Result<()> {
+    if !require_root("tunnelling_serves_http_udp_and_bulk") {
+        return Ok(());
+    }
+    serves_every_real_over_both_families(Mode::Tun)
+}
+
+#[test]
+fn nat_serves_http_udp_and_bulk_over_ipv4_and_ipv6() -> Result<()> {
+    if !require_root("nat_serves_http_udp_and_bulk") {
+        return Ok(());
+    }
+    serves_every_real_over_both_families(Mode::Nat)
+}

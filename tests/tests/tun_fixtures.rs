@@ -1,0 +1,199 @@
+//! TUN forwarding through the compiled program: every family combination
+//! of inner and outer header, built independently with etherparse.
+
+mod fixtures;
+
+use std::net::IpAddr;
+
+use etherparse::{EtherType, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header};
+use fixtures::{Case, Lb, MaglevRow, Packet, ip, real, xdp};
+use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, flow_hash::flow_hash, proto};
+
+const VIP4: &str = "198.18.0.10:80";
+const VIP6: &str = "[fd00::10]:80";
+const CLIENT4: &str = "198.19.7.7:40000";
+const CLIENT6: &str = "[fd00:c::7]:40000";
+const TUNNEL_SRC4: &str = "198.18.0.1";
+const TUNNEL_SRC6: &str = "fd00::1";
+
+/// A TUN service at `vip` whose every slot goes to one real at `real_addr`.
+fn tun_service(lb: &mut Lb, vip: &str, real_addr: &str, mtu: u16) -> Real {
+    lb.service(vip, proto::TCP, 1);
+    lb.set_forwarding(vip, proto::TCP, ForwardingMethod::Tunnel);
+    let address = ip(real_addr);
+    let mut entry = real(1, 1, address);
+    entry.tunnel_src = Addr::from(ip(if address.is_ipv4() {
+        TUNNEL_SRC4
+    } else {
+        TUNNEL_SRC6
+    }));
+    entry.mtu = mtu;
+    lb.set_real(1, entry);
+    lb.set_maglev_row(1, &MaglevRow::all(1));
+    entry
+}
+
+/// The frame the balancer must send: the client's IP packet, unchanged,
+/// inside an outer header from the tunnel source to the real.
+fn encapsulated(packet: &Packet, real: &Real) -> Vec<u8> {
+    let frame = packet.bytes();
+    let l2_len = if packet.vlan.is_some() { 18 } else { 14 };
+    let inner = &frame[l2_len..];
+    let (inner_proto, tos, ttl, df) = match packet.src {
+        IpAddr::V4(_) => {
+            let (header, _) = Ipv4Header::from_slice(inner).expect("inner IPv4");
+            let tos = (header.dscp.value() << 2) | header.ecn.value();
+            (
+                IpNumber::IPV4,
+                tos,
+                header.time_to_live,
+                header.dont_fragment,
+            )
+        }
+        IpAddr::V6(_) => {
+            let (header, _) = Ipv6Header::from_slice(inner).expect("inner IPv6");
+            (IpNumber::IPV6, header.traffic_class, header.hop_limit, true)
+        }
+    };
+    let mut out = Vec::new();
+    let outer_v4 = real.family == 4;
+    let ether_type = if outer_v4 {
+        EtherType::IPV4
+    } else {
+        EtherType::IPV6
+    };
+    let mut l2 = frame[..l2_len].to_vec();
+    l2[..6].copy_from_slice(&real.dst_mac);
+    l2[6..12].copy_from_slice(&real.src_mac);
+    l2[l2_len - 2..].copy_from_slice(&ether_type.0.to_be_bytes());
+    out.extend_from_slice(&l2);
+    let src = real.tunnel_src.octets();
+    let dst = real.addr.octets();
+    if outer_v4 {
+        let mut outer = Ipv4Header::new(
+            inner.len() as u16,
+            ttl,
+            inner_proto,
+            [src[0], src[1], src[2], src[3]],
+            [dst[0], dst[1], dst[2], dst[3]],
+        )
+        .expect("outer IPv4");
+        outer.identification = 0;
+        outer.dont_fragment = df;
+        outer.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
+        outer.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
+        outer.header_checksum = outer.calc_header_checksum();
+        outer.write(&mut out).unwrap();
+    } else {
+        let outer = Ipv6Header {
+            traffic_class: tos,
+            flow_label: Ipv6FlowLabel::try_new(flow_hash(&packet.flow_key()) & 0xf_ffff).unwrap(),
+            payload_length: inner.len() as u16,
+            next_header: inner_proto,
+            hop_limit: ttl,
+            source: src,
+            destination: dst,
+        };
+        outer.write(&mut out).unwrap();
+    }
+    out.extend_from_slice(inner);
+    out
+}
+
+fn tx_case(name: &str, packet: &Packet, real: &Real) -> Case {
+    Case::tx(name, packet, real).output(encapsulated(packet, real))
+}
+
+#[test]
+fn every_family_combination_is_encapsulated_with_the_inner_tos_and_ttl() {
+    for (vip, client, real_addr, name) in [
+        (VIP4, CLIENT4, "198.18.5.11", "IPv4 in IPv4"),
+        (VIP6, CLIENT6, "fd00:5::11", "IPv6 in IPv6"),
+        (VIP4, CLIENT4, "fd00:5::11", "IPv4 in IPv6"),
+        (VIP6, CLIENT6, "198.18.5.11", "IPv6 in IPv4"),
+    ] {
+        let mut lb = Lb::load();
+        let real = tun_service(&mut lb, vip, real_addr, 1500);
+        let syn = Packet::tcp_syn(client, vip);
+        lb.expect(&tx_case(&format!("{name}: SYN"), &syn, &real).counts(GlobalCounter::FlowNew));
+        let tagged = Packet::tcp_ack(client, vip).vlan(42);
+        lb.expect(
+            &tx_case(&format!("{name}: VLAN-tagged ACK"), &tagged, &real)
+                .counts(GlobalCounter::FlowHit),
+        );
+    }
+}
+
+#[test]
+fn udp_is_encapsulated_in_every_family_combination() {
+    for (vip, client, real_addr, name) in [
+        ("198.18.0.10:53", CLIENT4, "198.18.5.11", "UDP/IPv4 in IPv4"),
+        ("[fd00::10]:53", CLIENT6, "fd00:5::11", "UDP/IPv6 in IPv6"),
+        ("198.18.0.10:53", CLIENT4, "fd00:5::11", "UDP/IPv4 in IPv6"),
+        ("[fd00::10]:53", CLIENT6, "198.18.5.11", "UDP/IPv6 in IPv4"),
+    ] {
+        let mut lb = Lb::load();
+        lb.service(vip, proto::UDP, 1);
+        lb.set_forwarding(vip, proto::UDP, ForwardingMethod::Tunnel);
+        let address = ip(real_addr);
+        let mut entry = real(1, 1, address);
+        entry.tunnel_src = Addr::from(ip(if address.is_ipv4() {
+            TUNNEL_SRC4
+        } else {
+            TUNNEL_SRC6
+        }));
+        entry.mtu = 1500;
+        lb.set_real(1, entry);
+        lb.set_maglev_row(1, &MaglevRow::all(1));
+        let datagram = Packet::udp(client, vip);
+        lb.expect(&tx_case(name, &datagram, &entry).counts(GlobalCounter::FlowNew));
+    }
+}
+
+#[test]
+fn dscp_ecn_and_dont_fragment_are_copied_to_the_outer_header() {
+    let mut lb = Lb::load();
+    let real = tun_service(&mut lb, VIP4, "198.18.5.11", 1500);
+    let packet = Packet::tcp_syn(CLIENT4, VIP4).dont_fragment();
+    let mut frame = packet.bytes();
+    // DSCP AF41 (34) with ECT(0): the TOS byte 0x8a.
+    frame[15] = 0x8a;
+    let (mut header, _) = Ipv4Header::from_slice(&frame[14..]).unwrap();
+    header.header_checksum = header.calc_header_checksum();
+    let mut fixed = Vec::new();
+    header.write(&mut fixed).unwrap();
+    frame[14..34].copy_from_slice(&fixed);
+    let outer = lb.try_run(&frame).expect("test run");
+    assert_eq!(outer.0, xdp::TX);
+    let out = &outer.1;
+    let (outer_ip, _) = Ipv4Header::from_slice(&out[14..]).expect("outer IPv4");
+    assert_eq!((outer_ip.dscp.value() << 2) | outer_ip.ecn.value(), 0x8a);
+    assert!(outer_ip.dont_fragment);
+    assert_eq!(outer_ip.header_checksum, outer_ip.calc_header_checksum());
+    assert_eq!(outer_ip.source, [198, 18, 0, 1]);
+    assert_eq!(outer_ip.destination, [198, 18, 5, 11]);
+    assert_eq!(&out[34..], &frame[14..], "the inner packet is untouched");
+    assert_eq!(&out[..6], &real.dst_mac);
+}
+
+#[test]
+fn a_packet_that_fits_the_mtu_exactly_is_encapsulated() {
+    let mut lb = Lb::load();
+    let syn = Packet::tcp_syn(CLIENT4, VIP4);
+    let inner_len = syn.bytes().len() - 14;
+    let real = tun_service(&mut lb, VIP4, "198.18.5.11", (inner_len + 20) as u16);
+    lb.expect(&tx_case("inner + 20 bytes == MTU", &syn, &real).counts(GlobalCounter::FlowNew));
+}
+
+#[test]
+fn a_real_without_a_next_hop_is_not_tunnelled_to() {
+    let mut lb = Lb::load();
+    let mut real = tun_service(&mut lb, VIP6, "fd00:5::11", 1500);
+    real.flags &= !lb_common::REAL_NEXT_HOP_KNOWN;
+    lb.set_real(1, real);
+    let syn = Packet::tcp_syn(CLIENT6, VIP6);
+    lb.expect(
+        &Case::drop("no next hop", syn.bytes(), GlobalCounter::DropNoNextHop)
+            .counts(GlobalCounter::FlowNew),
+    );
+}
