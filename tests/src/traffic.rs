@@ -4,7 +4,6 @@ use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -27,12 +26,17 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Wakes the blocked accept() with an error, ending the loop.
-        // SAFETY: the fd is owned by `listener`, alive until after this.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        stop_serving(&self.listener, self.thread.take());
+    }
+}
+
+/// Wakes a thread blocked in accept()/recv() on `socket` with an error,
+/// which ends its loop, and waits for it.
+fn stop_serving(socket: &impl std::os::fd::AsRawFd, thread: Option<JoinHandle<()>>) {
+    // SAFETY: the fd belongs to `socket`, which outlives this call.
+    unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
@@ -306,11 +310,7 @@ pub struct UdpServer {
 
 impl Drop for UdpServer {
     fn drop(&mut self) {
-        // SAFETY: the fd is owned by `socket`, alive until after this.
-        unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RDWR) };
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        stop_serving(&self.socket, self.thread.take());
     }
 }
 

@@ -11,6 +11,11 @@
 //! Needs root (CAP_BPF). Every test loads its own copy of the program with
 //! private maps, so tests are independent and run in parallel.
 
+#[path = "fixtures/mod.rs"]
+mod fixtures;
+
+use fixtures::{assert_no_mismatches, counter_mismatches, hex};
+
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
@@ -412,35 +417,17 @@ impl Real {
                 hex(expected)
             ));
         }
-        for (i, counter) in GlobalCounter::ALL.iter().enumerate() {
-            let moved = after[i] - before[i];
-            let expected = u64::from(*counter == Decapsulated && case.decapsulated);
-            if moved != expected {
-                errors.push(format!(
-                    "{}: counter {} moved by {moved}, expected {expected}",
-                    case.name,
-                    counter.name()
-                ));
-            }
-        }
+        errors.extend(counter_mismatches(&case.name, &before, &after, |counter| {
+            u64::from(counter == Decapsulated && case.decapsulated)
+        }));
         errors
     }
 
     /// Runs every case and fails with all mismatches at once.
     fn expect_all(&mut self, cases: &[Case]) {
         let errors: Vec<String> = cases.iter().flat_map(|case| self.check(case)).collect();
-        assert!(
-            errors.is_empty(),
-            "{} mismatches in {} fixture cases:\n{}",
-            errors.len(),
-            cases.len(),
-            errors.join("\n")
-        );
+        assert_no_mismatches(&errors, cases.len());
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn load() -> Option<Real> {

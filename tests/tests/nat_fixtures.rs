@@ -35,7 +35,8 @@ use etherparse::{
 };
 use fixtures::{
     Case, INGRESS_IFINDEX, LB_EGRESS_MAC, LB_MAC, MAGLEV_TABLE_SIZE, ROUTER_MAC, add_veth_pair,
-    in_private_netns, ip, real_mac, sa, xdp,
+    assert_no_mismatches, counter_mismatches, in_private_netns, ip, outcome_mismatches, real_mac,
+    sa, xdp,
 };
 use lb_common::{
     Addr, ConnectionState, Family, FlowKey, FlowState, ForwardingMethod, GlobalCounter,
@@ -600,56 +601,21 @@ impl NatLb {
         let before = self.global_counters();
         let (action, out) = self.run(&case.frame, case.ingress);
         let after = self.global_counters();
-        let mut errors = Vec::new();
-        if action != case.action {
-            errors.push(format!(
-                "{}: action {} but expected {}",
-                case.name,
-                xdp::name(action),
-                xdp::name(case.action)
-            ));
-        }
-        let expected = case.output.as_ref().unwrap_or(&case.frame);
-        if &out != expected {
-            errors.push(format!(
-                "{}: output frame differs\n  got      {}\n  expected {}",
-                case.name,
-                hex(&out),
-                hex(expected)
-            ));
-        }
+        let mut errors = outcome_mismatches(&case.name, (action, &out), case);
         if case.output.is_some() {
             assert_checksums_valid(&case.name, &out);
         }
-        for (i, counter) in GlobalCounter::ALL.iter().enumerate() {
-            let moved = after[i].wrapping_sub(before[i]);
-            let listed = case.counters.iter().filter(|c| *c == counter).count() as u64;
-            let expected = listed + u64::from(*counter == Received);
-            if moved != expected {
-                errors.push(format!(
-                    "{}: counter {} moved by {moved}, expected {expected}",
-                    case.name,
-                    counter.name()
-                ));
-            }
-        }
+        errors.extend(counter_mismatches(&case.name, &before, &after, |counter| {
+            case.counters.iter().filter(|c| **c == counter).count() as u64
+                + u64::from(counter == Received)
+        }));
         errors
     }
 
     fn expect_all(&mut self, cases: &[Case]) {
         let errors: Vec<String> = cases.iter().flat_map(|case| self.check(case)).collect();
-        assert!(
-            errors.is_empty(),
-            "{} mismatches in {} NAT cases:\n{}",
-            errors.len(),
-            cases.len(),
-            errors.join("\n")
-        );
+        assert_no_mismatches(&errors, cases.len());
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A frame that must come out as `output`, with `action` and `counters`.

@@ -16,10 +16,14 @@ const CLIENT6: &str = "[fd00:c::7]:40000";
 const TUNNEL_SRC4: &str = "198.18.0.1";
 const TUNNEL_SRC6: &str = "fd00::1";
 
-/// A TUN service at `vip` whose every slot goes to one real at `real_addr`.
+/// A TCP TUN service at `vip` whose every slot goes to one real at `real_addr`.
 fn tun_service(lb: &mut Lb, vip: &str, real_addr: &str, mtu: u16) -> Real {
-    lb.service(vip, proto::TCP, 1);
-    lb.set_forwarding(vip, proto::TCP, ForwardingMethod::Tunnel);
+    tun_service_for(lb, vip, proto::TCP, real_addr, mtu)
+}
+
+fn tun_service_for(lb: &mut Lb, vip: &str, protocol: u8, real_addr: &str, mtu: u16) -> Real {
+    lb.service(vip, protocol, 1);
+    lb.set_forwarding(vip, protocol, ForwardingMethod::Tunnel);
     let address = ip(real_addr);
     let mut entry = real(1, 1, address);
     entry.tunnel_src = Addr::from(ip(if address.is_ipv4() {
@@ -133,18 +137,7 @@ fn udp_is_encapsulated_in_every_family_combination() {
         ("[fd00::10]:53", CLIENT6, "198.18.5.11", "UDP/IPv6 in IPv4"),
     ] {
         let mut lb = Lb::load();
-        lb.service(vip, proto::UDP, 1);
-        lb.set_forwarding(vip, proto::UDP, ForwardingMethod::Tunnel);
-        let address = ip(real_addr);
-        let mut entry = real(1, 1, address);
-        entry.tunnel_src = Addr::from(ip(if address.is_ipv4() {
-            TUNNEL_SRC4
-        } else {
-            TUNNEL_SRC6
-        }));
-        entry.mtu = 1500;
-        lb.set_real(1, entry);
-        lb.set_maglev_row(1, &MaglevRow::all(1));
+        let entry = tun_service_for(&mut lb, vip, proto::UDP, real_addr, 1500);
         let datagram = Packet::udp(client, vip);
         lb.expect(&tx_case(name, &datagram, &entry).counts(GlobalCounter::FlowNew));
     }
