@@ -434,7 +434,8 @@ fn enable_forwarding(netns: &Netns) -> Result<()> {
 /// so the real never answers or announces them on the segment.
 fn hold_vips_on_lo(netns: &Netns) -> Result<()> {
     netns.ip(&["addr", "add", &format!("{VIP4}/32"), "dev", "lo"])?;
-    netns.ip(&["addr", "add", &format!("{VIP6}/128"), "dev", "lo"])?;
+    // nodad: usable at once, or a socket bound to it right after fails.
+    netns.ip(&["addr", "add", &format!("{VIP6}/128"), "dev", "lo", "nodad"])?;
     for interface in ["all", "eth0"] {
         netns.sysctl(&format!("net.ipv4.conf.{interface}.arp_ignore"), "1")?;
         netns.sysctl(&format!("net.ipv4.conf.{interface}.arp_announce"), "2")?;

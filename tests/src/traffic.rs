@@ -316,7 +316,20 @@ impl Drop for UdpServer {
 
 pub fn serve_udp(netns: &Netns, address: SocketAddr, name: &str) -> Result<UdpServer> {
     let socket = netns.enter(|| {
-        std::net::UdpSocket::bind(address).with_context(|| format!("binding UDP {address}"))
+        // An address added a moment ago can still be settling (IPv6).
+        let mut attempts = 0;
+        loop {
+            match std::net::UdpSocket::bind(address) {
+                Ok(socket) => return Ok(socket),
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::AddrNotAvailable && attempts < 50 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => return Err(error).with_context(|| format!("binding UDP {address}")),
+            }
+        }
     })?;
     let receiver = socket.try_clone()?;
     let name = name.to_owned();
