@@ -63,10 +63,13 @@ pub enum GlobalCounter {
     IcmpErrorForwarded,
     /// Decap program (on reals): tunnels stripped and passed up.
     Decapsulated,
+    /// NAT: a reply too big for the route to the client, handed to the
+    /// kernel (which fragments it, or tells the real the path MTU).
+    PassReplyTooBig,
 }
 
 impl GlobalCounter {
-    pub const COUNT: u32 = 27;
+    pub const COUNT: u32 = 28;
     pub const ALL: [GlobalCounter; Self::COUNT as usize] = [
         Self::Received,
         Self::Forwarded,
@@ -95,6 +98,7 @@ impl GlobalCounter {
         Self::IcmpEchoReplied,
         Self::IcmpErrorForwarded,
         Self::Decapsulated,
+        Self::PassReplyTooBig,
     ];
 
     /// Stable snake_case name, used in logs and metrics.
@@ -127,6 +131,7 @@ impl GlobalCounter {
             Self::IcmpEchoReplied => "icmp_echo_replied",
             Self::IcmpErrorForwarded => "icmp_error_forwarded",
             Self::Decapsulated => "decapsulated",
+            Self::PassReplyTooBig => "pass_reply_too_big",
         }
     }
 }

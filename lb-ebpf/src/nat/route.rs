@@ -23,9 +23,8 @@ const AF_INET6: u8 = 10;
 
 /// A reply too big for the egress link, handed to the kernel (which
 /// fragments it or answers the real with "fragmentation needed" / "packet
-/// too big"). The contract has no counter of its own for it yet; like a
-/// missing neighbour, it is a reply the kernel's forwarding path finishes.
-pub const PASS_TOO_BIG: GlobalCounter = GlobalCounter::PassNoNeighbour;
+/// too big").
+pub const PASS_TOO_BIG: GlobalCounter = GlobalCounter::PassReplyTooBig;
 
 pub enum Route {
     /// Route and neighbour known: send it ourselves, with the egress
