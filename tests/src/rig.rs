@@ -254,6 +254,11 @@ impl Rig {
     /// A config for this rig with the reals whose indices are in `include`:
     /// TCP/80 over IPv4 and IPv6, TCP/8080 (echo) over both, UDP/53 over both.
     pub fn config_yaml(&self, include: &[usize]) -> String {
+        self.config_yaml_with(include, "")
+    }
+
+    /// As [`Self::config_yaml`], with `extra` top-level YAML (e.g. timeouts).
+    pub fn config_yaml_with(&self, include: &[usize], extra: &str) -> String {
         let interfaces = match self.mode {
             Mode::Nat => {
                 "  - { name: eth0, xdp_mode: native }\n  - { name: eth1, xdp_mode: native }\n"
@@ -286,7 +291,7 @@ impl Rig {
             }
         }
         format!(
-            "interfaces:\n{interfaces}pin_path: {}\nservices:\n{services}",
+            "interfaces:\n{interfaces}pin_path: {}\n{extra}services:\n{services}",
             self.pins.root.display()
         )
     }
@@ -300,7 +305,11 @@ impl Rig {
     }
 
     pub fn write_config(&self, include: &[usize]) -> Result<()> {
-        std::fs::write(self.config_path(), self.config_yaml(include))?;
+        self.write_config_with(include, "")
+    }
+
+    pub fn write_config_with(&self, include: &[usize], extra: &str) -> Result<()> {
+        std::fs::write(self.config_path(), self.config_yaml_with(include, extra))?;
         Ok(())
     }
 

@@ -109,3 +109,36 @@ fn nat_serves_http_udp_and_bulk_over_ipv4_and_ipv6() -> Result<()> {
     }
     serves_every_real_over_both_families(Mode::Nat)
 }
+
+#[test]
+fn idle_nat_flows_and_their_reply_entries_are_reaped() -> Result<()> {
+    if !require_root("idle_nat_flows_and_their_reply_entries_are_reaped") {
+        return Ok(());
+    }
+    let mut rig = Rig::build(Mode::Nat, &[1, 1])?;
+    rig.write_config_with(
+        &rig.all_reals(),
+        "timeouts: { tcp: 2, tcp_fin: 1, udp: 1 }\n",
+    )?;
+    rig.start_lbd()?;
+    let udp = std::net::SocketAddr::new(rig.vip4(0).ip(), UDP_PORT);
+    traffic::udp_ask_from_ports(&rig.client, udp, 47_000..47_020)?;
+    let maps = Maps::open_pinned(&rig.pins)?;
+    let entries = |maps: &Maps| (maps.flows.keys().count(), maps.nat_replies.keys().count());
+    let (flows, replies) = entries(&maps);
+    ensure!(
+        flows >= 20 && replies >= 20,
+        "flows {flows}, NAT replies {replies} before reaping"
+    );
+    // One second of UDP idle timeout plus the daemon's 5 s reaping pass.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while entries(&maps) != (0, 0) {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "still {:?} (flows, NAT replies) after the timeout and a reaping pass",
+            entries(&maps)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
+}
