@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::Result;
 use lb_common::{
-    Family, ForwardingMethod, REAL_ACTIVE, Real, Scheduler, Service, ServiceKey, TrafficCounters,
-    capacity, proto,
+    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, Scheduler, Service, ServiceKey,
+    Settings, TrafficCounters, capacity, proto,
 };
 
 use crate::dataplane::{Maps, monotonic_now_ns};
@@ -212,6 +212,138 @@ pub fn render_stats(rows: &[ServiceRow], table_size: u32, exact: bool) -> String
     out
 }
 
+/// One connection as `ipvsadm -L -n -c` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub protocol: u8,
+    /// Seconds until the entry expires if idle.
+    pub expires_in: u64,
+    pub state: &'static str,
+    pub source: SocketAddr,
+    pub virtual_address: SocketAddr,
+    pub destination: SocketAddr,
+}
+
+/// Every flow that has not expired, from the flow table.
+pub fn collect_connections(maps: &Maps) -> Result<Vec<ConnectionRow>> {
+    let settings = maps.settings.get(&0, 0).unwrap_or_default();
+    let now_ns = monotonic_now_ns();
+    let mut rows = Vec::new();
+    for entry in maps.flows.iter() {
+        // An entry evicted during the walk ends it early; the rest is shown.
+        let Ok((key, flow)) = entry else { break };
+        let idle_ns = now_ns.saturating_sub(flow.last_seen_ns);
+        let Some(left_ns) = settings.for_state_ns(flow.state).checked_sub(idle_ns) else {
+            continue;
+        };
+        let Ok(real) = maps.reals.get(&flow.real_id, 0) else {
+            continue;
+        };
+        let family = Family::from_u8(key.family).unwrap_or(Family::V4);
+        let endpoint = |addr: &lb_common::Addr, port_be: u16| {
+            SocketAddr::new(addr.to_ip(family), u16::from_be(port_be))
+        };
+        let real_family = Family::from_u8(real.family).unwrap_or(family);
+        let real_port = if real.port_be == 0 {
+            key.dst_port
+        } else {
+            real.port_be
+        };
+        rows.push(ConnectionRow {
+            protocol: key.protocol,
+            expires_in: left_ns.div_ceil(1_000_000_000),
+            state: ConnectionState::from_u8(flow.state).map_or("NONE", ConnectionState::name),
+            source: endpoint(&key.src, key.src_port),
+            virtual_address: endpoint(&key.dst, key.dst_port),
+            destination: SocketAddr::new(real.addr.to_ip(real_family), u16::from_be(real_port)),
+        });
+    }
+    rows.sort_by_key(|row| (row.protocol, row.virtual_address, row.source));
+    Ok(rows)
+}
+
+/// `ipvsadm -L -n -c`.
+pub fn render_connections(rows: &[ConnectionRow]) -> String {
+    let mut out = String::from(
+        "IPVS connection entries\npro expire state       source             virtual            destination\n",
+    );
+    for row in rows {
+        let expire = format!("{:02}:{:02}", row.expires_in / 60, row.expires_in % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            protocol_name(row.protocol),
+            expire,
+            row.state,
+            endpoint(&row.source),
+            endpoint(&row.virtual_address),
+            endpoint(&row.destination)
+        );
+    }
+    out
+}
+
+/// `ipvsadm -L --timeout`.
+pub fn render_timeouts(settings: &Settings) -> String {
+    let seconds = |state: ConnectionState| settings.for_state_ns(state as u8) / 1_000_000_000;
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        seconds(ConnectionState::TcpEstablished),
+        seconds(ConnectionState::TcpClosing),
+        seconds(ConnectionState::Udp)
+    )
+}
+
+/// The service table as JSON (`lbadm -L -o json`), with the counters.
+pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
+    let counters = |stats: &TrafficCounters| {
+        serde_json::json!({
+            "connections": stats.new_connections,
+            "packets": stats.packets,
+            "bytes": stats.bytes,
+            "drops": stats.drops,
+        })
+    };
+    serde_json::Value::Array(
+        rows.iter()
+            .map(|row| {
+                serde_json::json!({
+                    "protocol": protocol_name(row.protocol),
+                    "address": row.address,
+                    "scheduler": row.scheduler,
+                    "stats": counters(&row.stats),
+                    "reals": row.reals.iter().map(|real| serde_json::json!({
+                        "address": real.address,
+                        "forward": forward_name(real.forwarding),
+                        "weight": real.weight,
+                        "active_connections": real.active_connections,
+                        "inactive_connections": real.inactive_connections,
+                        "stats": counters(&real.stats),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The connection entries as JSON (`lbadm -L -c -o json`).
+pub fn connections_json(rows: &[ConnectionRow]) -> serde_json::Value {
+    serde_json::Value::Array(
+        rows.iter()
+            .map(|row| {
+                serde_json::json!({
+                    "protocol": protocol_name(row.protocol),
+                    "expires_in_seconds": row.expires_in,
+                    "state": row.state,
+                    "source": row.source,
+                    "virtual": row.virtual_address,
+                    "destination": row.destination,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// ipvsadm's `print_largenum`: width 9, scaled by 1000s from 10^8 upward.
 pub fn large_number(value: u64, exact: bool) -> String {
     if exact {
@@ -292,6 +424,61 @@ TCP  198.18.1.10:80                    401  8939187        0  830843K        0
 UDP  [fd00::10]:53                       0        0        0    1135M        0
 ";
         assert_eq!(render_stats(&sample(), 4096, false), expected);
+    }
+
+    #[test]
+    fn connections_match_ipvsadm_layout() {
+        let rows = vec![
+            ConnectionRow {
+                protocol: proto::TCP,
+                expires_in: 895,
+                state: "ESTABLISHED",
+                source: "198.51.100.7:51922".parse().unwrap(),
+                virtual_address: "198.18.1.10:80".parse().unwrap(),
+                destination: "198.18.2.11:8000".parse().unwrap(),
+            },
+            ConnectionRow {
+                protocol: proto::UDP,
+                expires_in: 299,
+                state: "UDP",
+                source: "[fd00:c::9]:40113".parse().unwrap(),
+                virtual_address: "[fd00::10]:53".parse().unwrap(),
+                destination: "[fd00:2::21]:53".parse().unwrap(),
+            },
+        ];
+        let expected = "\
+IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 14:55  ESTABLISHED 198.51.100.7:51922 198.18.1.10:80     198.18.2.11:8000
+UDP 04:59  UDP         [fd00:c::9]:40113  [fd00::10]:53      [fd00:2::21]:53
+";
+        assert_eq!(render_connections(&rows), expected);
+        let json = connections_json(&rows);
+        assert_eq!(json[0]["state"], "ESTABLISHED");
+        assert_eq!(json[1]["destination"], "[fd00:2::21]:53");
+    }
+
+    #[test]
+    fn timeouts_match_ipvsadm_and_zero_means_the_default() {
+        let settings = Settings {
+            tcp: 0,
+            tcp_fin: 60,
+            udp: 30,
+            flags: 0,
+        };
+        assert_eq!(
+            render_timeouts(&settings),
+            "Timeout (tcp tcpfin udp): 900 60 30\n"
+        );
+    }
+
+    #[test]
+    fn service_json_carries_reals_and_counters() {
+        let json = services_json(&sample());
+        assert_eq!(json[0]["address"], "198.18.1.10:80");
+        assert_eq!(json[0]["reals"][0]["forward"], "Route");
+        assert_eq!(json[0]["reals"][0]["stats"]["packets"], 3_026_088);
+        assert_eq!(json[1]["reals"].as_array().map(Vec::len), Some(0));
     }
 
     #[test]

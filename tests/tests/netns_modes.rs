@@ -142,3 +142,75 @@ fn idle_nat_flows_and_their_reply_entries_are_reaped() -> Result<()> {
     }
     Ok(())
 }
+
+/// `lbadm` output for a NAT rig with `args`.
+fn lbadm(rig: &Rig, args: &[&str]) -> Result<String> {
+    let output = std::process::Command::new(lb_tests::lbd::binary("lbadm")?)
+        .args(args)
+        .arg("--pin-path")
+        .arg(&rig.pins.root)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "lbadm {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+#[test]
+fn lbadm_lists_connections_timeouts_and_json_from_the_live_maps() -> Result<()> {
+    if !require_root("lbadm_lists_connections_timeouts_and_json_from_the_live_maps") {
+        return Ok(());
+    }
+    let mut rig = Rig::build(Mode::Nat, &[1, 1])?;
+    rig.write_config_with(
+        &rig.all_reals(),
+        "timeouts: { tcp: 600, tcp_fin: 60, udp: 30 }\n",
+    )?;
+    rig.start_lbd()?;
+    let udp = std::net::SocketAddr::new(rig.vip4(0).ip(), UDP_PORT);
+    traffic::udp_ask_from_ports(&rig.client, udp, 48_000..48_010)?;
+
+    let connections = lbadm(&rig, &["-L", "-n", "-c"])?;
+    let mut lines = connections.lines();
+    ensure!(
+        lines.next() == Some("IPVS connection entries"),
+        "{connections}"
+    );
+    ensure!(
+        lines.next()
+            == Some("pro expire state       source             virtual            destination"),
+        "{connections}"
+    );
+    let entries: Vec<&str> = lines.collect();
+    ensure!(entries.len() == 10, "10 UDP flows expected:\n{connections}");
+    for entry in &entries {
+        let fields: Vec<&str> = entry.split_whitespace().collect();
+        ensure!(fields[0] == "UDP" && fields[2] == "UDP", "{entry}");
+        ensure!(
+            fields[1].starts_with("00:"),
+            "UDP expires within 30 s: {entry}"
+        );
+        ensure!(fields[4] == "198.18.1.10:53", "{entry}");
+        // NAT: the destination is the real's own address and port.
+        ensure!(
+            fields[5].ends_with(":5353") && fields[5].starts_with("198.18.2."),
+            "{entry}"
+        );
+    }
+    ensure!(
+        lbadm(&rig, &["-L", "--timeout"])? == "Timeout (tcp tcpfin udp): 600 60 30\n",
+        "timeouts from the config"
+    );
+    let json: serde_json::Value = serde_json::from_str(&lbadm(&rig, &["-L", "-n", "-o", "json"])?)?;
+    let services = json.as_array().map(Vec::len).unwrap_or(0);
+    ensure!(services == 6, "six services in JSON: {json}");
+    let dns = json
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["address"] == "198.18.1.10:53"))
+        .ok_or_else(|| anyhow::anyhow!("no UDP/53 service in {json}"))?;
+    ensure!(dns["stats"]["connections"] == 10, "{dns}");
+    ensure!(dns["reals"][0]["forward"] == "Masq", "{dns}");
+    Ok(())
+}
