@@ -74,6 +74,7 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// Answer ICMP/ICMPv6 echo requests to VIPs in the data plane.
     pub icmp_echo_reply: bool,
+    pub metrics: MetricsConfig,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -140,6 +141,14 @@ impl Default for TimeoutsConfig {
             udp: DEFAULT_UDP_TIMEOUT,
         }
     }
+}
+
+/// The Prometheus metrics endpoint. Off unless `listen` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served, e.g. `127.0.0.1:9105`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -498,6 +507,7 @@ struct Draft {
     tunnel: Option<TunnelConfig>,
     timeouts: Option<TimeoutsConfig>,
     icmp_echo_reply: Option<bool>,
+    metrics: Option<MetricsConfig>,
     services: Vec<Option<DraftService>>,
 }
 
@@ -528,6 +538,7 @@ impl Draft {
             tunnel: self.tunnel?,
             timeouts: self.timeouts?,
             icmp_echo_reply: self.icmp_echo_reply?,
+            metrics: self.metrics?,
             services: services.collect::<Option<_>>()?,
         })
     }
@@ -800,6 +811,7 @@ impl<'a> Reader<'a> {
             "tunnel",
             "timeouts",
             "icmp_echo_reply",
+            "metrics",
             "services",
         ];
         let fields = self.mapping(root, FIELDS)?;
@@ -832,6 +844,12 @@ impl<'a> Reader<'a> {
             DEFAULT_ICMP_ECHO_REPLY,
             Self::boolean,
         );
+        let metrics = self.optional(
+            &fields,
+            "metrics",
+            MetricsConfig::default(),
+            Self::decode_metrics,
+        );
         let services = match fields.get("services") {
             Some(list) => self.list(&list, Self::decode_service).unwrap_or_default(),
             None => Vec::new(),
@@ -843,6 +861,7 @@ impl<'a> Reader<'a> {
             tunnel,
             timeouts,
             icmp_echo_reply,
+            metrics,
             services,
         })
     }
@@ -967,6 +986,48 @@ impl<'a> Reader<'a> {
             tcp_fin: tcp_fin?,
             udp: udp?,
         })
+    }
+
+    fn decode_metrics(&mut self, field: &Field<'_, '_>) -> Option<MetricsConfig> {
+        let fields = self.mapping(field, &["listen"])?;
+        let listen = self.optional(&fields, "listen", None, |r, f| {
+            r.listen_address(f).map(Some)
+        });
+        Some(MetricsConfig { listen: listen? })
+    }
+
+    /// An address and port to listen on: `IP:PORT`, IPv6 in brackets.
+    fn listen_address(&mut self, field: &Field<'_, '_>) -> Option<SocketAddr> {
+        const EXAMPLE: &str = "`127.0.0.1:9105` or `\"[::1]:9105\"`";
+        let text = self.text(field, &format!("an address and port such as {EXAMPLE}"))?;
+        let Ok(address) = text.parse::<SocketAddr>() else {
+            self.report_on(
+                field,
+                format!(
+                    "`{text}` is not an address and port \
+                     (IP:PORT with IPv6 in brackets, such as {EXAMPLE})"
+                ),
+            );
+            return None;
+        };
+        let ip = address.ip();
+        if ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+            self.report_on(
+                field,
+                format!("cannot listen on {ip}: not a unicast address"),
+            );
+            return None;
+        }
+        if address.port() == 0 {
+            self.report_on(
+                field,
+                format!(
+                    "port 0 would pick a random port; give the port to scrape (e.g. {ip}:9105)"
+                ),
+            );
+            return None;
+        }
+        Some(address)
     }
 
     fn decode_service(&mut self, item: &Field<'_, '_>) -> Option<DraftService> {
@@ -1450,6 +1511,7 @@ services:
                 udp: 300,
             },
             icmp_echo_reply: true,
+            metrics: MetricsConfig { listen: None },
             services: vec![ServiceConfig {
                 name: "web".into(),
                 vip: v4(198, 18, 1, 10),
@@ -1501,6 +1563,7 @@ services:
                 udp: 30,
             },
             icmp_echo_reply: false,
+            metrics: MetricsConfig::default(),
             services: vec![
                 ServiceConfig {
                     name: "web-v4".into(),
@@ -1793,7 +1856,7 @@ services:
             1,
             "service",
             "unknown field `service`, expected one of `interfaces`, `pin_path`, `dataplane`, \
-             `tunnel`, `timeouts`, `icmp_echo_reply`, `services`",
+             `tunnel`, `timeouts`, `icmp_echo_reply`, `metrics`, `services`",
         );
         assert_one(
             "interfaces: [{ name: eth0, mode: skb }]\n",
@@ -2580,6 +2643,95 @@ services:
                 &format!("expected `true` or `false`, found {found}"),
             );
         }
+    }
+
+    #[test]
+    fn metrics_listen() {
+        assert_eq!(ok(&top("")).metrics, MetricsConfig { listen: None });
+        assert_eq!(ok(&top("metrics: {}\n")).metrics.listen, None);
+        let listen = |yaml: &str| ok(&top(yaml)).metrics.listen;
+        let v4: SocketAddr = "127.0.0.1:9105".parse().unwrap();
+        assert_eq!(listen("metrics:\n  listen: 127.0.0.1:9105\n"), Some(v4));
+        assert_eq!(listen("metrics: { listen: 127.0.0.1:9105 }\n"), Some(v4));
+        assert_eq!(
+            listen("metrics: { listen: \"[::1]:9105\" }\n"),
+            Some("[::1]:9105".parse().unwrap())
+        );
+        assert_eq!(
+            listen("metrics: { listen: \"0.0.0.0:9105\" }\n"),
+            Some("0.0.0.0:9105".parse().unwrap())
+        );
+        // Printed and read back, IPv6 brackets included.
+        for text in ["metrics: { listen: \"[fd00::1]:9105\" }\n", "metrics: {}\n"] {
+            let config = ok(&top(text));
+            let printed = serde_yaml::to_string(&config).unwrap();
+            assert_eq!(ok(&printed), config, "{printed}");
+        }
+    }
+
+    #[test]
+    fn bad_metrics_listen() {
+        let listen = |value: &str| top(&format!("metrics:\n  listen: {value}\n"));
+        assert_one(
+            &listen("127.0.0.1"),
+            3,
+            11,
+            "metrics.listen",
+            "`127.0.0.1` is not an address and port (IP:PORT with IPv6 in brackets, \
+             such as `127.0.0.1:9105` or `\"[::1]:9105\"`)",
+        );
+        assert_one(
+            &listen("9105"),
+            3,
+            11,
+            "metrics.listen",
+            "`9105` is not an address and port",
+        );
+        assert_one(
+            &listen("\"::1:9105\""),
+            3,
+            11,
+            "metrics.listen",
+            "`::1:9105` is not an address and port",
+        );
+        // Unquoted, `[::1]:9105` is not even valid YAML; `[::1]` is a list.
+        assert_one(
+            &listen("[::1]"),
+            3,
+            11,
+            "metrics.listen",
+            "expected an address and port such as `127.0.0.1:9105` or `\"[::1]:9105\"`, \
+             found a list",
+        );
+        assert_one(
+            &listen("127.0.0.1:0"),
+            3,
+            11,
+            "metrics.listen",
+            "port 0 would pick a random port; give the port to scrape (e.g. 127.0.0.1:9105)",
+        );
+        assert_one(
+            &listen("224.0.0.1:9105"),
+            3,
+            11,
+            "metrics.listen",
+            "cannot listen on 224.0.0.1: not a unicast address",
+        );
+        assert_one(&listen("~"), 3, 11, "metrics.listen", "found null");
+        assert_one(
+            &top("metrics: 127.0.0.1:9105\n"),
+            2,
+            10,
+            "metrics",
+            "expected a mapping, found string `127.0.0.1:9105`",
+        );
+        assert_one(
+            &top("metrics: { address: 127.0.0.1:9105 }\n"),
+            2,
+            12,
+            "metrics.address",
+            "unknown field `address`, expected one of `listen`",
+        );
     }
 
     #[test]

@@ -3,19 +3,24 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 use aya::programs::XdpMode;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{self, Config},
     dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
+    metrics::{self, Labels},
     neighbours::{Resolution, Resolver},
     reaper,
     reconcile::{Reconciler, real_addresses, settings_of},
@@ -58,12 +63,20 @@ struct Daemon {
     reconciler: Reconciler,
     resolver: Resolver,
     next_hops: HashMap<IpAddr, Resolution>,
+    /// The metrics endpoint's address and its view of what ids mean,
+    /// republished after every apply; `None` when metrics are off.
+    metrics: Option<(SocketAddr, watch::Sender<Arc<Labels>>)>,
 }
 
 /// Runs until SIGTERM or SIGINT. The data plane keeps forwarding after this
 /// returns; `teardown` is what stops it.
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = load_config(config_path)?;
+    // Bound first: a taken port stops lbd before it touches the data plane.
+    let metrics_listener = match config.metrics.listen {
+        Some(address) => Some((address, metrics::bind(address).await?)),
+        None => None,
+    };
     let layout = PinLayout::new(&config.pin_path);
     let geometry = geometry(&config);
     let dataplane = Dataplane::load(geometry, Some(&layout))?;
@@ -80,10 +93,25 @@ pub async fn run(config_path: &Path) -> Result<()> {
         reconciler,
         resolver: Resolver::new()?,
         next_hops: HashMap::new(),
+        metrics: None,
     };
     daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
     daemon.attach_interfaces(&[])?;
+    // Dropped (and so stopped) when `run` returns.
+    let _metrics_server = match metrics_listener {
+        Some((address, listener)) => {
+            let labels = Labels::new(&daemon.config, daemon.reconciler.ids());
+            let (sender, receiver) = watch::channel(Arc::new(labels));
+            daemon.metrics = Some((address, sender));
+            let pins = daemon.layout.root.clone();
+            info!(%address, "serving Prometheus metrics at http://{address}/metrics");
+            Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                listener, pins, receiver,
+            ))))
+        }
+        None => None,
+    };
     info!(config = %config_path.display(), "ready");
 
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -112,6 +140,15 @@ pub async fn run(config_path: &Path) -> Result<()> {
         "stopping; the XDP program stays attached and keeps forwarding (`lbd teardown` detaches it)"
     );
     Ok(())
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Daemon {
@@ -161,6 +198,16 @@ impl Daemon {
             maglev_slots_written = applied.maglev_slots_written,
             "applied configuration"
         );
+        if let Some((_, labels)) = &self.metrics {
+            let fresh = Labels::new(&self.config, self.reconciler.ids());
+            labels.send_if_modified(|current| {
+                let changed = **current != fresh;
+                if changed {
+                    *current = Arc::new(fresh);
+                }
+                changed
+            });
+        }
         Ok(())
     }
 
@@ -219,6 +266,17 @@ impl Daemon {
             return Err(error);
         }
         self.attach_interfaces(&previous.interfaces)?;
+        let serving = self.metrics.as_ref().map(|(address, _)| *address);
+        if self.config.metrics.listen != serving {
+            let show = |address: Option<SocketAddr>| {
+                address.map_or_else(|| "off".to_owned(), |address| address.to_string())
+            };
+            warn!(
+                "metrics.listen changed from {} to {}: that takes effect when lbd restarts",
+                show(serving),
+                show(self.config.metrics.listen)
+            );
+        }
         info!("reloaded {}", self.config_path.display());
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod decap;
 pub mod listing;
 pub mod maglev;
+pub mod metrics;
 pub mod neighbours;
 pub mod reaper;
 pub mod reconcile;

@@ -1,0 +1,901 @@
+//! The Prometheus metrics endpoint: `GET /metrics` in the text exposition
+//! format (version 0.0.4).
+//!
+//! Three parts, each testable alone:
+//! - [`Labels`]: what the maps' ids mean (service names, VIPs, real
+//!   addresses), built from the running config and the reconciler's ids. The
+//!   daemon publishes a fresh one after every apply.
+//! - [`read_snapshot`]: the counters, read from the pinned maps.
+//! - [`render`]: a pure function from a [`Snapshot`] to the text.
+//!
+//! [`serve`] is a minimal HTTP/1.1 server over tokio: one request per
+//! connection, a bounded request head and a read timeout.
+
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, TrafficCounters};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+};
+use tracing::{debug, warn};
+
+use crate::{
+    config::{Config, Protocol},
+    dataplane::{Maps, PinLayout},
+    reconcile::{Ids, RealIdentity, service_key},
+};
+
+/// The flow table is counted by walking its keys, one syscall each; the
+/// walk stops here so a scrape of a huge table stays around a second.
+pub const FLOW_WALK_LIMIT: u64 = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// What ids mean.
+
+/// A service as its metrics are labelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceLabels {
+    pub id: u32,
+    /// The YAML name.
+    pub name: String,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// A real (one destination of one service) as its metrics are labelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealLabels {
+    pub id: u32,
+    pub service_id: u32,
+    /// The YAML name of its service.
+    pub service: String,
+    pub address: SocketAddr,
+    pub weight: u32,
+}
+
+/// Names for the ids in the maps, in config order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels {
+    pub services: Vec<ServiceLabels>,
+    pub reals: Vec<RealLabels>,
+    pub flow_table_capacity: u32,
+}
+
+impl Labels {
+    /// Names every service and real of `config` that `ids` has an id for
+    /// (after a successful apply, all of them).
+    pub fn new(config: &Config, ids: &Ids) -> Self {
+        let mut labels = Labels {
+            flow_table_capacity: config.dataplane.flow_table_entries,
+            ..Labels::default()
+        };
+        for service in &config.services {
+            let Some(&service_id) = ids.services.get(&service_key(service)) else {
+                continue;
+            };
+            labels.services.push(ServiceLabels {
+                id: service_id,
+                name: service.name.clone(),
+                vip: service.vip,
+                port: service.port,
+                protocol: service.protocol,
+            });
+            for real in &service.reals {
+                let Some(&id) = ids.reals.get(&RealIdentity::new(service_id, real)) else {
+                    continue;
+                };
+                labels.reals.push(RealLabels {
+                    id,
+                    service_id,
+                    service: service.name.clone(),
+                    address: SocketAddr::new(real.address, real.port),
+                    weight: real.weight,
+                });
+            }
+        }
+        labels
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the maps say.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealSample {
+    pub labels: RealLabels,
+    pub counters: TrafficCounters,
+    /// The daemon knows a MAC and egress interface for it
+    /// (`REAL_NEXT_HOP_KNOWN`): the stand-in for reachability until health
+    /// checks exist.
+    pub next_hop_resolved: bool,
+}
+
+/// Everything one scrape reports, counters summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Every [`GlobalCounter`], in [`GlobalCounter::ALL`] order.
+    pub global: Vec<(GlobalCounter, u64)>,
+    pub services: Vec<(ServiceLabels, TrafficCounters)>,
+    pub reals: Vec<RealSample>,
+    pub flow_table_entries: u64,
+    pub flow_table_capacity: u32,
+}
+
+/// Reads the counters of everything `labels` names. A real whose entry no
+/// longer matches its labels (a reload between the two reads) is left out
+/// of this scrape rather than reported under the wrong name.
+pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
+    let mut global = Vec::with_capacity(GlobalCounter::ALL.len());
+    for counter in GlobalCounter::ALL {
+        let per_cpu = maps
+            .global_stats
+            .get(&(counter as u32), 0)
+            .with_context(|| format!("reading counter {}", counter.name()))?;
+        global.push((counter, per_cpu.iter().sum()));
+    }
+    let mut services = Vec::with_capacity(labels.services.len());
+    for service in &labels.services {
+        let per_cpu = maps.service_stats.get(&service.id, 0)?;
+        services.push((service.clone(), sum(per_cpu.iter())));
+    }
+    let mut reals = Vec::with_capacity(labels.reals.len());
+    for real_labels in &labels.reals {
+        let entry = maps.reals.get(&real_labels.id, 0)?;
+        let family = lb_common::Family::from_u8(entry.family);
+        let matches = entry.flags & REAL_ACTIVE != 0
+            && entry.service_id == real_labels.service_id
+            && family.map(|family| entry.addr.to_ip(family)) == Some(real_labels.address.ip())
+            && u16::from_be(entry.port_be) == real_labels.address.port();
+        if !matches {
+            continue;
+        }
+        let per_cpu = maps.real_stats.get(&real_labels.id, 0)?;
+        reals.push(RealSample {
+            labels: RealLabels {
+                weight: entry.weight,
+                ..real_labels.clone()
+            },
+            counters: sum(per_cpu.iter()),
+            next_hop_resolved: entry.flags & REAL_NEXT_HOP_KNOWN != 0,
+        });
+    }
+    let limit = FLOW_WALK_LIMIT.min(u64::from(labels.flow_table_capacity));
+    let mut flow_table_entries = 0;
+    for key in maps.flows.keys() {
+        key.context("walking the flow table")?;
+        flow_table_entries += 1;
+        if flow_table_entries >= limit {
+            break;
+        }
+    }
+    Ok(Snapshot {
+        global,
+        services,
+        reals,
+        flow_table_entries,
+        flow_table_capacity: labels.flow_table_capacity,
+    })
+}
+
+fn sum<'a>(per_cpu: impl Iterator<Item = &'a TrafficCounters>) -> TrafficCounters {
+    let mut total = TrafficCounters::default();
+    for counters in per_cpu {
+        total.add(counters);
+    }
+    total
+}
+
+/// Opens the pinned maps and reads a snapshot (blocking: one syscall per
+/// value read).
+pub fn scrape(pins: &PinLayout, labels: &Labels) -> Result<String> {
+    let maps = Maps::open_pinned(pins)?;
+    Ok(render(&read_snapshot(&maps, labels)?))
+}
+
+// ---------------------------------------------------------------------------
+// The text format.
+
+/// One metric family: its HELP and TYPE lines, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(value));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// HELP text: backslash and line feed escaped.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Label values: backslash, double quote and line feed escaped.
+fn escape_label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One metric read off each item of a kind: its name after the prefix,
+/// the start of its HELP text, and how to get its value.
+struct Column<T> {
+    suffix: &'static str,
+    help: &'static str,
+    value: fn(&T) -> u64,
+}
+
+/// The four traffic counters, for services and reals alike.
+const TRAFFIC: [Column<TrafficCounters>; 4] = [
+    Column {
+        suffix: "packets_total",
+        help: "Packets balanced",
+        value: |counters| counters.packets,
+    },
+    Column {
+        suffix: "bytes_total",
+        help: "Bytes balanced (L3)",
+        value: |counters| counters.bytes,
+    },
+    Column {
+        suffix: "connections_total",
+        help: "New connections scheduled",
+        value: |counters| counters.new_connections,
+    },
+    Column {
+        suffix: "drops_total",
+        help: "Packets dropped",
+        value: |counters| counters.drops,
+    },
+];
+
+/// The gauges of a real.
+const REAL_GAUGES: [Column<RealSample>; 2] = [
+    Column {
+        suffix: "weight",
+        help: "Configured weight of the real (0 takes no new connections).",
+        value: |sample| u64::from(sample.labels.weight),
+    },
+    Column {
+        suffix: "next_hop_resolved",
+        help: "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
+               an unresolved real gets no new connections.",
+        value: |sample| u64::from(sample.next_hop_resolved),
+    },
+];
+
+/// Renders `snapshot` in the Prometheus text exposition format 0.0.4.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+
+    let name = "lb_dataplane_packets_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Packets seen by the XDP program, by outcome (received, forwarded, \
+         pass_*, drop_* reasons and other events), summed over CPUs.",
+    );
+    for (counter, value) in &snapshot.global {
+        family.sample(name, &[("outcome", counter.name())], *value);
+    }
+
+    let services: Vec<_> = snapshot
+        .services
+        .iter()
+        .map(|(labels, counters)| {
+            let values = [
+                labels.name.clone(),
+                labels.vip.to_string(),
+                labels.port.to_string(),
+                labels.protocol.to_string(),
+            ];
+            (values, counters)
+        })
+        .collect();
+    for column in &TRAFFIC {
+        let name = format!("lb_service_{}", column.suffix);
+        let help = format!("{} per virtual service.", column.help);
+        let mut family = Family::new(&mut out, &name, "counter", &help);
+        for ([service, vip, port, protocol], counters) in &services {
+            let labels = [
+                ("service", service.as_str()),
+                ("vip", vip.as_str()),
+                ("port", port.as_str()),
+                ("protocol", protocol.as_str()),
+            ];
+            family.sample(&name, &labels, (column.value)(counters));
+        }
+    }
+
+    let reals: Vec<_> = snapshot
+        .reals
+        .iter()
+        .map(|sample| {
+            let values = [
+                sample.labels.service.clone(),
+                sample.labels.address.to_string(),
+            ];
+            (values, sample)
+        })
+        .collect();
+    for column in &TRAFFIC {
+        let name = format!("lb_real_{}", column.suffix);
+        let help = format!("{} per real server (per service).", column.help);
+        let mut family = Family::new(&mut out, &name, "counter", &help);
+        for ([service, real], sample) in &reals {
+            let labels = [("service", service.as_str()), ("real", real.as_str())];
+            family.sample(&name, &labels, (column.value)(&sample.counters));
+        }
+    }
+    for column in &REAL_GAUGES {
+        let name = format!("lb_real_{}", column.suffix);
+        let mut family = Family::new(&mut out, &name, "gauge", column.help);
+        for ([service, real], sample) in &reals {
+            let labels = [("service", service.as_str()), ("real", real.as_str())];
+            family.sample(&name, &labels, (column.value)(sample));
+        }
+    }
+
+    Family::new(
+        &mut out,
+        "lb_flow_table_entries",
+        "gauge",
+        &format!(
+            "Entries in the connection table, idle ones not yet reaped included \
+             (counted up to {FLOW_WALK_LIMIT})."
+        ),
+    )
+    .sample("lb_flow_table_entries", &[], snapshot.flow_table_entries);
+    Family::new(
+        &mut out,
+        "lb_flow_table_capacity",
+        "gauge",
+        "Capacity of the connection table (dataplane.flow_table_entries).",
+    )
+    .sample(
+        "lb_flow_table_capacity",
+        &[],
+        u64::from(snapshot.flow_table_capacity),
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------
+// HTTP.
+
+/// The largest request head accepted; Prometheus sends a few hundred bytes.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// How long a client may take to send its request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests served at once; more wait for a slot.
+pub const MAX_CONNECTIONS: usize = 16;
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Binds the metrics listener (done before anything else, so a taken port
+/// stops `lbd` before it touches the data plane).
+pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics endpoint to {address} (metrics.listen)"))
+}
+
+/// Serves `GET /metrics` on `listener` until the task is dropped, reading
+/// the pinned maps under `pins` and naming ids with the latest `labels`.
+pub async fn serve(listener: TcpListener, pins: PathBuf, labels: watch::Receiver<Arc<Labels>>) {
+    let scrape = move || {
+        let labels = labels.borrow().clone();
+        let pins = PinLayout::new(pins.clone());
+        async move {
+            tokio::task::spawn_blocking(move || scrape(&pins, &labels))
+                .await
+                .context("the scrape task failed")?
+        }
+    };
+    serve_with(listener, READ_TIMEOUT, scrape).await
+}
+
+/// [`serve`] with the scrape and the read timeout injected (tests).
+pub async fn serve_with<F, Fut>(listener: TcpListener, read_timeout: Duration, scrape: F)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<String>> + Send,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                warn!("metrics endpoint: accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let scrape = scrape.clone();
+        tokio::spawn(async move {
+            if let Err(error) = handle(stream, read_timeout, scrape).await {
+                debug!(%peer, "metrics request: {error:#}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Answers one request, then closes the connection.
+async fn handle<F, Fut>(mut stream: TcpStream, read_timeout: Duration, scrape: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<String>>,
+{
+    let head = match tokio::time::timeout(read_timeout, read_head(&mut stream)).await {
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => {
+            return respond(&mut stream, 431, "request head too large\n", &[]).await;
+        }
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => return respond(&mut stream, 408, "request timeout\n", &[]).await,
+    };
+    let request_line = head.lines().next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return respond(&mut stream, 400, "bad request\n", &[]).await;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return respond(&mut stream, 400, "bad request\n", &[]).await;
+    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if path != "/metrics" {
+        return respond(
+            &mut stream,
+            404,
+            "not found; metrics are at /metrics\n",
+            &[],
+        )
+        .await;
+    }
+    if method != "GET" && method != "HEAD" {
+        return respond(
+            &mut stream,
+            405,
+            "method not allowed\n",
+            &[("Allow", "GET, HEAD")],
+        )
+        .await;
+    }
+    match scrape().await {
+        Ok(body) => {
+            let body = if method == "HEAD" { "" } else { body.as_str() };
+            respond(&mut stream, 200, body, &[("Content-Type", CONTENT_TYPE)]).await
+        }
+        Err(error) => {
+            warn!("metrics scrape failed: {error:#}");
+            let body = format!("scrape failed: {error:#}\n");
+            respond(&mut stream, 500, &body, &[]).await
+        }
+    }
+}
+
+/// Reads up to the blank line that ends the request head. `None` if it
+/// does not fit in [`MAX_REQUEST_BYTES`].
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            if end > MAX_REQUEST_BYTES {
+                return Ok(None);
+            }
+            buffer.truncate(end);
+            return Ok(Some(String::from_utf8_lossy(&buffer).into_owned()));
+        }
+        if buffer.len() > MAX_REQUEST_BYTES + 3 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+    let has_content_type = headers.iter().any(|(name, _)| *name == "Content-Type");
+    for (name, value) in headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if !has_content_type {
+        head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+    }
+    let _ = write!(
+        head,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await?;
+    // Closing with unread request bytes queued would reset the connection
+    // and could destroy the response in flight: read until the client
+    // closes, for a moment.
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut drained = 0;
+        while drained < MAX_REQUEST_BYTES * 8 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// How long a finished connection waits for the client to close.
+const LINGER: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(packets: u64, bytes: u64, new_connections: u64, drops: u64) -> TrafficCounters {
+        TrafficCounters {
+            packets,
+            bytes,
+            new_connections,
+            drops,
+        }
+    }
+
+    fn sample() -> Snapshot {
+        let web = ServiceLabels {
+            id: 1,
+            name: "web".into(),
+            vip: "198.18.1.10".parse().unwrap(),
+            port: 80,
+            protocol: Protocol::Tcp,
+        };
+        let dns = ServiceLabels {
+            id: 2,
+            name: "dns-v6.all-ports".into(),
+            vip: "fd00:18:1::10".parse().unwrap(),
+            port: 0,
+            protocol: Protocol::Udp,
+        };
+        let real = |id, service: &ServiceLabels, address: &str, weight| RealLabels {
+            id,
+            service_id: service.id,
+            service: service.name.clone(),
+            address: address.parse().unwrap(),
+            weight,
+        };
+        Snapshot {
+            global: GlobalCounter::ALL
+                .iter()
+                .map(|&counter| {
+                    let value = match counter {
+                        GlobalCounter::Received => 1000,
+                        GlobalCounter::Forwarded => 990,
+                        GlobalCounter::DropFragment => 3,
+                        _ => 0,
+                    };
+                    (counter, value)
+                })
+                .take(9)
+                .collect(),
+            services: vec![
+                (web.clone(), counters(990, 123_456, 40, 2)),
+                (dns.clone(), counters(0, 0, 0, 0)),
+            ],
+            reals: vec![
+                RealSample {
+                    labels: real(1, &web, "198.18.0.11:80", 1),
+                    counters: counters(500, 60_000, 20, 0),
+                    next_hop_resolved: true,
+                },
+                RealSample {
+                    labels: real(3, &dns, "[fd00:18::21]:0", 0),
+                    counters: counters(0, 0, 0, 2),
+                    next_hop_resolved: false,
+                },
+            ],
+            flow_table_entries: 42,
+            flow_table_capacity: 1_048_576,
+        }
+    }
+
+    #[test]
+    fn renders_the_text_exposition_format() {
+        // `global` is cut to the first nine counters to keep this short.
+        let expected = r#"# HELP lb_dataplane_packets_total Packets seen by the XDP program, by outcome (received, forwarded, pass_*, drop_* reasons and other events), summed over CPUs.
+# TYPE lb_dataplane_packets_total counter
+lb_dataplane_packets_total{outcome="received"} 1000
+lb_dataplane_packets_total{outcome="forwarded"} 990
+lb_dataplane_packets_total{outcome="pass_not_ip"} 0
+lb_dataplane_packets_total{outcome="pass_not_vip"} 0
+lb_dataplane_packets_total{outcome="pass_no_service"} 0
+lb_dataplane_packets_total{outcome="pass_other_protocol"} 0
+lb_dataplane_packets_total{outcome="pass_truncated_l3"} 0
+lb_dataplane_packets_total{outcome="drop_truncated_l4"} 0
+lb_dataplane_packets_total{outcome="drop_fragment"} 3
+# HELP lb_service_packets_total Packets balanced per virtual service.
+# TYPE lb_service_packets_total counter
+lb_service_packets_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 990
+lb_service_packets_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_service_bytes_total Bytes balanced (L3) per virtual service.
+# TYPE lb_service_bytes_total counter
+lb_service_bytes_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 123456
+lb_service_bytes_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_service_connections_total New connections scheduled per virtual service.
+# TYPE lb_service_connections_total counter
+lb_service_connections_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 40
+lb_service_connections_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_service_drops_total Packets dropped per virtual service.
+# TYPE lb_service_drops_total counter
+lb_service_drops_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 2
+lb_service_drops_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_real_packets_total Packets balanced per real server (per service).
+# TYPE lb_real_packets_total counter
+lb_real_packets_total{service="web",real="198.18.0.11:80"} 500
+lb_real_packets_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_bytes_total Bytes balanced (L3) per real server (per service).
+# TYPE lb_real_bytes_total counter
+lb_real_bytes_total{service="web",real="198.18.0.11:80"} 60000
+lb_real_bytes_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_connections_total New connections scheduled per real server (per service).
+# TYPE lb_real_connections_total counter
+lb_real_connections_total{service="web",real="198.18.0.11:80"} 20
+lb_real_connections_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_drops_total Packets dropped per real server (per service).
+# TYPE lb_real_drops_total counter
+lb_real_drops_total{service="web",real="198.18.0.11:80"} 0
+lb_real_drops_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 2
+# HELP lb_real_weight Configured weight of the real (0 takes no new connections).
+# TYPE lb_real_weight gauge
+lb_real_weight{service="web",real="198.18.0.11:80"} 1
+lb_real_weight{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_next_hop_resolved 1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; an unresolved real gets no new connections.
+# TYPE lb_real_next_hop_resolved gauge
+lb_real_next_hop_resolved{service="web",real="198.18.0.11:80"} 1
+lb_real_next_hop_resolved{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_flow_table_entries Entries in the connection table, idle ones not yet reaped included (counted up to 1048576).
+# TYPE lb_flow_table_entries gauge
+lb_flow_table_entries 42
+# HELP lb_flow_table_capacity Capacity of the connection table (dataplane.flow_table_entries).
+# TYPE lb_flow_table_capacity gauge
+lb_flow_table_capacity 1048576
+"#;
+        assert_eq!(render(&sample()), expected);
+    }
+
+    #[test]
+    fn every_global_counter_is_exported_under_its_name() {
+        let snapshot = Snapshot {
+            global: GlobalCounter::ALL.iter().map(|&c| (c, c as u64)).collect(),
+            services: vec![],
+            reals: vec![],
+            flow_table_entries: 0,
+            flow_table_capacity: 1024,
+        };
+        let text = render(&snapshot);
+        for counter in GlobalCounter::ALL {
+            let line = format!(
+                "lb_dataplane_packets_total{{outcome=\"{}\"}} {}\n",
+                counter.name(),
+                counter as u64
+            );
+            assert!(text.contains(&line), "no `{line}` in:\n{text}");
+        }
+        // Families without samples still say what they are.
+        assert!(text.contains("# TYPE lb_real_weight gauge\n"));
+    }
+
+    #[test]
+    fn escapes_label_values_and_help() {
+        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label_value("a\nb"), r"a\nb");
+        assert_eq!(escape_help("a\\b\nc \"d\""), "a\\\\b\\nc \"d\"");
+        let mut out = String::new();
+        Family::new(&mut out, "x", "gauge", "h").sample("x", &[("l", "q\"")], 1);
+        assert!(out.ends_with("x{l=\"q\\\"\"} 1\n"), "{out}");
+    }
+
+    #[test]
+    fn labels_follow_the_config_and_the_ids() {
+        let config = crate::config::parse(
+            "interfaces: [{ name: eth0 }]
+dataplane: { flow_table_entries: 4096 }
+services:
+  - name: web
+    vip: 198.18.1.10
+    port: 80
+    protocol: tcp
+    reals:
+      - { address: 198.18.0.11, weight: 2 }
+  - name: web6
+    vip: fd00:18:1::10
+    port: 443
+    protocol: tcp
+    reals:
+      - { address: fd00:18::11 }
+",
+            "test.yaml",
+            &|_| true,
+        )
+        .unwrap();
+        let ids = Ids::default().plan(&config).unwrap();
+        let labels = Labels::new(&config, &ids);
+        assert_eq!(labels.flow_table_capacity, 4096);
+        let services: Vec<_> = labels
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.id, s.vip.to_string(), s.port))
+            .collect();
+        let web_id = ids.services[&service_key(&config.services[0])];
+        let web6_id = ids.services[&service_key(&config.services[1])];
+        assert_eq!(
+            services,
+            [
+                ("web", web_id, "198.18.1.10".to_owned(), 80),
+                ("web6", web6_id, "fd00:18:1::10".to_owned(), 443),
+            ]
+        );
+        let reals: Vec<_> = labels
+            .reals
+            .iter()
+            .map(|r| {
+                (
+                    r.service.as_str(),
+                    r.service_id,
+                    r.address.to_string(),
+                    r.weight,
+                )
+            })
+            .collect();
+        assert_eq!(
+            reals,
+            [
+                ("web", web_id, "198.18.0.11:80".to_owned(), 2),
+                ("web6", web6_id, "[fd00:18::11]:443".to_owned(), 1),
+            ]
+        );
+        assert_eq!(Labels::new(&config, &Ids::default()).services, []);
+    }
+
+    /// Sends `request` to a test server and returns the whole response.
+    async fn exchange(address: SocketAddr, request: &[u8]) -> String {
+        let request = request.to_vec();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read as _, Write as _};
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream.write_all(&request).unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_serves_metrics_and_nothing_else() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_with(listener, READ_TIMEOUT, || async {
+            Ok("lb_flow_table_entries 1\n".to_owned())
+        }));
+
+        let response = exchange(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(
+            response,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+             Content-Length: 24\r\nConnection: close\r\n\r\nlb_flow_table_entries 1\n"
+        );
+        let response = exchange(address, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        let response = exchange(address, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\n"),
+            "{response}"
+        );
+        let response = exchange(address, b"GET / HTTP/1.1\r\n\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{response}"
+        );
+        let response = exchange(address, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 405 Method Not Allowed\r\n")
+                && response.contains("\r\nAllow: GET, HEAD\r\n"),
+            "{response}"
+        );
+        let response = exchange(address, b"nonsense\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_REQUEST_BYTES)
+        );
+        let response = exchange(address, huge.as_bytes()).await;
+        assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn http_reports_a_failed_scrape() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_with(listener, READ_TIMEOUT, || async {
+            anyhow::bail!("no maps pinned")
+        }));
+        let response = exchange(address, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 500 Internal Server Error\r\n")
+                && response.ends_with("scrape failed: no maps pinned\n"),
+            "{response}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn http_times_out_a_silent_client() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let timeout = Duration::from_millis(200);
+        let server = tokio::spawn(serve_with(listener, timeout, || async {
+            Ok(String::new())
+        }));
+        let response = exchange(address, b"GET /metrics HTTP/1.1\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+        server.abort();
+    }
+}
