@@ -106,9 +106,12 @@ fn echo(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
 
 /// One HTTP GET; returns the body's first line (the server's name).
 pub fn http_get(target: SocketAddr) -> Result<String> {
-    let stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)
-        .with_context(|| format!("connecting to {target}"))?;
-    read_http_response(stream, target)
+    read_http_response(connect(target)?, target)
+}
+
+fn connect(target: SocketAddr) -> Result<TcpStream> {
+    TcpStream::connect_timeout(&target, IO_TIMEOUT)
+        .with_context(|| format!("connecting to {target}"))
 }
 
 /// An HTTP GET from a chosen source port: the 5-tuple, and so the Maglev
@@ -196,10 +199,7 @@ const CHUNK_INTERVAL: Duration = Duration::from_millis(5);
 
 impl EchoStream {
     pub fn open(netns: &Netns, target: SocketAddr) -> Result<Self> {
-        let stream = netns.enter(|| {
-            TcpStream::connect_timeout(&target, IO_TIMEOUT)
-                .with_context(|| format!("connecting to {target}"))
-        })?;
+        let stream = netns.enter(|| connect(target))?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut server = String::new();
@@ -386,10 +386,7 @@ pub fn udp_ask_from_ports(
 /// Sends `bytes` of a deterministic pseudo-random pattern to an echo
 /// server through `target` and checks every byte that comes back.
 pub fn bulk_echo(netns: &Netns, target: SocketAddr, bytes: usize) -> Result<()> {
-    let stream = netns.enter(|| {
-        TcpStream::connect_timeout(&target, IO_TIMEOUT)
-            .with_context(|| format!("connecting to {target}"))
-    })?;
+    let stream = netns.enter(|| connect(target))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut greeting = String::new();

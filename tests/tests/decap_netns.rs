@@ -12,18 +12,19 @@
 
 use std::{
     ffi::CString,
-    fs::File,
     net::{IpAddr, SocketAddr, UdpSocket},
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use aya::maps::{Map, MapData, PerCpuArray};
 use etherparse::{IpNumber, PacketBuilder};
 use lb_common::{GlobalCounter, names};
-use lb_tests::netns::{Netns, unique_prefix};
+use lb_tests::{
+    lbd::Lbd,
+    netns::{Netns, unique_prefix},
+};
 use lb_userspace::dataplane::{PinLayout, ensure_bpffs};
 
 const LB_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -109,47 +110,40 @@ impl Rig {
 
     /// `lbd decap --interface eth0` in the real's namespace; waits for
     /// `ready`.
-    fn start_decap(&self) -> Result<Decap> {
-        let ready_before = log_text(&self.log).matches(READY).count();
-        let stderr = File::options().create(true).append(true).open(&self.log)?;
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", self.real.path()))
-            .arg("--")
-            .arg(lb_tests::lbd::binary("lbd")?)
-            .args(["decap", "--interface", "eth0", "--xdp-mode", "native"])
-            .arg("--pin-path")
-            .arg(&self.pin_path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .context("spawning lbd decap")?;
-        let mut decap = Decap {
-            child,
-            log: self.log.clone(),
-        };
-        decap.wait_for_log(READY, ready_before, Duration::from_secs(20))?;
+    fn start_decap(&self) -> Result<Lbd> {
+        let pin_path = self.pin_path.to_string_lossy();
+        let mut decap = Lbd::start_with_args(
+            &self.real,
+            &[
+                "decap",
+                "--interface",
+                "eth0",
+                "--xdp-mode",
+                "native",
+                "--pin-path",
+                &pin_path,
+            ],
+            &self.log,
+        )?;
+        decap.wait_ready()?;
         Ok(decap)
     }
 
     /// `lbd decap --interface eth0 --teardown`, to completion.
     fn teardown(&self) -> Result<()> {
-        let output = Command::new("nsenter")
-            .arg(format!("--net={}", self.real.path()))
-            .arg("--")
-            .arg(lb_tests::lbd::binary("lbd")?)
-            .args(["decap", "--interface", "eth0", "--teardown"])
-            .arg("--pin-path")
-            .arg(&self.pin_path)
-            .output()?;
-        ensure!(
-            output.status.success(),
-            "lbd decap --teardown: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let pin_path = self.pin_path.to_string_lossy();
+        let (status, output) = Lbd::run_to_exit(
+            &self.real,
+            &[
+                "decap",
+                "--interface",
+                "eth0",
+                "--teardown",
+                "--pin-path",
+                &pin_path,
+            ],
+        )?;
+        ensure!(status.success(), "lbd decap --teardown: {status}\n{output}");
         Ok(())
     }
 
@@ -222,67 +216,15 @@ impl Drop for Rig {
 }
 
 /// What `lbd decap` logs once it is attached.
-const READY: &str = " ready ";
-
 fn log_text(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A running `lbd decap`; dropping it kills the process.
-struct Decap {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Decap {
-    fn wait_for_log(&mut self, marker: &str, seen: usize, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let text = log_text(&self.log);
-            if text.matches(marker).count() > seen {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("lbd decap exited ({status}) before logging {marker:?}:\n{text}");
-            }
-            if Instant::now() > deadline {
-                bail!("lbd decap did not log {marker:?} within {timeout:?}:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) -> Result<()> {
-        // SAFETY: plain kill(2) on our own child.
-        if unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) } != 0 {
-            bail!("kill: {}", std::io::Error::last_os_error());
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(
-                    status.success(),
-                    "lbd decap exited with {status}:\n{}",
-                    log_text(&self.log)
-                );
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("lbd decap ignored SIGTERM:\n{}", log_text(&self.log));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Decap {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// SIGTERM to `lbd decap`; it must exit cleanly.
+fn stop(decap: Lbd) -> Result<()> {
+    let status = decap.stop()?;
+    ensure!(status.success(), "lbd decap exited with {status}");
+    Ok(())
 }
 
 fn mac(bytes: [u8; 6]) -> String {
@@ -440,7 +382,7 @@ fn lbd_decap_delivers_tunnelled_datagrams_across_restarts_until_teardown() -> Re
     )?;
 
     // Stopped: the pinned link keeps stripping.
-    decap.stop()?;
+    stop(decap)?;
     rig.expect_delivery("lbd decap stopped", &v4_in_v4, &v4_socket, b"ipv4 in ipv4")?;
 
     // Restarted: adopts the pins and swaps its program in.
@@ -451,7 +393,7 @@ fn lbd_decap_delivers_tunnelled_datagrams_across_restarts_until_teardown() -> Re
         log_text(&rig.log)
     );
     rig.expect_delivery("after a restart", &v6_in_v6, &v6_socket, b"ipv6 in ipv6")?;
-    decap.stop()?;
+    stop(decap)?;
 
     // Teardown: detached, pins gone, tunnels no longer opened.
     rig.teardown()?;
