@@ -114,17 +114,39 @@ fn connect(target: SocketAddr) -> Result<TcpStream> {
         .with_context(|| format!("connecting to {target}"))
 }
 
+/// The wildcard address of `target`'s family, with `port`.
+fn any_address_like(target: SocketAddr, port: u16) -> SocketAddr {
+    match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+    }
+}
+
+/// Asks once per item, inside `netns`; how many times each server answered.
+fn tally<I>(
+    netns: &Netns,
+    items: I,
+    ask: impl Fn(I::Item) -> Result<String> + Sync,
+) -> Result<BTreeMap<String, usize>>
+where
+    I: IntoIterator + Send,
+{
+    netns.enter(|| {
+        let mut answered = BTreeMap::new();
+        for item in items {
+            *answered.entry(ask(item)?).or_insert(0) += 1;
+        }
+        Ok(answered)
+    })
+}
+
 /// An HTTP GET from a chosen source port: the 5-tuple, and so the Maglev
 /// decision, is then the same on every run.
 pub fn http_get_from_port(target: SocketAddr, source_port: u16) -> Result<String> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    let any: SocketAddr = match target {
-        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, source_port).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, source_port).into(),
-    };
-    socket.bind(&any.into())?;
+    socket.bind(&any_address_like(target, source_port).into())?;
     socket
         .connect_timeout(&target.into(), IO_TIMEOUT)
         .with_context(|| format!("connecting to {target} from port {source_port}"))?;
@@ -152,13 +174,7 @@ pub fn http_get_many(
     target: SocketAddr,
     count: usize,
 ) -> Result<BTreeMap<String, usize>> {
-    netns.enter(|| {
-        let mut answered = BTreeMap::new();
-        for _ in 0..count {
-            *answered.entry(http_get(target)?).or_insert(0) += 1;
-        }
-        Ok(answered)
-    })
+    tally(netns, 0..count, |_| http_get(target))
 }
 
 /// One GET from each source port in `ports`; how many each server answered.
@@ -167,15 +183,7 @@ pub fn http_get_from_ports(
     target: SocketAddr,
     ports: std::ops::Range<u16>,
 ) -> Result<BTreeMap<String, usize>> {
-    netns.enter(|| {
-        let mut answered = BTreeMap::new();
-        for port in ports {
-            *answered
-                .entry(http_get_from_port(target, port)?)
-                .or_insert(0) += 1;
-        }
-        Ok(answered)
-    })
+    tally(netns, ports, |port| http_get_from_port(target, port))
 }
 
 /// A long-lived connection that keeps sending and checks that the echo keeps
@@ -355,32 +363,22 @@ pub fn udp_ask_from_ports(
     target: SocketAddr,
     ports: std::ops::Range<u16>,
 ) -> Result<BTreeMap<String, usize>> {
-    netns.enter(|| {
-        let mut answered = BTreeMap::new();
-        for port in ports {
-            let local: SocketAddr = match target {
-                SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
-                SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
-            };
-            let socket = std::net::UdpSocket::bind(local)?;
-            // connect(): replies from any other address are filtered out.
-            socket.connect(target)?;
-            socket.set_read_timeout(Some(Duration::from_millis(500)))?;
-            let mut buffer = [0u8; 256];
-            let mut reply = None;
-            for _ in 0..4 {
-                socket.send(b"who are you?")?;
-                if let Ok(n) = socket.recv(&mut buffer) {
-                    reply = Some(String::from_utf8_lossy(&buffer[..n]).into_owned());
-                    break;
-                }
-            }
-            let reply =
-                reply.with_context(|| format!("no UDP answer from {target} to port {port}"))?;
-            *answered.entry(reply).or_insert(0) += 1;
+    tally(netns, ports, |port| udp_ask_from_port(target, port))
+}
+
+fn udp_ask_from_port(target: SocketAddr, port: u16) -> Result<String> {
+    let socket = std::net::UdpSocket::bind(any_address_like(target, port))?;
+    // connect(): replies from any other address are filtered out.
+    socket.connect(target)?;
+    socket.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut buffer = [0u8; 256];
+    for _ in 0..4 {
+        socket.send(b"who are you?")?;
+        if let Ok(n) = socket.recv(&mut buffer) {
+            return Ok(String::from_utf8_lossy(&buffer[..n]).into_owned());
         }
-        Ok(answered)
-    })
+    }
+    bail!("no UDP answer from {target} to port {port}")
 }
 
 /// Sends `bytes` of a deterministic pseudo-random pattern to an echo
