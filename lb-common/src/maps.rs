@@ -21,8 +21,14 @@ pub mod names {
     pub const NAT_REPLIES: &str = "LB_NAT_REPLIES";
     /// Addresses the decap program strips tunnels for (on the reals).
     pub const DECAP_ADDRS: &str = "LB_DECAP_ADDRS";
+    /// Live connection counts per real (least-connection schedulers).
+    pub const REAL_CONNS: &str = "LB_REAL_CONNS";
+    /// Persistence templates: (service, masked client) -> real.
+    pub const PERSIST: &str = "LB_PERSIST";
+    /// Round-robin position per service (per CPU).
+    pub const RR_CURSOR: &str = "LB_RR_CURSOR";
     /// Every map the daemon pins, in a fixed order.
-    pub const ALL_PINNED: [&str; 12] = [
+    pub const ALL_PINNED: [&str; 15] = [
         VIPS,
         SERVICES,
         REALS,
@@ -35,6 +41,9 @@ pub mod names {
         SETTINGS,
         NAT_REALS,
         NAT_REPLIES,
+        REAL_CONNS,
+        PERSIST,
+        RR_CURSOR,
     ];
 }
 
@@ -131,42 +140,121 @@ impl ForwardingMethod {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Service {
-    /// Index into the Maglev ring and `LB_SVC_STATS`; never 0.
+    /// Index into the scheduling rows (`LB_MAGLEV`), `LB_SVC_STATS` and
+    /// `LB_RR_CURSOR`; never 0.
     pub id: u32,
-    /// A [`ForwardingMethod`].
-    pub forwarding: u8,
-    /// A [`Scheduler`]; the data plane only reads the table it produced,
-    /// the tag is for listings and for a restarted daemon.
+    /// A [`Scheduler`]: how the service's row is read for a new connection.
     pub scheduler: u8,
-    pub _pad: [u8; 2],
+    /// [`SCHED_FLAG_FALLBACK`], [`SCHED_FLAG_PORT`] (ipvsadm's `-b`).
+    pub sched_flags: u8,
+    /// Persistence: the client address is masked to this many leading bits
+    /// before the template lookup (ipvsadm's `-M`; 32 / 128 = whole address).
+    pub persistence_prefix: u8,
+    pub _pad: u8,
+    /// Persistence timeout in seconds (ipvsadm's `-p`); 0 = not persistent.
+    pub persistence_timeout: u32,
+    /// How many leading slots of the row are in use. Hash schedulers (mh,
+    /// sh, dh) use the whole row; rr and wrr cycle through the first
+    /// `row_len` slots; the least-connection family scans them as the list
+    /// of candidate reals. 0 = no usable real.
+    pub row_len: u32,
 }
 
-/// How a service's Maglev ring was filled.
+/// The row's slot is an unavailable real (overloaded): try the following
+/// slots instead of dropping (ipvsadm `mh-fallback` / `sh-fallback`).
+pub const SCHED_FLAG_FALLBACK: u8 = 1 << 0;
+/// Hash the client's port too, not just its address (`mh-port` /
+/// `sh-port`): one client's connections spread over several reals.
+pub const SCHED_FLAG_PORT: u8 = 1 << 1;
+
+/// How a service picks the real for a new connection: IPVS's schedulers.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheduler {
-    /// Maglev consistent hashing.
+    /// Maglev consistent hashing of the client address (and port with
+    /// [`SCHED_FLAG_PORT`]).
     Maglev = 1,
+    RoundRobin = 2,
+    WeightedRoundRobin = 3,
+    /// Client address (and port with [`SCHED_FLAG_PORT`]) hashed into a
+    /// weighted bucket table.
+    SourceHash = 4,
+    /// Destination address hashed into a bucket table.
+    DestinationHash = 5,
+    LeastConnection = 6,
+    WeightedLeastConnection = 7,
+    ShortestExpectedDelay = 8,
+    NeverQueue = 9,
 }
 
 impl Scheduler {
+    pub const ALL: [Scheduler; 9] = [
+        Self::Maglev,
+        Self::RoundRobin,
+        Self::WeightedRoundRobin,
+        Self::SourceHash,
+        Self::DestinationHash,
+        Self::LeastConnection,
+        Self::WeightedLeastConnection,
+        Self::ShortestExpectedDelay,
+        Self::NeverQueue,
+    ];
+
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
             1 => Some(Self::Maglev),
+            2 => Some(Self::RoundRobin),
+            3 => Some(Self::WeightedRoundRobin),
+            4 => Some(Self::SourceHash),
+            5 => Some(Self::DestinationHash),
+            6 => Some(Self::LeastConnection),
+            7 => Some(Self::WeightedLeastConnection),
+            8 => Some(Self::ShortestExpectedDelay),
+            9 => Some(Self::NeverQueue),
             _ => None,
         }
     }
 
-    /// The name ipvsadm prints.
+    /// The name ipvsadm uses (`-s`, listings).
     pub const fn name(self) -> &'static str {
         match self {
             Self::Maglev => "mh",
+            Self::RoundRobin => "rr",
+            Self::WeightedRoundRobin => "wrr",
+            Self::SourceHash => "sh",
+            Self::DestinationHash => "dh",
+            Self::LeastConnection => "lc",
+            Self::WeightedLeastConnection => "wlc",
+            Self::ShortestExpectedDelay => "sed",
+            Self::NeverQueue => "nq",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|scheduler| scheduler.name() == name)
+    }
+
+    /// The row is scanned as a candidate list (connection counts decide).
+    pub const fn is_least_connection(self) -> bool {
+        matches!(
+            self,
+            Self::LeastConnection
+                | Self::WeightedLeastConnection
+                | Self::ShortestExpectedDelay
+                | Self::NeverQueue
+        )
     }
 }
 
+/// The least-connection family scans at most this many candidates per new
+/// connection; the daemon refuses larger services for those schedulers.
+pub const MAX_LEAST_CONNECTION_CANDIDATES: u32 = 256;
+
 /// Value of `LB_REALS`, indexed by real id. One entry per (service, real):
-/// weights, counters and the next hop are per destination, as in IPVS.
+/// weights, forwarding method, counters and the next hop are per
+/// destination, as in IPVS.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Real {
@@ -184,15 +272,23 @@ pub struct Real {
     pub dst_mac: [u8; 6],
     /// The egress interface's own MAC.
     pub src_mac: [u8; 6],
-    /// Configured weight (the Maglev table already reflects it; kept for
-    /// listings and for a restarted daemon).
+    /// Configured weight: hash and round-robin rows already reflect it;
+    /// the least-connection family reads it per new connection.
     pub weight: u32,
     /// TUN: the outer source address (of the real's family).
     pub tunnel_src: Addr,
     /// MTU of the egress interface: TUN answers packets that would not fit
     /// once encapsulated with "fragmentation needed" / "packet too big".
     pub mtu: u16,
-    pub _pad: [u8; 2],
+    /// A [`ForwardingMethod`] (per real, as ipvsadm's `-g`/`-i`/`-m`).
+    pub forwarding: u8,
+    pub _pad: u8,
+    /// ipvsadm's `-x`: at this many connections the real is overloaded
+    /// (the daemon sets [`REAL_OVERLOADED`]); 0 = no limit.
+    pub upper_threshold: u32,
+    /// ipvsadm's `-y`: below this it takes new connections again (0 =
+    /// three quarters of the upper threshold, as IPVS).
+    pub lower_threshold: u32,
 }
 
 /// The entry describes a configured real (cleared when it is removed).
@@ -200,6 +296,42 @@ pub const REAL_ACTIVE: u8 = 1 << 0;
 /// The daemon knows a next hop (MAC and egress interface) for it. Without
 /// one the data plane drops rather than sending to a zero MAC.
 pub const REAL_NEXT_HOP_KNOWN: u8 = 1 << 1;
+/// Over its upper connection threshold: schedulers skip it (established
+/// flows and persistence templates still reach it).
+pub const REAL_OVERLOADED: u8 = 1 << 2;
+
+/// Value of `LB_REAL_CONNS`, indexed by real id: the real's connections as
+/// ipvsadm counts them. The daemon recounts from the flow table every
+/// second; between recounts the data plane adds each new connection (an
+/// atomic add to `inactive`, where IPVS counts SYN_RECV and UDP too).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealConns {
+    /// Established TCP connections.
+    pub active: u32,
+    /// Every other tracked connection (handshake, closing, UDP).
+    pub inactive: u32,
+}
+
+/// Key of `LB_PERSIST`: a persistence template, as IPVS keeps them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey {
+    /// The client address masked to the service's persistence prefix.
+    pub client: Addr,
+    pub service_id: u32,
+}
+
+/// Value of `LB_PERSIST`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PersistState {
+    pub real_id: u32,
+    pub _pad: u32,
+    /// Refreshed whenever a connection it placed is seen (at most once a
+    /// second), so a template outlives its connections by the timeout.
+    pub last_seen_ns: u64,
+}
 
 /// Key of `LB_FLOWS`: a connection's 5-tuple as the client sent it.
 #[repr(C)]
@@ -280,6 +412,10 @@ pub struct Settings {
 
 /// Do not answer ICMP/ICMPv6 echo requests to VIPs (pass them to the host).
 pub const SETTINGS_NO_ECHO_REPLY: u32 = 1 << 0;
+/// IPVS's `expire_nodest_conn`: a packet of a flow whose real was removed
+/// is scheduled afresh (to a new real). Without it such packets are
+/// dropped until the flow idles out, as in IPVS by default.
+pub const SETTINGS_EXPIRE_NODEST_CONN: u32 = 1 << 1;
 
 impl Settings {
     pub const IPVS_DEFAULTS: Self = Self {
@@ -331,8 +467,11 @@ const _: () = {
     assert!(core::mem::size_of::<VipKey>() == 20);
     assert!(core::mem::size_of::<VipInfo>() == 4);
     assert!(core::mem::size_of::<ServiceKey>() == 20);
-    assert!(core::mem::size_of::<Service>() == 8);
-    assert!(core::mem::size_of::<Real>() == 64);
+    assert!(core::mem::size_of::<Service>() == 16);
+    assert!(core::mem::size_of::<Real>() == 72);
+    assert!(core::mem::size_of::<RealConns>() == 8);
+    assert!(core::mem::size_of::<PersistKey>() == 20);
+    assert!(core::mem::size_of::<PersistState>() == 16);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowState>() == 24);
     assert!(core::mem::size_of::<Settings>() == 16);
@@ -353,4 +492,7 @@ mod pod {
     unsafe impl aya::Pod for FlowState {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for NatReply {}
+    unsafe impl aya::Pod for RealConns {}
+    unsafe impl aya::Pod for PersistKey {}
+    unsafe impl aya::Pod for PersistState {}
 }

@@ -26,7 +26,7 @@ pub enum GlobalCounter {
     DropFragment,
     /// IPv6 extension headers before TCP/UDP to a VIP: dropped.
     DropIpv6ExtensionHeader,
-    /// The service's Maglev table is empty (no usable real): dropped.
+    /// No usable real: an empty row, or every candidate unavailable: dropped.
     DropNoReal,
     /// The chosen real has no known next hop: dropped.
     DropNoNextHop,
@@ -66,10 +66,15 @@ pub enum GlobalCounter {
     /// NAT: a reply too big for the route to the client, handed to the
     /// kernel (which fragments it, or tells the real the path MTU).
     PassReplyTooBig,
+    /// A packet of a flow whose real was removed, with expire_nodest_conn
+    /// off: dropped (the flow idles out).
+    DropRealRemoved,
+    /// New connections sent to a real by a persistence template.
+    PersistenceHit,
 }
 
 impl GlobalCounter {
-    pub const COUNT: u32 = 28;
+    pub const COUNT: u32 = 30;
     pub const ALL: [GlobalCounter; Self::COUNT as usize] = [
         Self::Received,
         Self::Forwarded,
@@ -99,6 +104,8 @@ impl GlobalCounter {
         Self::IcmpErrorForwarded,
         Self::Decapsulated,
         Self::PassReplyTooBig,
+        Self::DropRealRemoved,
+        Self::PersistenceHit,
     ];
 
     /// Stable snake_case name, used in logs and metrics.
@@ -132,6 +139,8 @@ impl GlobalCounter {
             Self::IcmpErrorForwarded => "icmp_error_forwarded",
             Self::Decapsulated => "decapsulated",
             Self::PassReplyTooBig => "pass_reply_too_big",
+            Self::DropRealRemoved => "drop_real_removed",
+            Self::PersistenceHit => "persistence_hit",
         }
     }
 }
@@ -148,11 +157,16 @@ const _: () = {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrafficCounters {
+    /// Client -> real packets (ipvsadm's InPkts).
     pub packets: u64,
     pub bytes: u64,
     pub new_connections: u64,
     /// Packets for this service/real that were dropped.
     pub drops: u64,
+    /// Real -> client packets the balancer rewrote (NAT replies; DR and
+    /// TUN replies bypass the balancer): ipvsadm's OutPkts.
+    pub out_packets: u64,
+    pub out_bytes: u64,
 }
 
 impl TrafficCounters {
@@ -161,9 +175,11 @@ impl TrafficCounters {
         self.bytes += other.bytes;
         self.new_connections += other.new_connections;
         self.drops += other.drops;
+        self.out_packets += other.out_packets;
+        self.out_bytes += other.out_bytes;
     }
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), four u64 fields, no padding.
+// SAFETY: repr(C), six u64 fields, no padding.
 unsafe impl aya::Pod for TrafficCounters {}

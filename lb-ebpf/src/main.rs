@@ -98,7 +98,7 @@ mod program {
             }
         };
         count_service(service.id, frame_len, choice.new_connection, false);
-        let forwarded = match ForwardingMethod::from_u8(service.forwarding) {
+        let forwarded = match ForwardingMethod::from_u8(choice.real.forwarding) {
             Some(ForwardingMethod::Tunnel) => {
                 encap::tunnel(ctx, &l3, choice.real, flow_hash(&choice.key))
             }

@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::Result;
 use lb_common::{
-    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, Scheduler, Service, ServiceKey,
-    Settings, TrafficCounters, capacity, proto,
+    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, Scheduler, ServiceKey, Settings,
+    TrafficCounters, capacity, proto,
 };
 
 use crate::dataplane::{Maps, monotonic_now_ns};
@@ -67,7 +67,8 @@ pub fn collect(maps: &Maps) -> Result<Vec<ServiceRow>> {
                 let family = Family::from_u8(real.family).unwrap_or(Family::V4);
                 Ok(RealRow {
                     address: SocketAddr::new(real.addr.to_ip(family), u16::from_be(real.port_be)),
-                    forwarding: forwarding(&service),
+                    forwarding: ForwardingMethod::from_u8(real.forwarding)
+                        .unwrap_or(ForwardingMethod::DirectRouting),
                     weight: real.weight,
                     active_connections: active.get(&id).copied().unwrap_or(0),
                     inactive_connections: inactive.get(&id).copied().unwrap_or(0),
@@ -88,10 +89,6 @@ pub fn collect(maps: &Maps) -> Result<Vec<ServiceRow>> {
         row.reals.sort_by_key(|real| real.address);
     }
     Ok(rows)
-}
-
-fn forwarding(service: &Service) -> ForwardingMethod {
-    ForwardingMethod::from_u8(service.forwarding).unwrap_or(ForwardingMethod::DirectRouting)
 }
 
 fn service_address(key: &ServiceKey) -> SocketAddr {
@@ -373,7 +370,7 @@ mod tests {
             packets: p,
             bytes: b,
             new_connections: c,
-            drops: 0,
+            ..TrafficCounters::default()
         };
         vec![
             ServiceRow {

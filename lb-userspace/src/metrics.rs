@@ -594,6 +594,7 @@ mod tests {
             bytes,
             new_connections,
             drops,
+            ..TrafficCounters::default()
         }
     }
 

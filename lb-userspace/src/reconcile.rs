@@ -287,9 +287,10 @@ impl Reconciler {
             let key = service_key(service);
             let entry = Service {
                 id: ids.services[&key],
-                forwarding: forwarding_method(service.forwarding) as u8,
                 scheduler: Scheduler::Maglev as u8,
-                _pad: [0; 2],
+                sched_flags: lb_common::SCHED_FLAG_PORT,
+                row_len: self.geometry.maglev_table_size,
+                ..Service::default()
             };
             if maps.services.get(&key, 0).ok() != Some(entry) {
                 maps.services.insert(key, entry, 0)?;
@@ -444,6 +445,7 @@ fn real_entry(
     let mut real = Real {
         addr: Addr::from(identity.address),
         family: Family::of(&identity.address) as u8,
+        forwarding: forwarding_method(forwarding) as u8,
         flags: REAL_ACTIVE,
         port_be: identity.port.to_be(),
         service_id: identity.service_id,

@@ -483,9 +483,10 @@ impl NatLb {
         };
         let service = Service {
             id: service_id,
-            forwarding: ForwardingMethod::Masquerade as u8,
             scheduler: Scheduler::Maglev as u8,
-            _pad: [0; 2],
+            sched_flags: lb_common::SCHED_FLAG_PORT,
+            row_len: MAGLEV_TABLE_SIZE,
+            ..Service::default()
         };
         maps.services
             .insert(key, service, 0)
@@ -494,6 +495,7 @@ impl NatLb {
             addr: Addr::from(real_addr.ip()),
             family,
             flags: REAL_ACTIVE | REAL_NEXT_HOP_KNOWN,
+            forwarding: ForwardingMethod::Masquerade as u8,
             port_be: real_addr.port().to_be(),
             service_id,
             ifindex,

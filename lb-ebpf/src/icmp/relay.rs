@@ -114,14 +114,14 @@ fn find_call(ctx: usize) -> u64 {
 #[inline(always)]
 fn destination(key: &FlowKey) -> Option<(u32, u8)> {
     let (real_id, service_id) = flow(key)?;
-    scheduling::live_real(real_id, service_id)?;
+    let real = scheduling::live_real(real_id, service_id)?;
     let service = service(key)?;
     // The flow was scheduled by another service than the one now at that
     // address and port (a configuration change): its method may differ.
     if service.id != service_id {
         return None;
     }
-    Some((real_id, service.forwarding))
+    Some((real_id, real.forwarding))
 }
 
 /// The flow's real and service ids. Read only: an error says nothing about
