@@ -433,8 +433,8 @@ fn one_real_service(
     real_addr: &str,
 ) -> Real {
     lb.service(vip, protocol, id);
-    lb.set_forwarding(vip, protocol, method);
     let mut entry = real(id, id, ip(real_addr));
+    entry.forwarding = method as u8;
     entry.tunnel_src = Addr::from(ip(if entry.family == Family::V4 as u8 {
         TUNNEL_SRC4
     } else {

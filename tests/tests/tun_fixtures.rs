@@ -23,9 +23,9 @@ fn tun_service(lb: &mut Lb, vip: &str, real_addr: &str, mtu: u16) -> Real {
 
 fn tun_service_for(lb: &mut Lb, vip: &str, protocol: u8, real_addr: &str, mtu: u16) -> Real {
     lb.service(vip, protocol, 1);
-    lb.set_forwarding(vip, protocol, ForwardingMethod::Tunnel);
     let address = ip(real_addr);
     let mut entry = real(1, 1, address);
+    entry.forwarding = ForwardingMethod::Tunnel as u8;
     entry.tunnel_src = Addr::from(ip(if address.is_ipv4() {
         TUNNEL_SRC4
     } else {
