@@ -52,6 +52,38 @@ impl Addr {
         }
     }
 
+    /// The address with only its first `prefix` bits kept (the rest zero):
+    /// the network a persistence template stands for (ipvsadm's `-M`). A
+    /// prefix of 32 or more keeps an IPv4 address whole, 128 or more an
+    /// IPv6 one; 0 keeps nothing.
+    #[inline(always)]
+    pub const fn masked(&self, prefix: u8) -> Self {
+        let [a, b, c, d] = self.words;
+        Self {
+            words: [
+                a & Self::word_mask(prefix, 0),
+                b & Self::word_mask(prefix, 32),
+                c & Self::word_mask(prefix, 64),
+                d & Self::word_mask(prefix, 96),
+            ],
+        }
+    }
+
+    /// The mask of the word holding bits `first..first + 32`, in the
+    /// words' memory order (network byte order).
+    #[inline(always)]
+    const fn word_mask(prefix: u8, first: u32) -> u32 {
+        let prefix = prefix as u32;
+        if prefix <= first {
+            return 0;
+        }
+        let bits = prefix - first;
+        if bits >= 32 {
+            return u32::MAX;
+        }
+        (u32::MAX << (32 - bits)).to_be()
+    }
+
     /// The sixteen bytes in wire order (IPv4: the first four, then zeros).
     pub const fn octets(&self) -> [u8; 16] {
         let [a, b, c, d] = self.words;
@@ -65,6 +97,31 @@ impl Addr {
             a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1],
             d[2], d[3],
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Addr;
+
+    #[test]
+    fn masking_keeps_the_leading_bits() {
+        let v4 = Addr::from_v4_octets([198, 19, 7, 77]);
+        assert_eq!(v4.masked(32), v4);
+        assert_eq!(v4.masked(128), v4);
+        assert_eq!(v4.masked(24), Addr::from_v4_octets([198, 19, 7, 0]));
+        assert_eq!(v4.masked(26), Addr::from_v4_octets([198, 19, 7, 64]));
+        assert_eq!(v4.masked(9), Addr::from_v4_octets([198, 0, 0, 0]));
+        assert_eq!(v4.masked(0), Addr::UNSPECIFIED);
+        let mut o = [0xffu8; 16];
+        o[15] = 0x77;
+        let v6 = Addr::from_v6_octets(o);
+        assert_eq!(v6.masked(128), v6);
+        let mut want = [0u8; 16];
+        want[..8].copy_from_slice(&[0xff; 8]);
+        want[8] = 0xf0;
+        assert_eq!(v6.masked(68), Addr::from_v6_octets(want));
+        assert_eq!(v6.masked(64).words[2..], [0, 0]);
     }
 }
 

@@ -1,9 +1,19 @@
-//! The flow hash that picks a Maglev slot.
+//! The hashes that pick a slot of a service's scheduling row, and the
+//! order in which the hash schedulers probe further slots.
 //!
-//! It lives here, not in the BPF crate, so that tests and tools can predict
-//! which slot (and so which real) a given 5-tuple lands on.
+//! They live here, not in the BPF crate, so that tests and tools can
+//! predict which slot (and so which real) a given packet lands on:
+//!
+//! | scheduler | hash                                                        |
+//! |-----------|-------------------------------------------------------------|
+//! | mh        | [`flow_hash`] of the 5-tuple with `SCHED_FLAG_PORT`, else [`addr_hash`] of the client |
+//! | sh        | [`addr_port_hash`] of the client with `SCHED_FLAG_PORT`, else [`addr_hash`] of the client |
+//! | dh        | [`addr_hash`] of the destination (the VIP)                  |
+//!
+//! The slot is `hash % table_size`; with `SCHED_FLAG_FALLBACK` an
+//! unavailable real there sends the packet on to [`probe_slot`]`(hash, 1..)`.
 
-use crate::maps::FlowKey;
+use crate::{addr::Addr, maps::FlowKey};
 
 /// murmur3's 32-bit finaliser: cheap, branch-free and well mixed, which is
 /// all a slot index needs (this is not a defence against chosen flows).
@@ -47,4 +57,97 @@ pub const fn flow_hash(key: &FlowKey) -> u32 {
     h = mix(h, ((key.src_port as u32) << 16) | key.dst_port as u32);
     h = mix(h, ((key.protocol as u32) << 8) | key.family as u32);
     fmix32(h ^ 40)
+}
+
+/// Hash of an address alone: sh and mh without `SCHED_FLAG_PORT` (every
+/// connection of a client to the same slot), dh (of the destination).
+#[inline(always)]
+pub const fn addr_hash(addr: &Addr) -> u32 {
+    let w = addr.words;
+    let mut h = 0x5bd1_e995;
+    h = mix(h, w[0]);
+    h = mix(h, w[1]);
+    h = mix(h, w[2]);
+    h = mix(h, w[3]);
+    fmix32(h ^ 16)
+}
+
+/// Hash of an address and a port (network byte order, as in [`FlowKey`]):
+/// sh with `SCHED_FLAG_PORT`.
+#[inline(always)]
+pub const fn addr_port_hash(addr: &Addr, port_be: u16) -> u32 {
+    let w = addr.words;
+    let mut h = 0x1b87_3593;
+    h = mix(h, w[0]);
+    h = mix(h, w[1]);
+    h = mix(h, w[2]);
+    h = mix(h, w[3]);
+    h = mix(h, port_be as u32);
+    fmix32(h ^ 20)
+}
+
+/// How many further slots the hash schedulers (mh, sh) try with
+/// `SCHED_FLAG_FALLBACK` when the hashed slot's real is unavailable, before
+/// they give up (`DropNoReal`). IPVS walks up to its whole table (256
+/// buckets for sh, 4093 slots for mh); 65 537 slots cannot be walked per
+/// packet, and with a fraction `f` of the slots unavailable all 32 probes
+/// fail with probability `f^32` (under 0.1% while three quarters of the
+/// reals are unavailable).
+pub const MAX_FALLBACK_PROBES: u32 = 32;
+
+/// The distance between consecutive probes of a hash: from 1 to
+/// `table_size - 1`, and derived from the hash by another mix so that keys
+/// sharing a slot do not share the probe sequence. The table size is
+/// prime, so the sequence visits every slot before it repeats. Not simply
+/// the next slot: sh rows hold each real in runs of `weight` consecutive
+/// buckets, which a step of 1 would mostly probe again.
+#[inline(always)]
+pub const fn probe_step(hash: u32, table_size: u32) -> u32 {
+    if table_size < 2 {
+        return 1;
+    }
+    1 + fmix32(hash ^ 0x2f69_3a5b) % (table_size - 1)
+}
+
+/// The slot the `probe`-th try of `hash` reads: 0 is the hashed slot
+/// itself, `1..=MAX_FALLBACK_PROBES` the fallback probes. `table_size`
+/// must not be 0.
+#[inline(always)]
+pub const fn probe_slot(hash: u32, probe: u32, table_size: u32) -> u32 {
+    let first = (hash % table_size) as u64;
+    let step = probe_step(hash, table_size) as u64;
+    ((first + probe as u64 * step) % table_size as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_hashes_depend_on_every_word_and_the_port() {
+        let a = Addr::from_v4_octets([198, 19, 7, 7]);
+        let b = Addr::from_v4_octets([198, 19, 7, 8]);
+        assert_ne!(addr_hash(&a), addr_hash(&b));
+        let mut v6 = a;
+        v6.words[3] = 1;
+        assert_ne!(addr_hash(&a), addr_hash(&v6));
+        assert_ne!(addr_port_hash(&a, 1), addr_port_hash(&a, 2));
+        assert_ne!(addr_port_hash(&a, 0), addr_hash(&a));
+    }
+
+    #[test]
+    fn probes_visit_every_slot_of_a_prime_table_once_per_cycle() {
+        for hash in [0, 1, 12, 0xdead_beef, u32::MAX] {
+            let mut seen = [false; 13];
+            for probe in 0..13 {
+                let slot = probe_slot(hash, probe, 13) as usize;
+                assert!(!seen[slot], "hash {hash:#x} probe {probe} revisits {slot}");
+                seen[slot] = true;
+            }
+            assert_eq!(probe_slot(hash, 0, 13), hash % 13);
+            assert_eq!(probe_slot(hash, 13, 13), hash % 13);
+            let step = probe_step(hash, 65_537);
+            assert!((1..65_537).contains(&step));
+        }
+    }
 }

@@ -300,6 +300,20 @@ pub const REAL_NEXT_HOP_KNOWN: u8 = 1 << 1;
 /// flows and persistence templates still reach it).
 pub const REAL_OVERLOADED: u8 = 1 << 2;
 
+impl Real {
+    /// Whether the schedulers may give it a new connection of service
+    /// `service_id`: configured, of that service, weight above 0 and not
+    /// overloaded (IPVS's `is_unavailable` and the quiesced weight 0).
+    /// Established flows and persistence templates only need the first
+    /// two.
+    #[inline(always)]
+    pub const fn takes_new_connections(&self, service_id: u32) -> bool {
+        self.flags & (REAL_ACTIVE | REAL_OVERLOADED) == REAL_ACTIVE
+            && self.service_id == service_id
+            && self.weight > 0
+    }
+}
+
 /// Value of `LB_REAL_CONNS`, indexed by real id: the real's connections as
 /// ipvsadm counts them. The daemon recounts from the flow table every
 /// second; between recounts the data plane adds each new connection (an

@@ -2,7 +2,7 @@
 
 use lb_common::{GlobalCounter, TrafficCounters};
 
-use crate::maps::{LB_GLOBAL_STATS, LB_REAL_STATS, LB_SVC_STATS};
+use crate::maps::{LB_GLOBAL_STATS, LB_REAL_STATS, LB_REALS, LB_SVC_STATS};
 
 #[inline(always)]
 pub fn count(counter: GlobalCounter) {
@@ -42,4 +42,25 @@ pub fn count_real(real_id: u32, bytes: u64, new_connection: bool, dropped: bool)
         new_connection,
         dropped,
     );
+}
+
+#[inline(always)]
+fn add_out(counters: Option<*mut TrafficCounters>, bytes: u64) {
+    if let Some(c) = counters {
+        // SAFETY: per-CPU slot, as above.
+        let c = unsafe { &mut *c };
+        c.out_packets += 1;
+        c.out_bytes += bytes;
+    }
+}
+
+/// A reply from `real_id` to a client that the balancer rewrote and sent
+/// on (NAT): counted for the real and for its service (ipvsadm's OutPkts
+/// and OutBytes).
+#[inline(always)]
+pub fn count_out(real_id: u32, bytes: u64) {
+    add_out(LB_REAL_STATS.get_ptr_mut(real_id), bytes);
+    if let Some(real) = LB_REALS.get(real_id) {
+        add_out(LB_SVC_STATS.get_ptr_mut(real.service_id), bytes);
+    }
 }

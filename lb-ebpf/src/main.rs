@@ -1,10 +1,14 @@
 //! The XDP data plane.
 //!
 //! `lb_balancer` runs on every interface the daemon attaches it to:
-//! parse -> is it for a service? -> which real (flow table, else Maglev) ->
-//! forward. Each step lives in its own module; this file only wires them.
+//! parse -> is it for a service? -> which real (flow table, else the
+//! service's scheduler) -> forward. Each step lives in its own module; this
+//! file only wires them.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// Inline assembly on BPF (one atomic add: see `schedulers::count_connection`).
+// The object is built with RUSTC_BOOTSTRAP=1 (see .cargo/config.toml).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod counters;
@@ -24,6 +28,10 @@ mod maps;
 mod nat;
 #[cfg(target_arch = "bpf")]
 mod parse;
+#[cfg(target_arch = "bpf")]
+mod persistence;
+#[cfg(target_arch = "bpf")]
+mod schedulers;
 #[cfg(target_arch = "bpf")]
 mod scheduling;
 

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, Real, Service, ServiceKey, Settings,
-    TrafficCounters, VipInfo, VipKey, capacity,
+    FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, PersistKey, PersistState, Real,
+    RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity,
 };
 
 #[map]
@@ -67,6 +67,27 @@ pub static LB_NAT_REALS: HashMap<NatRealKey, u32> =
 #[map]
 pub static LB_NAT_REPLIES: LruHashMap<FlowKey, NatReply> =
     LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
+
+/// Connections per real, for the least-connection family. Shared, not
+/// per-CPU: the schedulers compare totals, and the daemon writes the
+/// recount from the flow table into it; new connections add to it with an
+/// atomic add in between.
+#[map]
+pub static LB_REAL_CONNS: Array<RealConns> = Array::with_max_entries(capacity::MAX_REALS, 0);
+
+/// Persistence templates: (masked client, service) -> real. Sized like the
+/// flow table (at most one template per flow); an LRU, so a full table
+/// forgets the templates idle longest.
+#[map]
+pub static LB_PERSIST: LruHashMap<PersistKey, PersistState> =
+    LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
+
+/// rr / wrr: the next slot of each service's row to try. Per CPU, so each
+/// CPU goes round its own way (no shared cache line written per new
+/// connection); over many connections every CPU spreads them evenly.
+#[map]
+pub static LB_RR_CURSOR: PerCpuArray<u32> =
+    PerCpuArray::with_max_entries(capacity::MAX_SERVICES, 0);
 
 /// On the reals: local addresses the decap program strips tunnels for.
 #[map]

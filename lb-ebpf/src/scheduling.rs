@@ -1,15 +1,16 @@
 //! Which service a packet belongs to and which real serves it: the flow
-//! table first, the service's Maglev table for new flows.
+//! table first, the service's scheduler (and persistence) for new flows.
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use lb_common::{
-    ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real, Service,
-    ServiceKey, Settings, VipKey, flow_hash::flow_hash, proto,
+    ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real,
+    SETTINGS_EXPIRE_NODEST_CONN, Service, ServiceKey, Settings, VipKey, proto,
 };
 
 use crate::{
-    maps::{LB_FLOWS, LB_MAGLEV, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS, maglev_table_size},
+    maps::{LB_FLOWS, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS},
     parse::{L3, L4, TCP_FIN, TCP_RST},
+    persistence, schedulers,
 };
 
 /// Refresh a flow's timestamp at most this often: fewer writes to a shared
@@ -103,13 +104,17 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         // SAFETY: LRU values stay valid for the duration of the program.
         let flow = unsafe { &mut *flow };
         let idle = now.wrapping_sub(flow.last_seen_ns);
-        if idle > settings().for_state_ns(flow.state) {
+        let settings = settings();
+        if idle > settings.for_state_ns(flow.state) {
             crate::counters::count(GlobalCounter::FlowExpired);
         } else if let Some(real) = live_real(flow.real_id, service.id) {
             let state = next_state(flow.state, l3.protocol, l4.tcp_flags, false);
             if state != flow.state || idle > LAST_SEEN_GRANULARITY_NS {
                 flow.state = state;
                 flow.last_seen_ns = now;
+                if service.persistence_timeout != 0 {
+                    persistence::touch(&key, service, flow.real_id);
+                }
             }
             crate::counters::count(GlobalCounter::FlowHit);
             return Ok(Choice {
@@ -118,11 +123,18 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
                 new_connection: false,
                 key,
             });
-        } else {
+        } else if settings.flags & SETTINGS_EXPIRE_NODEST_CONN != 0 {
+            // IPVS's expire_nodest_conn: the connection is given up and
+            // the packet scheduled as a new one.
             crate::counters::count(GlobalCounter::FlowRescheduled);
+        } else {
+            // IPVS's default: the packets of a connection whose real was
+            // removed are dropped until it idles out (the entry is left
+            // alone: the real may come back, as its id in the same service).
+            return Err(GlobalCounter::DropRealRemoved);
         }
     }
-    let real_id = maglev_lookup(service.id, flow_hash(&key));
+    let real_id = schedulers::new_connection(&key, service, now);
     let Some(real) = live_real(real_id, service.id) else {
         return Err(GlobalCounter::DropNoReal);
     };
@@ -134,8 +146,8 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         _pad: [0; 7],
     };
     // A full LRU evicts its oldest entry, so insert only fails on a kernel
-    // allocation failure; the packet still goes to the Maglev choice, which
-    // is what the next packet of the flow will compute again anyway.
+    // allocation failure; the packet still goes to the scheduler's choice,
+    // and the next packet of the flow is scheduled again.
     let _ = LB_FLOWS.insert(&key, &state, 0);
     crate::counters::count(GlobalCounter::FlowNew);
     Ok(Choice {
@@ -144,18 +156,6 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         new_connection: true,
         key,
     })
-}
-
-#[inline(always)]
-fn maglev_lookup(service_id: u32, hash: u32) -> u32 {
-    let size = maglev_table_size();
-    // Never true for a loader-set size, but it lets the compiler drop the
-    // division-by-zero panic path, which the verifier would reject.
-    if size == 0 {
-        return NO_REAL;
-    }
-    let index = service_id.wrapping_mul(size).wrapping_add(hash % size);
-    LB_MAGLEV.get(index).copied().unwrap_or(NO_REAL)
 }
 
 /// The real with this id if it is configured and still belongs to the

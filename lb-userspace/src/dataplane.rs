@@ -25,8 +25,8 @@ use aya::{
     },
 };
 use lb_common::{
-    FlowKey, FlowState, NatRealKey, NatReply, Real, Service, ServiceKey, Settings, TrafficCounters,
-    VipInfo, VipKey, capacity, globals, names, programs,
+    FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState, Real, RealConns, Service,
+    ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity, globals, names, programs,
 };
 use tracing::{info, warn};
 
@@ -82,6 +82,13 @@ pub struct Maps {
     pub settings: Array<MapData, Settings>,
     pub nat_reals: HashMap<MapData, NatRealKey, u32>,
     pub nat_replies: HashMap<MapData, FlowKey, NatReply>,
+    /// Connections per real id, for the least-connection schedulers (see
+    /// `reaper::count_connections`).
+    pub real_conns: Array<MapData, RealConns>,
+    /// Persistence templates (an LRU hash, sized like the flow table).
+    pub persist: HashMap<MapData, PersistKey, PersistState>,
+    /// rr / wrr position per service id, per CPU.
+    pub rr_cursor: PerCpuArray<MapData, u32>,
 }
 
 impl Maps {
@@ -100,6 +107,9 @@ impl Maps {
             settings: source(names::SETTINGS)?.try_into()?,
             nat_reals: source(names::NAT_REALS)?.try_into()?,
             nat_replies: source(names::NAT_REPLIES)?.try_into()?,
+            real_conns: source(names::REAL_CONNS)?.try_into()?,
+            persist: source(names::PERSIST)?.try_into()?,
+            rr_cursor: source(names::RR_CURSOR)?.try_into()?,
         })
     }
 
@@ -149,7 +159,8 @@ impl Dataplane {
             )
             .map_max_entries(names::MAGLEV, geometry.maglev_entries())
             .map_max_entries(names::FLOWS, geometry.flow_table_entries)
-            .map_max_entries(names::NAT_REPLIES, geometry.flow_table_entries);
+            .map_max_entries(names::NAT_REPLIES, geometry.flow_table_entries)
+            .map_max_entries(names::PERSIST, geometry.flow_table_entries);
         let pin_paths: Vec<(&str, PathBuf)> = match pins {
             Some(layout) => {
                 ensure_bpffs(&layout.root)?;

@@ -35,13 +35,13 @@ use etherparse::{
 };
 use fixtures::{
     Case, INGRESS_IFINDEX, LB_EGRESS_MAC, LB_MAC, MAGLEV_TABLE_SIZE, ROUTER_MAC, add_veth_pair,
-    assert_no_mismatches, counter_mismatches, in_private_netns, ip, outcome_mismatches, real_mac,
-    sa, xdp,
+    assert_no_mismatches, counter_mismatches, delta, in_private_netns, ip, outcome_mismatches,
+    real_mac, sa, xdp,
 };
 use lb_common::{
     Addr, ConnectionState, Family, FlowKey, FlowState, ForwardingMethod, GlobalCounter,
     GlobalCounter::*, NatRealKey, NatReply, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
-    Service, ServiceKey, VipInfo, VipKey, proto,
+    Service, ServiceKey, TrafficCounters, VipInfo, VipKey, proto,
 };
 use lb_userspace::dataplane::{Dataplane, Geometry};
 
@@ -553,6 +553,43 @@ impl NatLb {
         self.dataplane.maps.flows.get(key, 0).ok()
     }
 
+    /// The real's traffic counters, summed over the CPUs.
+    fn real_counters(&self, real_id: u32) -> TrafficCounters {
+        let values = self
+            .dataplane
+            .maps
+            .real_stats
+            .get(&real_id, 0)
+            .expect("real counters");
+        values
+            .iter()
+            .fold(TrafficCounters::default(), |mut sum, value| {
+                sum.add(value);
+                sum
+            })
+    }
+
+    fn service_counters(&self, service_id: u32) -> TrafficCounters {
+        let values = self
+            .dataplane
+            .maps
+            .service_stats
+            .get(&service_id, 0)
+            .expect("service counters");
+        values
+            .iter()
+            .fold(TrafficCounters::default(), |mut sum, value| {
+                sum.add(value);
+                sum
+            })
+    }
+
+    /// The real's and the service's counters (in this file every service
+    /// has one real, with the service's id).
+    fn svc_counters(&self, svc: Svc) -> (TrafficCounters, TrafficCounters) {
+        (self.real_counters(svc.id), self.service_counters(svc.id))
+    }
+
     fn global_counters(&self) -> Vec<u64> {
         GlobalCounter::ALL
             .iter()
@@ -1041,7 +1078,21 @@ fn replies_are_rewritten_to_the_vip_and_routed_to_the_client() {
         for (name, svc, client, request, answer) in flows {
             rig.request(svc, client, request);
             let answer = reply(svc, client, answer);
+            let (real_before, service_before) = rig.lb.svc_counters(svc);
             rig.expect_all(vec![routed(&format!("{name}: reply"), &answer, svc)]);
+            // ipvsadm's OutPkts / OutBytes, for the real and its service.
+            let out = TrafficCounters {
+                out_packets: 1,
+                out_bytes: answer.bytes().len() as u64,
+                ..TrafficCounters::default()
+            };
+            let (real_after, service_after) = rig.lb.svc_counters(svc);
+            assert_eq!(delta(real_after, real_before), out, "{name}: real counters");
+            assert_eq!(
+                delta(service_after, service_before),
+                out,
+                "{name}: service counters"
+            );
         }
 
         // IPv4 UDP without a checksum keeps none on the way back too.
@@ -1076,6 +1127,7 @@ fn replies_without_neighbour_or_route_and_non_replies() {
         let untouched = |name: &str, frame: &Frame, action, counter| {
             case(name, frame, action, None, &[counter])
         };
+        let before = [WEB4_SVC, WEB6_SVC].map(|svc| rig.lb.svc_counters(svc));
         rig.expect_all(vec![
             passed_translated(
                 "IPv4: no neighbour entry for the gateway",
@@ -1156,6 +1208,29 @@ fn replies_without_neighbour_or_route_and_non_replies() {
                 PassNotVip,
             ),
         ]);
+        // Out counters: only the replies that went on translated (to the
+        // kernel, for want of a neighbour), one per service; not the
+        // dropped ones nor those passed as they came.
+        for (svc, (real_before, service_before)) in [WEB4_SVC, WEB6_SVC].into_iter().zip(before) {
+            let unresolved = if svc.id == WEB4_SVC.id {
+                UNRESOLVED_CLIENT4
+            } else {
+                UNRESOLVED_CLIENT6
+            };
+            let out = TrafficCounters {
+                out_packets: 1,
+                out_bytes: reply(svc, unresolved, SYN_ACK).bytes().len() as u64,
+                ..TrafficCounters::default()
+            };
+            let (real_after, service_after) = rig.lb.svc_counters(svc);
+            assert_eq!(delta(real_after, real_before), out, "{}: real", svc.vip);
+            assert_eq!(
+                delta(service_after, service_before),
+                out,
+                "{}: service",
+                svc.vip
+            );
+        }
     });
 }
 

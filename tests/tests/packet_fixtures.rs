@@ -556,6 +556,15 @@ fn vlan_tag_is_kept_and_ipv4_options_are_forwarded() {
 // 8. Established flows
 // ---------------------------------------------------------------------------
 
+/// IPVS's `expire_nodest_conn`: flows whose real is gone are scheduled
+/// afresh instead of dropped.
+fn expire_nodest_conn() -> lb_common::Settings {
+    lb_common::Settings {
+        flags: lb_common::SETTINGS_EXPIRE_NODEST_CONN,
+        ..lb_common::Settings::IPVS_DEFAULTS
+    }
+}
+
 /// A real of the same three-real service other than `real_id`.
 fn other_real(real_id: u32) -> u32 {
     if real_id == 1 { 2 } else { 1 }
@@ -612,9 +621,12 @@ fn mid_connection_packet_without_a_flow_entry_is_scheduled_by_maglev() {
     lb.expect(&Case::tx("the next ACK is a hit", &ack, lb.real(syn_real)).counts(FlowHit));
 }
 
+/// With expire_nodest_conn (without it, such packets are dropped: see
+/// `scheduler_fixtures.rs`).
 #[test]
 fn flow_whose_real_was_removed_is_rescheduled() {
     let mut lb = Lb::load();
+    lb.set_settings(expire_nodest_conn());
     let row = lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
     let syn = Packet::tcp_syn(CLIENT4, WEB4);
     let ack = Packet::tcp_ack(CLIENT4, WEB4);
@@ -645,6 +657,7 @@ fn flow_whose_real_was_removed_is_rescheduled() {
 #[test]
 fn flow_whose_real_id_was_reused_by_another_service_is_rescheduled() {
     let mut lb = Lb::load();
+    lb.set_settings(expire_nodest_conn());
     let row = lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
     lb.service("198.18.0.20:80", proto::TCP, 2);
     let syn = Packet::tcp_syn(CLIENT4, WEB4);

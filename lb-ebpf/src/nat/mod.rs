@@ -40,6 +40,7 @@ use self::{
     route::{FibParams, Route},
 };
 use crate::{
+    counters,
     forward::transmit,
     parse::{self, L3, L3Verdict, L4, L4Verdict},
     scheduling::Choice,
@@ -199,12 +200,20 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
         (&entry.vip, entry.vip_port_be),
         (&scratch.key.dst, scratch.key.dst_port),
     );
-    if translate_first(&route, may_fragment)
+    let translated = translate_first(&route, may_fragment);
+    if translated
         && rewrite::translate(ctx, at, End::Source, &entry.vip, entry.vip_port_be).is_none()
     {
         return Some(Reply::Done(UNTRANSLATABLE));
     }
-    Some(Reply::Done(deliver(ctx, &scratch.fib, route)))
+    let verdict = deliver(ctx, &scratch.fib, route);
+    // Out as the VIP's reply, by us or by the kernel: the real's and its
+    // service's outgoing traffic (what the kernel is handed untranslated
+    // goes back to the real, and drops go nowhere).
+    if translated && verdict.0 != xdp_action::XDP_DROP {
+        counters::count_out(entry.real_id, (ctx.data_end() - ctx.data()) as u64);
+    }
+    Some(Reply::Done(verdict))
 }
 
 /// Whether a packet from a NAT real that `route` leads on must be

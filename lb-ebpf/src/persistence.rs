@@ -1,0 +1,99 @@
+//! Persistence templates (IPVS's `-p`, `-M`): while a client (its address
+//! masked to the service's prefix) keeps connecting to a persistent
+//! service, its new connections go to the real its first one went to.
+//!
+//! As IPVS (`ip_vs_sched_persist`, `ip_vs_check_template`):
+//! - a template is good while it is younger than the service's timeout and
+//!   its real is still configured in the service; it is used even when that
+//!   real has weight 0 or is overloaded (`expire_quiescent_template` off,
+//!   IPVS's default), which is what keeps sessions on a real being drained;
+//! - using it refreshes it, and so does every connection it placed, when
+//!   the flow table refreshes the flow's timestamp (at most once a second,
+//!   [`touch`]): a template outlives its last connection by the timeout.
+//!
+//! Templates live in `LB_PERSIST` (an LRU); the daemon's reaper removes the
+//! expired ones.
+
+// Keys and values go to the map helpers by reference on purpose: by value
+// they would be copied to the stack once more.
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service};
+
+use crate::{maps::LB_PERSIST, scheduling::live_real};
+
+/// The template's key for `client` in service `service_id`.
+#[inline(always)]
+pub fn key(client: &Addr, prefix: u8, service_id: u32) -> PersistKey {
+    PersistKey {
+        client: client.masked(prefix),
+        service_id,
+    }
+}
+
+#[inline(always)]
+fn timeout_ns(seconds: u32) -> u64 {
+    seconds as u64 * 1_000_000_000
+}
+
+/// The real of a good template under `key`, refreshed.
+#[inline(always)]
+pub fn lookup(key: &PersistKey, service: &Service, now: u64) -> Option<u32> {
+    // SAFETY: LRU values stay valid while the program runs.
+    let template = unsafe { &mut *LB_PERSIST.get_ptr_mut(key)? };
+    if now.wrapping_sub(template.last_seen_ns) > timeout_ns(service.persistence_timeout) {
+        return None;
+    }
+    let real_id = template.real_id;
+    live_real(real_id, service.id)?;
+    template.last_seen_ns = now;
+    Some(real_id)
+}
+
+/// A new template (or a replacement for an expired or stale one).
+#[inline(always)]
+pub fn remember(key: &PersistKey, real_id: u32, now: u64) {
+    let template = PersistState {
+        real_id,
+        _pad: 0,
+        last_seen_ns: now,
+    };
+    // Only fails if the kernel cannot allocate; the connection goes ahead,
+    // and the client's next one is scheduled afresh.
+    let _ = LB_PERSIST.insert(key, &template, 0);
+}
+
+/// An established flow of a persistent service (`key`, placed on
+/// `real_id`) was seen: refresh its client's template. A BPF function of
+/// its own, like the scheduling (see `schedulers`): the masked key and the
+/// lookup stay out of the balancer's frame.
+#[inline(always)]
+pub fn touch(key: &FlowKey, service: &Service, real_id: u32) {
+    let packed = service.id as u64 | (service.persistence_prefix as u64) << 32;
+    touch_call(key as *const FlowKey as usize, packed, real_id);
+}
+
+#[inline(never)]
+fn touch_call(key: usize, packed: u64, real_id: u32) -> u64 {
+    // SAFETY: the caller's flow key, in its frame, which outlives this call.
+    let flow = unsafe { &*(key as *const FlowKey) };
+    let template_key = self::key(&flow.src, (packed >> 32) as u8, packed as u32);
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match LB_PERSIST.get_ptr_mut(&template_key) {
+        // SAFETY: LRU values stay valid while the program runs.
+        Some(template) => {
+            let template = unsafe { &mut *template };
+            // A newer connection was placed elsewhere (this one outlived
+            // its template): the newer decision stands.
+            if template.real_id == real_id {
+                template.last_seen_ns = now;
+            }
+        }
+        // Evicted, or reaped while the flow was idle: the flow still
+        // holds its client to the real, as its template would in IPVS.
+        None => remember(&template_key, real_id, now),
+    }
+    0
+}
