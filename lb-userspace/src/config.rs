@@ -51,6 +51,8 @@ pub const MIN_FLOW_TABLE_ENTRIES: u32 = 1024;
 pub const MAX_FLOW_TABLE_ENTRIES: u32 = 1 << 26;
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const MAX_WEIGHT: u32 = 65_535;
+/// Connection thresholds (`-x`/`-y`) are unsigned 32-bit in IPVS.
+pub const MAX_THRESHOLD: u32 = u32::MAX;
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
 /// IPVS's default idle timeouts, in seconds (`ipvsadm --set tcp tcpfin udp`).
 pub const DEFAULT_TCP_TIMEOUT: u32 = 900;
@@ -61,6 +63,9 @@ pub const MIN_TIMEOUT: u32 = 1;
 /// about 24 days): what `ipvsadm --set` accepts on every build.
 pub const MAX_TIMEOUT: u32 = 2_147_483;
 pub const DEFAULT_ICMP_ECHO_REPLY: bool = true;
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lb/lbd.sock";
+/// ipvsadm's `-p` without a value.
+pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 300;
 
 // ---------------------------------------------------------------------------
 // The configuration.
@@ -69,11 +74,16 @@ pub const DEFAULT_ICMP_ECHO_REPLY: bool = true;
 pub struct Config {
     pub interfaces: Vec<InterfaceConfig>,
     pub pin_path: PathBuf,
+    pub control: ControlConfig,
     pub dataplane: DataplaneConfig,
     pub tunnel: TunnelConfig,
     pub timeouts: TimeoutsConfig,
     /// Answer ICMP/ICMPv6 echo requests to VIPs in the data plane.
     pub icmp_echo_reply: bool,
+    /// IPVS's `expire_nodest_conn`: packets of a connection whose real was
+    /// removed go to a newly scheduled real. Off (the IPVS default), they
+    /// are dropped until the connection idles out.
+    pub expire_nodest_conn: bool,
     pub metrics: MetricsConfig,
     pub services: Vec<ServiceConfig>,
 }
@@ -143,6 +153,21 @@ impl Default for TimeoutsConfig {
     }
 }
 
+/// The daemon's control API (`lbadm` talks to it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ControlConfig {
+    /// Unix socket, created mode 0600; only root may use it.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        }
+    }
+}
+
 /// The Prometheus metrics endpoint. Off unless `listen` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct MetricsConfig {
@@ -159,8 +184,32 @@ pub struct ServiceConfig {
     pub port: u16,
     pub protocol: Protocol,
     pub scheduler: Scheduler,
+    /// ipvsadm's `-b`. Left out of the YAML, `mh` gets `mh-port`.
+    pub scheduler_flags: Vec<SchedulerFlag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistenceConfig>,
+    /// The reals' forwarding method unless a real names its own.
     pub forwarding: Forwarding,
     pub reals: Vec<RealConfig>,
+}
+
+impl ServiceConfig {
+    /// How packets reach `real`.
+    pub fn forwarding_of(&self, real: &RealConfig) -> Forwarding {
+        real.forwarding.unwrap_or(self.forwarding)
+    }
+}
+
+/// Client persistence (ipvsadm's `-p` and `-M`): connections from one
+/// client (or one client network) go to the same real while the template
+/// lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct PersistenceConfig {
+    /// Seconds a template outlives the last connection it placed.
+    pub timeout: u32,
+    /// Leading bits of the client address that identify a client (32 or
+    /// 128 = the whole address).
+    pub prefix: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,11 +228,94 @@ impl Protocol {
     }
 }
 
+/// IPVS's schedulers, by their ipvsadm names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Scheduler {
-    /// Maglev consistent hashing.
+    /// Maglev consistent hashing (this product's default; ipvsadm's is wlc).
     #[default]
     Mh,
+    Rr,
+    Wrr,
+    Sh,
+    Dh,
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+}
+
+impl Scheduler {
+    pub const fn dataplane(self) -> lb_common::Scheduler {
+        use lb_common::Scheduler as S;
+        match self {
+            Self::Mh => S::Maglev,
+            Self::Rr => S::RoundRobin,
+            Self::Wrr => S::WeightedRoundRobin,
+            Self::Sh => S::SourceHash,
+            Self::Dh => S::DestinationHash,
+            Self::Lc => S::LeastConnection,
+            Self::Wlc => S::WeightedLeastConnection,
+            Self::Sed => S::ShortestExpectedDelay,
+            Self::Nq => S::NeverQueue,
+        }
+    }
+
+    pub fn from_dataplane(scheduler: lb_common::Scheduler) -> Self {
+        *Self::ALL
+            .iter()
+            .find(|ours| ours.dataplane() == scheduler)
+            .expect("every data-plane scheduler has a name")
+    }
+}
+
+/// ipvsadm's scheduler flags (`-b`): each belongs to one scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerFlag {
+    MhFallback,
+    MhPort,
+    ShFallback,
+    ShPort,
+}
+
+impl SchedulerFlag {
+    pub const fn scheduler(self) -> Scheduler {
+        match self {
+            Self::MhFallback | Self::MhPort => Scheduler::Mh,
+            Self::ShFallback | Self::ShPort => Scheduler::Sh,
+        }
+    }
+
+    pub const fn is_fallback(self) -> bool {
+        matches!(self, Self::MhFallback | Self::ShFallback)
+    }
+
+    /// The flag of `scheduler` that means fallback (or port hashing).
+    pub fn for_scheduler(scheduler: Scheduler, fallback: bool) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|flag| flag.scheduler() == scheduler && flag.is_fallback() == fallback)
+    }
+}
+
+/// The data plane's `SCHED_FLAG_*` bits for a flag list.
+pub fn sched_flag_bits(flags: &[SchedulerFlag]) -> u8 {
+    flags.iter().fold(0, |bits, flag| {
+        bits | if flag.is_fallback() {
+            lb_common::SCHED_FLAG_FALLBACK
+        } else {
+            lb_common::SCHED_FLAG_PORT
+        }
+    })
+}
+
+/// What a service gets when the YAML leaves `scheduler_flags` out: `mh`
+/// hashes the whole connection (client port included), like Katran.
+pub fn default_scheduler_flags(scheduler: Scheduler) -> Vec<SchedulerFlag> {
+    match scheduler {
+        Scheduler::Mh => vec![SchedulerFlag::MhPort],
+        _ => Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -218,6 +350,21 @@ pub struct RealConfig {
     pub port: u16,
     /// 0 takes no new flows (drain); at most [`MAX_WEIGHT`].
     pub weight: u32,
+    /// Overrides the service's forwarding method for this real.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<Forwarding>,
+    /// ipvsadm's `-x`: at this many connections the real takes no new ones
+    /// (0 = no limit).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub upper_threshold: u32,
+    /// ipvsadm's `-y`: below this many it takes new ones again (0 = three
+    /// quarters of the upper threshold).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lower_threshold: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The enums above are spelled in YAML as fixed lowercase keywords. This table
@@ -256,10 +403,36 @@ impl Keyword for Protocol {
 
 impl Keyword for Scheduler {
     const WHAT: &'static str = "scheduler";
-    const ALL: &'static [Self] = &[Self::Mh];
+    const ALL: &'static [Self] = &[
+        Self::Mh,
+        Self::Rr,
+        Self::Wrr,
+        Self::Sh,
+        Self::Dh,
+        Self::Lc,
+        Self::Wlc,
+        Self::Sed,
+        Self::Nq,
+    ];
+    fn keyword(self) -> &'static str {
+        self.dataplane().name()
+    }
+}
+
+impl Keyword for SchedulerFlag {
+    const WHAT: &'static str = "scheduler flag";
+    const ALL: &'static [Self] = &[
+        Self::MhFallback,
+        Self::MhPort,
+        Self::ShFallback,
+        Self::ShPort,
+    ];
     fn keyword(self) -> &'static str {
         match self {
-            Self::Mh => "mh",
+            Self::MhFallback => "mh-fallback",
+            Self::MhPort => "mh-port",
+            Self::ShFallback => "sh-fallback",
+            Self::ShPort => "sh-port",
         }
     }
 }
@@ -292,7 +465,7 @@ macro_rules! keyword_display_and_serialize {
     )+};
 }
 
-keyword_display_and_serialize!(XdpMode, Protocol, Scheduler, Forwarding);
+keyword_display_and_serialize!(XdpMode, Protocol, Scheduler, SchedulerFlag, Forwarding);
 
 // ---------------------------------------------------------------------------
 // Errors.
@@ -386,6 +559,20 @@ pub fn parse(
         reader.validate(draft, interface_exists);
     }
     reader.finish(draft.and_then(Draft::into_config))
+}
+
+/// Validates a configuration built in memory (the running state after
+/// `lbadm` changes) with the same rules as a file. Problems carry no
+/// position (`line` 0) and are labelled with `source`.
+pub fn check(config: &Config, source: &str) -> Result<(), ConfigError> {
+    let mut reader = Reader::new(source);
+    let draft = Draft::from_config(config.clone());
+    // Interfaces come from the file and are not changed at run time.
+    reader.validate(&draft, &|_| true);
+    for problem in &mut reader.problems {
+        problem.line = 0;
+    }
+    reader.finish(Some(config.clone())).map(|_| ())
 }
 
 /// Whether this host has a network interface called `name`.
@@ -503,10 +690,12 @@ impl<'n, 'i> Fields<'n, 'i> {
 struct Draft {
     interfaces: Vec<Option<InterfaceConfig>>,
     pin_path: Option<PathBuf>,
+    control: Option<ControlConfig>,
     dataplane: Option<DataplaneConfig>,
     tunnel: Option<TunnelConfig>,
     timeouts: Option<TimeoutsConfig>,
     icmp_echo_reply: Option<bool>,
+    expire_nodest_conn: Option<bool>,
     metrics: Option<MetricsConfig>,
     services: Vec<Option<DraftService>>,
 }
@@ -521,6 +710,34 @@ struct DraftService {
 }
 
 impl Draft {
+    fn from_config(config: Config) -> Self {
+        Draft {
+            interfaces: config.interfaces.into_iter().map(Some).collect(),
+            pin_path: Some(config.pin_path),
+            control: Some(config.control),
+            dataplane: Some(config.dataplane),
+            tunnel: Some(config.tunnel),
+            timeouts: Some(config.timeouts),
+            icmp_echo_reply: Some(config.icmp_echo_reply),
+            expire_nodest_conn: Some(config.expire_nodest_conn),
+            metrics: Some(config.metrics),
+            services: config
+                .services
+                .into_iter()
+                .map(|service| {
+                    let reals = service.reals.iter().copied().map(Some).collect();
+                    Some(DraftService {
+                        service: ServiceConfig {
+                            reals: Vec::new(),
+                            ..service
+                        },
+                        reals,
+                    })
+                })
+                .collect(),
+        }
+    }
+
     /// The configuration, if every part of it decoded.
     fn into_config(self) -> Option<Config> {
         let services = self.services.into_iter().map(|draft| {
@@ -534,10 +751,12 @@ impl Draft {
         Some(Config {
             interfaces: self.interfaces.into_iter().collect::<Option<_>>()?,
             pin_path: self.pin_path?,
+            control: self.control?,
             dataplane: self.dataplane?,
             tunnel: self.tunnel?,
             timeouts: self.timeouts?,
             icmp_echo_reply: self.icmp_echo_reply?,
+            expire_nodest_conn: self.expire_nodest_conn?,
             metrics: self.metrics?,
             services: services.collect::<Option<_>>()?,
         })
@@ -807,10 +1026,12 @@ impl<'a> Reader<'a> {
         const FIELDS: &[&str] = &[
             "interfaces",
             "pin_path",
+            "control",
             "dataplane",
             "tunnel",
             "timeouts",
             "icmp_echo_reply",
+            "expire_nodest_conn",
             "metrics",
             "services",
         ];
@@ -820,6 +1041,12 @@ impl<'a> Reader<'a> {
             .unwrap_or_default();
         let default_pin_path = PathBuf::from(DEFAULT_PIN_PATH);
         let pin_path = self.optional(&fields, "pin_path", default_pin_path, Self::decode_pin_path);
+        let control = self.optional(
+            &fields,
+            "control",
+            ControlConfig::default(),
+            Self::decode_control,
+        );
         let dataplane = self.optional(
             &fields,
             "dataplane",
@@ -844,6 +1071,7 @@ impl<'a> Reader<'a> {
             DEFAULT_ICMP_ECHO_REPLY,
             Self::boolean,
         );
+        let expire_nodest_conn = self.optional(&fields, "expire_nodest_conn", false, Self::boolean);
         let metrics = self.optional(
             &fields,
             "metrics",
@@ -857,10 +1085,12 @@ impl<'a> Reader<'a> {
         Some(Draft {
             interfaces,
             pin_path,
+            control,
             dataplane,
             tunnel,
             timeouts,
             icmp_echo_reply,
+            expire_nodest_conn,
             metrics,
             services,
         })
@@ -884,6 +1114,18 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn decode_control(&mut self, field: &Field<'_, '_>) -> Option<ControlConfig> {
+        let fields = self.mapping(field, &["socket"])?;
+        let socket = self.optional(
+            &fields,
+            "socket",
+            PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            Self::decode_pin_path,
+        );
+        Some(ControlConfig { socket: socket? })
+    }
+
+    /// An absolute path (pin directory, control socket).
     fn decode_pin_path(&mut self, field: &Field<'_, '_>) -> Option<PathBuf> {
         let path = PathBuf::from(self.text(field, "a path")?);
         // The daemon may run from any directory; a relative pin path would
@@ -1037,6 +1279,8 @@ impl<'a> Reader<'a> {
             "port",
             "protocol",
             "scheduler",
+            "scheduler_flags",
+            "persistence",
             "forwarding",
             "reals",
         ];
@@ -1046,6 +1290,14 @@ impl<'a> Reader<'a> {
         let port = self.required_with(&fields, "port", Self::port);
         let protocol = self.required_with(&fields, "protocol", Self::keyword);
         let scheduler = self.optional(&fields, "scheduler", Scheduler::default(), Self::keyword);
+        let scheduler_flags = match (fields.get("scheduler_flags"), scheduler) {
+            (Some(list), Some(scheduler)) => self.decode_scheduler_flags(&list, scheduler),
+            (Some(_), None) => None,
+            (None, scheduler) => scheduler.map(default_scheduler_flags),
+        };
+        let persistence = self.optional(&fields, "persistence", None, |r, f| {
+            r.decode_persistence(f, vip.ok_or(())).map(Some)
+        });
         let forwarding = self.optional(&fields, "forwarding", Forwarding::default(), Self::keyword);
         // A real's port defaults to the service's; if that is broken the
         // service is rejected anyway, and 0 lets its reals still be read.
@@ -1060,6 +1312,8 @@ impl<'a> Reader<'a> {
             port: port?,
             protocol: protocol?,
             scheduler: scheduler?,
+            scheduler_flags: scheduler_flags?,
+            persistence: persistence?,
             forwarding: forwarding?,
             reals: Vec::new(),
         };
@@ -1085,17 +1339,89 @@ impl<'a> Reader<'a> {
         Some(name.to_owned())
     }
 
+    /// A list of flags, each of `scheduler`.
+    fn decode_scheduler_flags(
+        &mut self,
+        list: &Field<'_, '_>,
+        scheduler: Scheduler,
+    ) -> Option<Vec<SchedulerFlag>> {
+        let flags = self.list(list, |r, item| {
+            let flag: SchedulerFlag = r.keyword(item)?;
+            if flag.scheduler() != scheduler {
+                r.report_on(
+                    item,
+                    format!(
+                        "`{flag}` is a flag of the `{}` scheduler, not of `{scheduler}`",
+                        flag.scheduler()
+                    ),
+                );
+                return None;
+            }
+            Some(flag)
+        })?;
+        let mut flags: Vec<SchedulerFlag> = flags.into_iter().collect::<Option<_>>()?;
+        flags.sort_by_key(|flag| !flag.is_fallback());
+        flags.dedup();
+        Some(flags)
+    }
+
+    /// `{ timeout: N, prefix: P }`; the prefix defaults to the whole
+    /// address of the VIP's family.
+    fn decode_persistence(
+        &mut self,
+        field: &Field<'_, '_>,
+        vip: Result<IpAddr, ()>,
+    ) -> Option<PersistenceConfig> {
+        let fields = self.mapping(field, &["timeout", "prefix"])?;
+        let timeout = self.optional(
+            &fields,
+            "timeout",
+            DEFAULT_PERSISTENCE_TIMEOUT,
+            Self::seconds,
+        );
+        let whole = match vip {
+            Ok(IpAddr::V6(_)) => 128,
+            _ => 32,
+        };
+        let prefix = self.optional(&fields, "prefix", whole, |r, f| {
+            r.integer_as(f, 1..=i64::from(whole), "a prefix length")
+                .and_then(|n| u8::try_from(n).ok())
+        });
+        Some(PersistenceConfig {
+            timeout: timeout?,
+            prefix: prefix?,
+        })
+    }
+
     fn decode_real(&mut self, item: &Field<'_, '_>, default_port: u16) -> Option<RealConfig> {
-        let fields = self.mapping(item, &["address", "port", "weight"])?;
+        const FIELDS: &[&str] = &[
+            "address",
+            "port",
+            "weight",
+            "forwarding",
+            "upper_threshold",
+            "lower_threshold",
+        ];
+        let fields = self.mapping(item, FIELDS)?;
         let address = self.required_with(&fields, "address", Self::ip);
         let port = self.optional(&fields, "port", default_port, Self::port);
         let weight = self.optional(&fields, "weight", DEFAULT_WEIGHT, |r, f| {
             r.u32_in(f, 0..=MAX_WEIGHT)
         });
+        let forwarding = self.optional(&fields, "forwarding", None, |r, f| r.keyword(f).map(Some));
+        let upper_threshold = self.optional(&fields, "upper_threshold", 0, |r, f| {
+            r.u32_in(f, 0..=MAX_THRESHOLD)
+        });
+        let lower_threshold = self.optional(&fields, "lower_threshold", 0, |r, f| {
+            r.u32_in(f, 0..=MAX_THRESHOLD)
+        });
         Some(RealConfig {
             address: address?,
             port: port?,
             weight: weight?,
+            forwarding: forwarding?,
+            upper_threshold: upper_threshold?,
+            lower_threshold: lower_threshold?,
         })
     }
 }
@@ -1284,6 +1610,18 @@ impl Reader<'_> {
     }
 
     fn check_service(&mut self, path: &str, service: &ServiceConfig, reals: &[Option<RealConfig>]) {
+        let scheduler = service.scheduler;
+        let limit = lb_common::MAX_LEAST_CONNECTION_CANDIDATES as usize;
+        if scheduler.dataplane().is_least_connection() && reals.len() > limit {
+            self.report_at(
+                &format!("{path}.reals[{limit}]"),
+                format!(
+                    "the `{scheduler}` scheduler compares at most {limit} reals per new \
+                     connection; this service has {}",
+                    reals.len()
+                ),
+            );
+        }
         let mut first_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
         for (j, real) in decoded(reals) {
             let real_path = format!("{path}.reals[{j}]");
@@ -1316,9 +1654,10 @@ impl Reader<'_> {
     /// the family must stay, the port may change, except on a port-0
     /// service, where each packet keeps the port it was sent to.
     fn check_real(&mut self, real_path: &str, service: &ServiceConfig, real: &RealConfig) {
-        let method = service.forwarding.name();
+        let forwarding = service.forwarding_of(real);
+        let method = forwarding.name();
         let same_family = real.address.is_ipv4() == service.vip.is_ipv4();
-        if !same_family && service.forwarding != Forwarding::Tun {
+        if !same_family && forwarding != Forwarding::Tun {
             let (address, vip) = (real.address, service.vip);
             let (real_family, vip_family) = (family(address), family(vip));
             self.report_at(
@@ -1333,7 +1672,7 @@ impl Reader<'_> {
         // `.port` has a position.
         let (port, service_port) = (real.port, service.port);
         let port_path = format!("{real_path}.port");
-        if port != service_port && (service_port == 0 || service.forwarding != Forwarding::Nat) {
+        if port != service_port && (service_port == 0 || forwarding != Forwarding::Nat) {
             let reason = if service_port == 0 {
                 format!(
                     "real port {port} on a port-0 service: the service takes every port and \
@@ -1355,6 +1694,13 @@ impl Reader<'_> {
                     "real port 0 on a NAT service of port {service_port}: NAT rewrites the \
                      destination port to the real's; omit `port` to keep {service_port}"
                 ),
+            );
+        }
+        let (upper, lower) = (real.upper_threshold, real.lower_threshold);
+        if upper != 0 && lower > upper {
+            self.report_at(
+                &format!("{real_path}.lower_threshold"),
+                format!("lower threshold {lower} is above the upper threshold {upper}"),
             );
         }
     }
@@ -1472,6 +1818,9 @@ mod tests {
             address,
             port,
             weight,
+            forwarding: None,
+            upper_threshold: 0,
+            lower_threshold: 0,
         }
     }
 
@@ -1497,6 +1846,7 @@ services:
                 xdp_mode: XdpMode::Auto,
             }],
             pin_path: PathBuf::from("/sys/fs/bpf/lb"),
+            control: ControlConfig::default(),
             dataplane: DataplaneConfig {
                 maglev_table_size: 65_537,
                 flow_table_entries: 1 << 20,
@@ -1511,6 +1861,7 @@ services:
                 udp: 300,
             },
             icmp_echo_reply: true,
+            expire_nodest_conn: false,
             metrics: MetricsConfig { listen: None },
             services: vec![ServiceConfig {
                 name: "web".into(),
@@ -1518,6 +1869,8 @@ services:
                 port: 80,
                 protocol: Protocol::Tcp,
                 scheduler: Scheduler::Mh,
+                scheduler_flags: vec![SchedulerFlag::MhPort],
+                persistence: None,
                 forwarding: Forwarding::Dr,
                 reals: vec![
                     real(v4(198, 18, 2, 11), 80, 1),
@@ -1549,6 +1902,9 @@ services:
                 },
             ],
             pin_path: PathBuf::from("/sys/fs/bpf/lb-dual"),
+            control: ControlConfig {
+                socket: PathBuf::from("/run/lb-dual.sock"),
+            },
             dataplane: DataplaneConfig {
                 maglev_table_size: 251,
                 flow_table_entries: 65_536,
@@ -1563,6 +1919,7 @@ services:
                 udp: 30,
             },
             icmp_echo_reply: false,
+            expire_nodest_conn: true,
             metrics: MetricsConfig::default(),
             services: vec![
                 ServiceConfig {
@@ -1571,6 +1928,8 @@ services:
                     port: 443,
                     protocol: Protocol::Tcp,
                     scheduler: Scheduler::Mh,
+                    scheduler_flags: vec![SchedulerFlag::MhPort],
+                    persistence: None,
                     forwarding: Forwarding::Dr,
                     reals: vec![
                         real(v4(198, 18, 2, 11), 443, 2),
@@ -1583,6 +1942,8 @@ services:
                     port: 443,
                     protocol: Protocol::Tcp,
                     scheduler: Scheduler::Mh,
+                    scheduler_flags: vec![SchedulerFlag::MhPort],
+                    persistence: None,
                     forwarding: Forwarding::Dr,
                     reals: vec![
                         real(v6("fd00:18:2::11"), 443, 2),
@@ -1594,7 +1955,9 @@ services:
                     vip: v6("fd00:18:1::10"),
                     port: 0,
                     protocol: Protocol::Udp,
-                    scheduler: Scheduler::Mh,
+                    scheduler: Scheduler::Sh,
+                    scheduler_flags: vec![SchedulerFlag::ShFallback, SchedulerFlag::ShPort],
+                    persistence: None,
                     forwarding: Forwarding::Dr,
                     reals: vec![
                         real(v6("fd00:18:2::21"), 0, 1),
@@ -1607,6 +1970,8 @@ services:
                     port: 8443,
                     protocol: Protocol::Tcp,
                     scheduler: Scheduler::Mh,
+                    scheduler_flags: vec![SchedulerFlag::MhPort],
+                    persistence: None,
                     forwarding: Forwarding::Tun,
                     reals: vec![
                         real(v4(198, 18, 3, 11), 8443, 1),
@@ -1618,11 +1983,25 @@ services:
                     vip: v6("fd00:18:1::30"),
                     port: 80,
                     protocol: Protocol::Tcp,
-                    scheduler: Scheduler::Mh,
+                    scheduler: Scheduler::Wlc,
+                    scheduler_flags: vec![],
+                    persistence: Some(PersistenceConfig {
+                        timeout: 600,
+                        prefix: 64,
+                    }),
                     forwarding: Forwarding::Nat,
                     reals: vec![
-                        real(v6("fd00:18:4::11"), 8080, 1),
+                        RealConfig {
+                            upper_threshold: 100,
+                            lower_threshold: 50,
+                            ..real(v6("fd00:18:4::11"), 8080, 1)
+                        },
                         real(v6("fd00:18:4::12"), 80, 1),
+                        RealConfig {
+                            forwarding: Some(Forwarding::Dr),
+                            upper_threshold: 10,
+                            ..real(v6("fd00:18:4::13"), 80, 1)
+                        },
                     ],
                 },
             ],
@@ -1664,6 +2043,11 @@ services:
             "source_v6: fd00:18::1",
             "tcp_fin: 60",
             "icmp_echo_reply: false",
+            "expire_nodest_conn: true",
+            "scheduler: wlc",
+            "- sh-fallback",
+            "timeout: 600",
+            "upper_threshold: 100",
         ] {
             assert!(text.contains(line), "no `{line}` in:\n{text}");
         }
@@ -1697,6 +2081,7 @@ services:
         check::<XdpMode>();
         check::<Protocol>();
         check::<Scheduler>();
+        check::<SchedulerFlag>();
         check::<Forwarding>();
     }
 
@@ -1752,7 +2137,7 @@ services:
                 "config.yaml:3:11: pin_path: `relative/dir` must be an absolute path",
                 "config.yaml:4:22: tunnel.source_v4: fd00:18::1 is an IPv6 address, this field takes an IPv4 address (IPv6 tunnels take theirs from `tunnel.source_v6`)",
                 "config.yaml:5:18: timeouts.tcp: 0 is out of range 1..=2147483",
-                "config.yaml:12:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`",
+                "config.yaml:12:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`, `forwarding`, `upper_threshold`, `lower_threshold`",
                 "config.yaml:13:41: services[0].reals[1].weight: 70000 is out of range 0..=65535",
                 "config.yaml:14:20: services[0].reals[2].address: real fd00::12 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family (only `tun` can mix them)",
                 "config.yaml:15:39: services[0].reals[3].port: real port 8080 differs from the service port 80, and DR forwarding cannot rewrite ports; omit `port` or set it to 80 (only `nat` can change ports)",
@@ -1855,8 +2240,9 @@ services:
             2,
             1,
             "service",
-            "unknown field `service`, expected one of `interfaces`, `pin_path`, `dataplane`, \
-             `tunnel`, `timeouts`, `icmp_echo_reply`, `metrics`, `services`",
+            "unknown field `service`, expected one of `interfaces`, `pin_path`, `control`, \
+             `dataplane`, `tunnel`, `timeouts`, `icmp_echo_reply`, `expire_nodest_conn`, \
+             `metrics`, `services`",
         );
         assert_one(
             "interfaces: [{ name: eth0, mode: skb }]\n",
@@ -2136,11 +2522,30 @@ services:
             "unknown protocol `sctp`, expected one of `tcp`, `udp`",
         );
         assert_one(
-            &with_services(&format!("{WEB}    scheduler: wrr\n")),
+            &with_services(&format!("{WEB}    scheduler: lblc\n")),
             7,
             16,
             "services[0].scheduler",
-            "unknown scheduler `wrr`, expected one of `mh`",
+            "unknown scheduler `lblc`, expected one of `mh`, `rr`, `wrr`, `sh`, `dh`, `lc`, \
+             `wlc`, `sed`, `nq`",
+        );
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    scheduler: rr\n    scheduler_flags: [mh-port]\n"
+            )),
+            8,
+            23,
+            "services[0].scheduler_flags[0]",
+            "`mh-port` is a flag of the `mh` scheduler, not of `rr`",
+        );
+        assert_one(
+            &with_services(&format!(
+                "{WEB}    persistence: {{ timeout: 60, prefix: 33 }}\n"
+            )),
+            7,
+            41,
+            "services[0].persistence.prefix",
+            "33 is out of range 1..=32",
         );
         assert_one(
             &with_services(&format!("{WEB}    forwarding: fullnat\n")),

@@ -1,5 +1,7 @@
-//! `lbd`'s main loop: load, adopt, apply, attach, then follow signals and
-//! neighbour changes until told to stop.
+//! `lbd`'s main loop: load, adopt, apply, attach, then follow signals,
+//! control requests and neighbour changes until told to stop.
+
+mod requests;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -13,13 +15,15 @@ use anyhow::{Context as _, Result, bail};
 use aya::programs::XdpMode;
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 use tracing::{debug, error, info, warn};
 
 use crate::{
     config::{self, Config},
+    control,
     dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
+    estimator::{self, Estimator},
     metrics::{self, Labels},
     neighbours::{Resolution, Resolver},
     reaper,
@@ -32,6 +36,9 @@ const NEXT_HOP_REFRESH: Duration = Duration::from_secs(1);
 /// How often idle flows are looked for. Expired entries are already
 /// ignored by the data plane; this only frees their space.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often connections are counted per real (least-connection
+/// schedulers, thresholds, listings).
+const CONNECTION_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for ARP/ND before applying what it has.
 const INITIAL_RESOLUTION_WAIT: Duration = Duration::from_secs(3);
 
@@ -66,6 +73,7 @@ struct Daemon {
     /// The metrics endpoint's address and its view of what ids mean,
     /// republished after every apply; `None` when metrics are off.
     metrics: Option<(SocketAddr, watch::Sender<Arc<Labels>>)>,
+    estimator: Estimator,
 }
 
 /// Runs until SIGTERM or SIGINT. The data plane keeps forwarding after this
@@ -77,6 +85,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         Some(address) => Some((address, metrics::bind(address).await?)),
         None => None,
     };
+    let control_socket = control::server::bind(&config.control.socket)?;
     let layout = PinLayout::new(&config.pin_path);
     let geometry = geometry(&config);
     let dataplane = Dataplane::load(geometry, Some(&layout))?;
@@ -94,6 +103,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         resolver: Resolver::new()?,
         next_hops: HashMap::new(),
         metrics: None,
+        estimator: Estimator::default(),
     };
     daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
@@ -112,13 +122,22 @@ pub async fn run(config_path: &Path) -> Result<()> {
         }
         None => None,
     };
-    info!(config = %config_path.display(), "ready");
+    let (request_sender, mut requests) = mpsc::channel(16);
+    let control_path = daemon.config.control.socket.clone();
+    let _control_server = AbortOnDrop(tokio::spawn(control::server::serve(
+        control_socket,
+        request_sender,
+    )));
+    info!(config = %config_path.display(), control = %control_path.display(), "ready");
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut refresh = tokio::time::interval(NEXT_HOP_REFRESH);
     let mut reap = tokio::time::interval(REAP_INTERVAL);
+    let mut count = tokio::time::interval(CONNECTION_COUNT_INTERVAL);
+    let mut estimate =
+        tokio::time::interval(Duration::from_secs_f64(estimator::SAMPLE_INTERVAL_SECONDS));
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -134,6 +153,12 @@ pub async fn run(config_path: &Path) -> Result<()> {
                 }
             }
             _ = reap.tick() => daemon.reap_idle_flows(),
+            _ = count.tick() => daemon.count_connections(),
+            _ = estimate.tick() => daemon.sample_rates(),
+            Some((request, reply)) = requests.recv() => {
+                let response = daemon.handle(request).await;
+                let _ = reply.send(response);
+            }
         }
     }
     info!(
@@ -244,12 +269,23 @@ impl Daemon {
     }
 
     /// Re-reads the config file. Anything invalid leaves the running state
-    /// exactly as it was.
+    /// exactly as it was; changes made with `lbadm` since are replaced.
     async fn reload(&mut self) -> Result<()> {
         let config = load_config(&self.config_path)?;
         if config.pin_path != self.config.pin_path || geometry(&config) != geometry(&self.config) {
             bail!("pin_path and dataplane sizes only change with a restart");
         }
+        if config.control != self.config.control {
+            warn!("control.socket changed: that takes effect when lbd restarts");
+        }
+        self.switch_to(config).await?;
+        info!("reloaded {}", self.config_path.display());
+        Ok(())
+    }
+
+    /// Makes `config` the running state: resolves its reals and applies
+    /// it, or leaves everything as it was.
+    async fn switch_to(&mut self, config: Config) -> Result<()> {
         let previous = std::mem::replace(&mut self.config, config);
         let addresses = real_addresses(&self.config);
         match self.resolver.resolve(&addresses).await {
@@ -277,7 +313,6 @@ impl Daemon {
                 show(self.config.metrics.listen)
             );
         }
-        info!("reloaded {}", self.config_path.display());
         Ok(())
     }
 

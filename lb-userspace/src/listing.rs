@@ -1,21 +1,26 @@
-//! ipvsadm-compatible listings (`-L -n`, `--stats`), read from the maps.
-//! Formats follow ipvsadm 1.31 to the byte so scripts that parse
-//! `ipvsadm -L -n` keep working.
+//! ipvsadm-compatible listings, read from the pinned maps (so they work
+//! while the daemon restarts); rates and health, which only the daemon
+//! knows, are merged in when it answers. Formats follow ipvsadm 1.31 to the
+//! byte so scripts that parse `ipvsadm -L -n` keep working.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fmt::Write as _,
-    net::{IpAddr, SocketAddr},
-    time::Duration,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
 };
 
 use anyhow::Result;
 use lb_common::{
-    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, Scheduler, ServiceKey, Settings,
-    TrafficCounters, capacity, proto,
+    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, SCHED_FLAG_FALLBACK,
+    SCHED_FLAG_PORT, Scheduler, Service, ServiceKey, Settings, TrafficCounters, capacity, proto,
 };
 
-use crate::dataplane::{Maps, monotonic_now_ns};
+use crate::{
+    control::{Health, LiveService},
+    dataplane::{Maps, monotonic_now_ns},
+    estimator::Rates,
+    reaper,
+};
 
 /// One destination as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,9 +28,24 @@ pub struct RealRow {
     pub address: SocketAddr,
     pub forwarding: ForwardingMethod,
     pub weight: u32,
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
     pub active_connections: u64,
     pub inactive_connections: u64,
+    /// Live persistence templates pointing at this real.
+    pub persistent_connections: u64,
     pub stats: TrafficCounters,
+    /// From the daemon; zero when it did not answer.
+    pub rates: Rates,
+    /// From the daemon; `None` when it did not answer.
+    pub health: Option<Health>,
+}
+
+/// Client persistence as listed: timeout and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout: u32,
+    pub prefix: u8,
 }
 
 /// One virtual service and its destinations.
@@ -33,19 +53,48 @@ pub struct RealRow {
 pub struct ServiceRow {
     pub protocol: u8,
     pub address: SocketAddr,
-    pub scheduler: &'static str,
+    pub scheduler: Scheduler,
+    /// `SCHED_FLAG_*` bits.
+    pub sched_flags: u8,
+    pub persistence: Option<Persistence>,
     pub stats: TrafficCounters,
+    pub rates: Rates,
     pub reals: Vec<RealRow>,
 }
 
-/// A flow counts as active while it has seen a packet this recently; older
-/// entries linger in the LRU until evicted and count as inactive.
-pub const ACTIVE_FLOW_WINDOW: Duration = Duration::from_secs(60);
+/// Which of ipvsadm's service listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// `-L -n`.
+    Plain,
+    /// `--stats`.
+    Stats,
+    /// `--rate`.
+    Rate,
+    /// `--thresholds`.
+    Thresholds,
+    /// `--persistent-conn`.
+    PersistentConn,
+}
 
-/// Collects every service, sorted like ipvsadm (by protocol, then address).
-pub fn collect(maps: &Maps) -> Result<Vec<ServiceRow>> {
+/// How to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub view: View,
+    /// `--exact`: counters unscaled.
+    pub exact: bool,
+    /// ipvsadm prints the version line only when listing every service.
+    pub version_line: bool,
+}
+
+/// Collects every service. `sorted` orders them like ipvsadm (protocol,
+/// address, port; reals by address and port); otherwise they come in the
+/// data plane's order (`--nosort`).
+pub fn collect(maps: &Maps, sorted: bool) -> Result<Vec<ServiceRow>> {
+    let settings = maps.settings.get(&0, 0).unwrap_or_default();
     let now_ns = monotonic_now_ns();
-    let (active, inactive) = flow_counts(maps, now_ns)?;
+    let connections = reaper::count_connections(maps, &settings, now_ns);
+    let templates = template_counts(maps, now_ns)?;
     let mut reals_by_service: BTreeMap<u32, Vec<(u32, Real)>> = BTreeMap::new();
     for id in 1..capacity::MAX_REALS {
         let real = maps.reals.get(&id, 0)?;
@@ -65,30 +114,102 @@ pub fn collect(maps: &Maps) -> Result<Vec<ServiceRow>> {
             .into_iter()
             .map(|(id, real)| -> Result<RealRow> {
                 let family = Family::from_u8(real.family).unwrap_or(Family::V4);
+                let conns = connections.get(&id).copied().unwrap_or_default();
                 Ok(RealRow {
                     address: SocketAddr::new(real.addr.to_ip(family), u16::from_be(real.port_be)),
                     forwarding: ForwardingMethod::from_u8(real.forwarding)
                         .unwrap_or(ForwardingMethod::DirectRouting),
                     weight: real.weight,
-                    active_connections: active.get(&id).copied().unwrap_or(0),
-                    inactive_connections: inactive.get(&id).copied().unwrap_or(0),
+                    upper_threshold: real.upper_threshold,
+                    lower_threshold: real.lower_threshold,
+                    active_connections: u64::from(conns.active),
+                    inactive_connections: u64::from(conns.inactive),
+                    persistent_connections: templates.get(&id).copied().unwrap_or(0),
                     stats: sum(maps.real_stats.get(&id, 0)?.iter()),
+                    rates: Rates::default(),
+                    health: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        rows.push(ServiceRow {
-            protocol: key.protocol,
-            address: service_address(&key),
-            scheduler: Scheduler::from_u8(service.scheduler).map_or("?", Scheduler::name),
-            stats: sum(maps.service_stats.get(&service.id, 0)?.iter()),
+        rows.push(service_row(
+            &key,
+            &service,
+            sum(maps.service_stats.get(&service.id, 0)?.iter()),
             reals,
-        });
+        ));
     }
-    rows.sort_by_key(|row| (row.protocol, row.address));
-    for row in &mut rows {
-        row.reals.sort_by_key(|real| real.address);
+    if sorted {
+        rows.sort_by_key(|row| (row.protocol, row.address.ip(), row.address.port()));
+        for row in &mut rows {
+            row.reals
+                .sort_by_key(|real| (real.address.ip(), real.address.port()));
+        }
     }
     Ok(rows)
+}
+
+fn service_row(
+    key: &ServiceKey,
+    service: &Service,
+    stats: TrafficCounters,
+    reals: Vec<RealRow>,
+) -> ServiceRow {
+    ServiceRow {
+        protocol: key.protocol,
+        address: service_address(key),
+        scheduler: Scheduler::from_u8(service.scheduler).unwrap_or(Scheduler::Maglev),
+        sched_flags: service.sched_flags,
+        persistence: (service.persistence_timeout != 0).then_some(Persistence {
+            timeout: service.persistence_timeout,
+            prefix: service.persistence_prefix,
+        }),
+        stats,
+        rates: Rates::default(),
+        reals,
+    }
+}
+
+/// Live persistence templates per real id.
+fn template_counts(maps: &Maps, now_ns: u64) -> Result<HashMap<u32, u64>> {
+    let timeouts = reaper::persistence_timeouts(maps);
+    let mut counts = HashMap::new();
+    for entry in maps.persist.iter() {
+        let Ok((key, template)) = entry else { break };
+        let Some(&timeout) = timeouts.get(&key.service_id) else {
+            continue;
+        };
+        if template_left_ns(template.last_seen_ns, timeout, now_ns).is_some() {
+            *counts.entry(template.real_id).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
+}
+
+fn template_left_ns(last_seen_ns: u64, timeout_seconds: u32, now_ns: u64) -> Option<u64> {
+    let idle = now_ns.saturating_sub(last_seen_ns);
+    (u64::from(timeout_seconds) * 1_000_000_000)
+        .checked_sub(idle)
+        .filter(|left| *left > 0)
+}
+
+/// Merges what only the daemon knows: rates and health.
+pub fn merge_live(rows: &mut [ServiceRow], live: &[LiveService]) {
+    for row in rows {
+        let protocol = protocol_name(row.protocol);
+        let Some(service) = live
+            .iter()
+            .find(|service| service.address == row.address && service.protocol == protocol)
+        else {
+            continue;
+        };
+        row.rates = service.rates;
+        for real in &mut row.reals {
+            if let Some(found) = service.reals.iter().find(|r| r.address == real.address) {
+                real.rates = found.rates;
+                real.health = Some(found.health);
+            }
+        }
+    }
 }
 
 fn service_address(key: &ServiceKey) -> SocketAddr {
@@ -102,22 +223,6 @@ fn sum<'a>(per_cpu: impl Iterator<Item = &'a TrafficCounters>) -> TrafficCounter
         total.add(counters);
     }
     total
-}
-
-fn flow_counts(maps: &Maps, now_ns: u64) -> Result<(BTreeMap<u32, u64>, BTreeMap<u32, u64>)> {
-    let mut active = BTreeMap::new();
-    let mut inactive = BTreeMap::new();
-    let window = ACTIVE_FLOW_WINDOW.as_nanos() as u64;
-    for entry in maps.flows.iter() {
-        let (_, flow) = entry?;
-        let bucket = if now_ns.saturating_sub(flow.last_seen_ns) <= window {
-            &mut active
-        } else {
-            &mut inactive
-        };
-        *bucket.entry(flow.real_id).or_insert(0) += 1;
-    }
-    Ok((active, inactive))
 }
 
 const VERSION_LINE: &str = "IP Virtual Server version 1.2.1";
@@ -146,70 +251,190 @@ fn forward_name(method: ForwardingMethod) -> &'static str {
     }
 }
 
-/// `ipvsadm -L -n`.
-pub fn render_list(rows: &[ServiceRow], table_size: u32) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{VERSION_LINE} (size={table_size})");
-    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
-    for row in rows {
-        let _ = writeln!(
-            out,
-            "{:<4} {} {}",
-            protocol_name(row.protocol),
-            endpoint(&row.address),
-            row.scheduler
-        );
-        for real in &row.reals {
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                endpoint(&real.address),
-                forward_name(real.forwarding),
-                real.weight,
-                real.active_connections,
-                real.inactive_connections
-            );
-        }
-    }
-    out
-}
-
-/// `ipvsadm -L -n --stats` (`exact` = `--exact`).
-pub fn render_stats(rows: &[ServiceRow], table_size: u32, exact: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{VERSION_LINE} (size={table_size})");
-    out.push_str(
-        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
-    );
-    out.push_str("  -> RemoteAddress:Port\n");
-    let line = |out: &mut String, name: String, stats: &TrafficCounters| {
-        let _ = write!(out, "{name:<33}");
-        // The balancer sees no replies in DR, so Out* stay 0, as in IPVS.
-        for value in [stats.new_connections, stats.packets, 0, stats.bytes, 0] {
-            out.push_str(&large_number(value, exact));
-        }
-        out.push('\n');
+/// ipvsadm's `print_sched_flags`: named for sh and mh, numbered otherwise.
+fn sched_flags_text(scheduler: Scheduler, flags: u8) -> Option<String> {
+    let prefix = match scheduler {
+        Scheduler::SourceHash => "sh",
+        Scheduler::Maglev => "mh",
+        _ => "",
     };
+    let names: Vec<String> = [
+        (SCHED_FLAG_FALLBACK, "fallback", 1),
+        (SCHED_FLAG_PORT, "port", 2),
+    ]
+    .into_iter()
+    .filter(|(bit, _, _)| flags & bit != 0)
+    .map(|(_, name, number)| {
+        if prefix.is_empty() {
+            format!("flag-{number}")
+        } else {
+            format!("{prefix}-{name}")
+        }
+    })
+    .collect();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
+/// ipvsadm's mask: dotted for IPv4, a prefix length for IPv6; `None` for
+/// the whole address (not printed).
+pub fn mask_text(vip: IpAddr, prefix: u8) -> Option<String> {
+    match vip {
+        IpAddr::V4(_) if prefix < 32 => {
+            let bits = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            Some(Ipv4Addr::from(bits).to_string())
+        }
+        IpAddr::V6(_) if prefix < 128 => Some(prefix.to_string()),
+        _ => None,
+    }
+}
+
+/// The header lines of a view.
+fn title(view: View) -> &'static str {
+    match view {
+        View::Plain => {
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        }
+        View::Stats => {
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n"
+        }
+        View::Rate => {
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n"
+        }
+        View::Thresholds => {
+            "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n  -> RemoteAddress:Port\n"
+        }
+        View::PersistentConn => {
+            "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n  -> RemoteAddress:Port\n"
+        }
+    }
+}
+
+/// A service listing in ipvsadm's layout.
+pub fn render(rows: &[ServiceRow], table_size: u32, layout: Layout) -> String {
+    let mut out = String::new();
+    if layout.version_line {
+        let _ = writeln!(out, "{VERSION_LINE} (size={table_size})");
+    }
+    out.push_str(title(layout.view));
     for row in rows {
-        let name = format!(
-            "{:<4} {}",
-            protocol_name(row.protocol),
-            endpoint(&row.address)
-        );
-        line(&mut out, name, &row.stats);
+        service_line(&mut out, row, layout);
         for real in &row.reals {
-            line(
-                &mut out,
-                format!("  -> {}", endpoint(&real.address)),
-                &real.stats,
-            );
+            real_line(&mut out, real, layout);
         }
     }
     out
 }
 
-/// One connection as `ipvsadm -L -n -c` shows it.
+fn service_line(out: &mut String, row: &ServiceRow, layout: Layout) {
+    let name = format!(
+        "{:<4} {}",
+        protocol_name(row.protocol),
+        endpoint(&row.address)
+    );
+    match layout.view {
+        View::Stats => counters_line(out, &name, &stats_columns(&row.stats), layout.exact),
+        View::Rate => counters_line(out, &name, &rate_columns(&row.rates), layout.exact),
+        _ => {
+            let _ = write!(out, "{name} {}", row.scheduler.name());
+            if let Some(flags) = sched_flags_text(row.scheduler, row.sched_flags) {
+                let _ = write!(out, " ({flags})");
+            }
+            if let Some(persistence) = row.persistence {
+                let _ = write!(out, " persistent {}", persistence.timeout);
+                if let Some(mask) = mask_text(row.address.ip(), persistence.prefix) {
+                    let _ = write!(out, " mask {mask}");
+                }
+            }
+            out.push('\n');
+        }
+    }
+}
+
+fn real_line(out: &mut String, real: &RealRow, layout: Layout) {
+    let name = endpoint(&real.address);
+    let _ = match layout.view {
+        View::Plain => writeln!(
+            out,
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+            name,
+            forward_name(real.forwarding),
+            real.weight,
+            real.active_connections,
+            real.inactive_connections
+        ),
+        View::Stats => {
+            counters_line(
+                out,
+                &format!("  -> {name}"),
+                &stats_columns(&real.stats),
+                layout.exact,
+            );
+            Ok(())
+        }
+        View::Rate => {
+            // ipvsadm prints the per-real CPS and PPS unscaled (%8u).
+            let rates = &real.rates;
+            let _ = write!(
+                out,
+                "  -> {:<28} {:>8} {:>8} {:>8}",
+                name, rates.cps, rates.in_pps, rates.out_pps
+            );
+            out.push_str(&large_number(rates.in_bps, layout.exact));
+            out.push_str(&large_number(rates.out_bps, layout.exact));
+            out.push('\n');
+            Ok(())
+        }
+        View::Thresholds => writeln!(
+            out,
+            "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
+            name,
+            real.upper_threshold,
+            real.lower_threshold,
+            real.active_connections,
+            real.inactive_connections
+        ),
+        View::PersistentConn => writeln!(
+            out,
+            "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
+            name,
+            real.weight,
+            real.persistent_connections,
+            real.active_connections,
+            real.inactive_connections
+        ),
+    };
+}
+
+fn stats_columns(stats: &TrafficCounters) -> [u64; 5] {
+    [
+        stats.new_connections,
+        stats.packets,
+        stats.out_packets,
+        stats.bytes,
+        stats.out_bytes,
+    ]
+}
+
+fn rate_columns(rates: &Rates) -> [u64; 5] {
+    [
+        rates.cps,
+        rates.in_pps,
+        rates.out_pps,
+        rates.in_bps,
+        rates.out_bps,
+    ]
+}
+
+fn counters_line(out: &mut String, name: &str, values: &[u64; 5], exact: bool) {
+    let _ = write!(out, "{name:<33}");
+    for value in values {
+        out.push_str(&large_number(*value, exact));
+    }
+    out.push('\n');
+}
+
+/// One connection entry as `ipvsadm -L -n -c` shows it: a tracked flow or
+/// a persistence template (state `NONE`, client port 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRow {
     pub protocol: u8,
@@ -221,7 +446,7 @@ pub struct ConnectionRow {
     pub destination: SocketAddr,
 }
 
-/// Every flow that has not expired, from the flow table.
+/// Every flow and template that has not expired.
 pub fn collect_connections(maps: &Maps) -> Result<Vec<ConnectionRow>> {
     let settings = maps.settings.get(&0, 0).unwrap_or_default();
     let now_ns = monotonic_now_ns();
@@ -240,7 +465,6 @@ pub fn collect_connections(maps: &Maps) -> Result<Vec<ConnectionRow>> {
         let endpoint = |addr: &lb_common::Addr, port_be: u16| {
             SocketAddr::new(addr.to_ip(family), u16::from_be(port_be))
         };
-        let real_family = Family::from_u8(real.family).unwrap_or(family);
         let real_port = if real.port_be == 0 {
             key.dst_port
         } else {
@@ -252,18 +476,66 @@ pub fn collect_connections(maps: &Maps) -> Result<Vec<ConnectionRow>> {
             state: ConnectionState::from_u8(flow.state).map_or("NONE", ConnectionState::name),
             source: endpoint(&key.src, key.src_port),
             virtual_address: endpoint(&key.dst, key.dst_port),
-            destination: SocketAddr::new(real.addr.to_ip(real_family), u16::from_be(real_port)),
+            destination: real_address(&real, real_port),
         });
     }
+    rows.extend(template_rows(maps, now_ns)?);
     rows.sort_by_key(|row| (row.protocol, row.virtual_address, row.source));
     Ok(rows)
 }
 
-/// `ipvsadm -L -n -c`.
-pub fn render_connections(rows: &[ConnectionRow]) -> String {
-    let mut out = String::from(
-        "IPVS connection entries\npro expire state       source             virtual            destination\n",
-    );
+fn real_address(real: &Real, port_be: u16) -> SocketAddr {
+    let family = Family::from_u8(real.family).unwrap_or(Family::V4);
+    SocketAddr::new(real.addr.to_ip(family), u16::from_be(port_be))
+}
+
+/// Persistence templates, listed as IPVS lists its templates.
+fn template_rows(maps: &Maps, now_ns: u64) -> Result<Vec<ConnectionRow>> {
+    let mut services: HashMap<u32, (ServiceKey, u32)> = HashMap::new();
+    for entry in maps.services.iter() {
+        let (key, service) = entry?;
+        if service.persistence_timeout != 0 {
+            services.insert(service.id, (key, service.persistence_timeout));
+        }
+    }
+    let mut rows = Vec::new();
+    for entry in maps.persist.iter() {
+        let Ok((key, template)) = entry else { break };
+        let Some((service_key, timeout)) = services.get(&key.service_id) else {
+            continue;
+        };
+        let Some(left_ns) = template_left_ns(template.last_seen_ns, *timeout, now_ns) else {
+            continue;
+        };
+        let Ok(real) = maps.reals.get(&template.real_id, 0) else {
+            continue;
+        };
+        let family = Family::from_u8(service_key.family).unwrap_or(Family::V4);
+        rows.push(ConnectionRow {
+            protocol: service_key.protocol,
+            expires_in: left_ns.div_ceil(1_000_000_000),
+            state: "NONE",
+            source: SocketAddr::new(key.client.to_ip(family), 0),
+            virtual_address: service_address(service_key),
+            destination: real_address(&real, real.port_be),
+        });
+    }
+    Ok(rows)
+}
+
+/// `ipvsadm -L -n -c` (`persistent_conn` adds the persistence-engine
+/// columns to the header; no entry carries engine data here).
+pub fn render_connections(rows: &[ConnectionRow], persistent_conn: bool) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        out.push_str("pro expire state       source             virtual            destination\n");
+    }
     for row in rows {
         let expire = format!("{:02}:{:02}", row.expires_in / 60, row.expires_in % 60);
         let _ = writeln!(
@@ -291,13 +563,16 @@ pub fn render_timeouts(settings: &Settings) -> String {
     )
 }
 
-/// The service table as JSON (`lbadm -L -o json`), with the counters.
+/// The service table as JSON (`lbadm -L -o json`): everything the text
+/// views show, plus rates and each real's health when the daemon answered.
 pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
     let counters = |stats: &TrafficCounters| {
         serde_json::json!({
             "connections": stats.new_connections,
             "packets": stats.packets,
             "bytes": stats.bytes,
+            "out_packets": stats.out_packets,
+            "out_bytes": stats.out_bytes,
             "drops": stats.drops,
         })
     };
@@ -307,15 +582,28 @@ pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
                 serde_json::json!({
                     "protocol": protocol_name(row.protocol),
                     "address": row.address,
-                    "scheduler": row.scheduler,
+                    "scheduler": row.scheduler.name(),
+                    "flags": sched_flags_text(row.scheduler, row.sched_flags)
+                        .map(|flags| flags.split(',').map(str::to_owned).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                    "persistence": row.persistence.map(|p| serde_json::json!({
+                        "timeout": p.timeout,
+                        "prefix": p.prefix,
+                    })),
                     "stats": counters(&row.stats),
+                    "rates": row.rates,
                     "reals": row.reals.iter().map(|real| serde_json::json!({
                         "address": real.address,
                         "forward": forward_name(real.forwarding),
                         "weight": real.weight,
+                        "upper_threshold": real.upper_threshold,
+                        "lower_threshold": real.lower_threshold,
                         "active_connections": real.active_connections,
                         "inactive_connections": real.inactive_connections,
+                        "persistent_connections": real.persistent_connections,
+                        "health": real.health,
                         "stats": counters(&real.stats),
+                        "rates": real.rates,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -365,62 +653,137 @@ pub fn large_number(value: u64, exact: bool) -> String {
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<ServiceRow> {
-        let stats = |c, p, b| TrafficCounters {
-            packets: p,
-            bytes: b,
-            new_connections: c,
+    fn stats(
+        conns: u64,
+        packets: u64,
+        out_packets: u64,
+        bytes: u64,
+        out_bytes: u64,
+    ) -> TrafficCounters {
+        TrafficCounters {
+            new_connections: conns,
+            packets,
+            out_packets,
+            bytes,
+            out_bytes,
             ..TrafficCounters::default()
-        };
+        }
+    }
+
+    fn rates(cps: u64, in_pps: u64, out_pps: u64, in_bps: u64, out_bps: u64) -> Rates {
+        Rates {
+            cps,
+            in_pps,
+            out_pps,
+            in_bps,
+            out_bps,
+        }
+    }
+
+    /// Expected outputs below were printed with the C format strings of
+    /// ipvsadm 1.31 (`print_title`, `print_service_entry`, `print_largenum`).
+    fn sample() -> Vec<ServiceRow> {
         vec![
             ServiceRow {
                 protocol: proto::TCP,
                 address: "198.18.1.10:80".parse().unwrap(),
-                scheduler: "mh",
-                stats: stats(401, 8_939_187, 830_843_123),
+                scheduler: Scheduler::WeightedLeastConnection,
+                sched_flags: 0,
+                persistence: Some(Persistence {
+                    timeout: 300,
+                    prefix: 24,
+                }),
+                stats: stats(401, 8_939_187, 8_953_980, 830_843_123, 1_135_000_001),
+                rates: rates(12, 345, 340, 33_000, 150_000_000),
                 reals: vec![RealRow {
                     address: "198.18.2.11:80".parse().unwrap(),
-                    forwarding: ForwardingMethod::DirectRouting,
+                    forwarding: ForwardingMethod::Masquerade,
                     weight: 1,
+                    upper_threshold: 100,
+                    lower_threshold: 50,
                     active_connections: 12,
                     inactive_connections: 40,
-                    stats: stats(134, 3_026_088, 281_255_999),
+                    persistent_connections: 3,
+                    stats: stats(134, 3_026_088, 3_031_335, 281_255_999, 384_268_000),
+                    rates: rates(1, 2, 3, 4, 5),
+                    health: Some(Health::Up),
                 }],
             },
             ServiceRow {
                 protocol: proto::UDP,
                 address: "[fd00::10]:53".parse().unwrap(),
-                scheduler: "mh",
-                stats: stats(0, 0, 1_135_000_001),
+                scheduler: Scheduler::Maglev,
+                sched_flags: SCHED_FLAG_FALLBACK | SCHED_FLAG_PORT,
+                persistence: Some(Persistence {
+                    timeout: 60,
+                    prefix: 64,
+                }),
+                stats: TrafficCounters::default(),
+                rates: Rates::default(),
                 reals: vec![],
             },
         ]
     }
 
+    fn listed(view: View) -> String {
+        render(
+            &sample(),
+            4096,
+            Layout {
+                view,
+                exact: false,
+                version_line: true,
+            },
+        )
+    }
+
     #[test]
     fn list_matches_ipvsadm_layout() {
-        let expected = "\
-IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
-TCP  198.18.1.10:80 mh
-  -> 198.18.2.11:80               Route   1      12         40        
-UDP  [fd00::10]:53 mh
-";
-        assert_eq!(render_list(&sample(), 4096), expected);
+        assert_eq!(listed(View::Plain), PLAIN);
     }
 
     #[test]
     fn stats_match_ipvsadm_layout_and_scaling() {
-        let expected = "\
-IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
-  -> RemoteAddress:Port
-TCP  198.18.1.10:80                    401  8939187        0  830843K        0
-  -> 198.18.2.11:80                    134  3026088        0  281255K        0
-UDP  [fd00::10]:53                       0        0        0    1135M        0
-";
-        assert_eq!(render_stats(&sample(), 4096, false), expected);
+        assert_eq!(listed(View::Stats), STATS);
+    }
+
+    #[test]
+    fn rates_match_ipvsadm_layout() {
+        assert_eq!(listed(View::Rate), RATE);
+    }
+
+    #[test]
+    fn thresholds_of_one_service_match_ipvsadm_layout() {
+        let one = &sample()[..1];
+        let text = render(
+            one,
+            4096,
+            Layout {
+                view: View::Thresholds,
+                exact: false,
+                version_line: false,
+            },
+        );
+        assert_eq!(text, THRESHOLDS);
+    }
+
+    #[test]
+    fn persistent_connections_match_ipvsadm_layout() {
+        assert_eq!(listed(View::PersistentConn), PERSISTENT);
+    }
+
+    #[test]
+    fn exact_counters_are_not_scaled() {
+        let text = render(
+            &sample(),
+            4096,
+            Layout {
+                view: View::Stats,
+                exact: true,
+                version_line: true,
+            },
+        );
+        assert!(text.contains(" 830843123 1135000001\n"), "{text}");
     }
 
     #[test]
@@ -449,10 +812,23 @@ pro expire state       source             virtual            destination
 TCP 14:55  ESTABLISHED 198.51.100.7:51922 198.18.1.10:80     198.18.2.11:8000
 UDP 04:59  UDP         [fd00:c::9]:40113  [fd00::10]:53      [fd00:2::21]:53
 ";
-        assert_eq!(render_connections(&rows), expected);
+        assert_eq!(render_connections(&rows, false), expected);
         let json = connections_json(&rows);
         assert_eq!(json[0]["state"], "ESTABLISHED");
         assert_eq!(json[1]["destination"], "[fd00:2::21]:53");
+    }
+
+    #[test]
+    fn templates_with_persistent_conn_match_ipvsadm_layout() {
+        let rows = vec![ConnectionRow {
+            protocol: proto::TCP,
+            expires_in: 296,
+            state: "NONE",
+            source: "198.51.100.0:0".parse().unwrap(),
+            virtual_address: "198.18.1.10:80".parse().unwrap(),
+            destination: "198.18.2.11:80".parse().unwrap(),
+        }];
+        assert_eq!(render_connections(&rows, true), TEMPLATES);
     }
 
     #[test]
@@ -470,11 +846,41 @@ UDP 04:59  UDP         [fd00:c::9]:40113  [fd00::10]:53      [fd00:2::21]:53
     }
 
     #[test]
-    fn service_json_carries_reals_and_counters() {
+    fn masks_print_like_ipvsadm() {
+        let v4: IpAddr = "198.18.1.10".parse().unwrap();
+        let v6: IpAddr = "fd00::10".parse().unwrap();
+        assert_eq!(mask_text(v4, 32), None);
+        assert_eq!(mask_text(v4, 24).as_deref(), Some("255.255.255.0"));
+        assert_eq!(mask_text(v4, 1).as_deref(), Some("128.0.0.0"));
+        assert_eq!(mask_text(v6, 128), None);
+        assert_eq!(mask_text(v6, 48).as_deref(), Some("48"));
+    }
+
+    #[test]
+    fn flags_are_named_for_sh_and_mh_and_numbered_otherwise() {
+        assert_eq!(
+            sched_flags_text(Scheduler::SourceHash, SCHED_FLAG_PORT).as_deref(),
+            Some("sh-port")
+        );
+        assert_eq!(
+            sched_flags_text(Scheduler::RoundRobin, SCHED_FLAG_FALLBACK | SCHED_FLAG_PORT)
+                .as_deref(),
+            Some("flag-1,flag-2")
+        );
+        assert_eq!(sched_flags_text(Scheduler::Maglev, 0), None);
+    }
+
+    #[test]
+    fn service_json_carries_reals_counters_rates_and_health() {
         let json = services_json(&sample());
         assert_eq!(json[0]["address"], "198.18.1.10:80");
-        assert_eq!(json[0]["reals"][0]["forward"], "Route");
-        assert_eq!(json[0]["reals"][0]["stats"]["packets"], 3_026_088);
+        assert_eq!(json[0]["persistence"]["prefix"], 24);
+        assert_eq!(json[0]["reals"][0]["forward"], "Masq");
+        assert_eq!(json[0]["reals"][0]["health"], "up");
+        assert_eq!(json[0]["reals"][0]["upper_threshold"], 100);
+        assert_eq!(json[0]["reals"][0]["stats"]["out_packets"], 3_031_335);
+        assert_eq!(json[0]["rates"]["in_pps"], 345);
+        assert_eq!(json[1]["flags"][1], "mh-port");
         assert_eq!(json[1]["reals"].as_array().map(Vec::len), Some(0));
     }
 
@@ -487,4 +893,42 @@ UDP 04:59  UDP         [fd00:c::9]:40113  [fd00::10]:53      [fd00:2::21]:53
         assert_eq!(large_number(1_135_000_001, true), " 1135000001");
         assert_eq!(large_number(7, true), "        7");
     }
+
+    const PLAIN: &str = r#"IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.1.10:80 wlc persistent 300 mask 255.255.255.0
+  -> 198.18.2.11:80               Masq    1      12         40        
+UDP  [fd00::10]:53 mh (mh-fallback,mh-port) persistent 60 mask 64
+"#;
+    const STATS: &str = r#"IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  198.18.1.10:80                    401  8939187  8953980  830843K    1135M
+  -> 198.18.2.11:80                    134  3026088  3031335  281255K  384268K
+UDP  [fd00::10]:53                       0        0        0        0        0
+"#;
+    const RATE: &str = r#"IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
+  -> RemoteAddress:Port
+TCP  198.18.1.10:80                     12      345      340    33000  150000K
+  -> 198.18.2.11:80                      1        2        3        4        5
+UDP  [fd00::10]:53                       0        0        0        0        0
+"#;
+    const THRESHOLDS: &str = r#"Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.1.10:80 wlc persistent 300 mask 255.255.255.0
+  -> 198.18.2.11:80               100        50         12         40        
+"#;
+    const PERSISTENT: &str = r#"IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+  -> RemoteAddress:Port
+TCP  198.18.1.10:80 wlc persistent 300 mask 255.255.255.0
+  -> 198.18.2.11:80               1         3           12         40        
+UDP  [fd00::10]:53 mh (mh-fallback,mh-port) persistent 60 mask 64
+"#;
+    const TEMPLATES: &str = r#"IPVS connection entries
+pro expire state       source             virtual            destination        pe name          pe_data
+TCP 04:56  NONE        198.51.100.0:0     198.18.1.10:80     198.18.2.11:80
+"#;
 }

@@ -20,7 +20,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, TrafficCounters};
+use lb_common::{
+    GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, REAL_OVERLOADED, RealConns, TrafficCounters,
+};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -118,6 +120,10 @@ pub struct RealSample {
     /// (`REAL_NEXT_HOP_KNOWN`): the stand-in for reachability until health
     /// checks exist.
     pub next_hop_resolved: bool,
+    /// Over its upper connection threshold (`REAL_OVERLOADED`).
+    pub overloaded: bool,
+    /// Connections as the daemon last counted them (`LB_REAL_CONNS`).
+    pub connections: RealConns,
 }
 
 /// Everything one scrape reports, counters summed over CPUs.
@@ -167,6 +173,8 @@ pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
             },
             counters: sum(per_cpu.iter()),
             next_hop_resolved: entry.flags & REAL_NEXT_HOP_KNOWN != 0,
+            overloaded: entry.flags & REAL_OVERLOADED != 0,
+            connections: maps.real_conns.get(&real_labels.id, 0)?,
         });
     }
     let limit = FLOW_WALK_LIMIT.min(u64::from(labels.flow_table_capacity));
@@ -253,8 +261,8 @@ struct Column<T> {
     value: fn(&T) -> u64,
 }
 
-/// The four traffic counters, for services and reals alike.
-const TRAFFIC: [Column<TrafficCounters>; 4] = [
+/// The traffic counters, for services and reals alike.
+const TRAFFIC: [Column<TrafficCounters>; 6] = [
     Column {
         suffix: "packets_total",
         help: "Packets balanced",
@@ -275,10 +283,20 @@ const TRAFFIC: [Column<TrafficCounters>; 4] = [
         help: "Packets dropped",
         value: |counters| counters.drops,
     },
+    Column {
+        suffix: "out_packets_total",
+        help: "Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer)",
+        value: |counters| counters.out_packets,
+    },
+    Column {
+        suffix: "out_bytes_total",
+        help: "Reply bytes rewritten back to the VIP (NAT)",
+        value: |counters| counters.out_bytes,
+    },
 ];
 
 /// The gauges of a real.
-const REAL_GAUGES: [Column<RealSample>; 2] = [
+const REAL_GAUGES: [Column<RealSample>; 5] = [
     Column {
         suffix: "weight",
         help: "Configured weight of the real (0 takes no new connections).",
@@ -289,6 +307,21 @@ const REAL_GAUGES: [Column<RealSample>; 2] = [
         help: "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
                an unresolved real gets no new connections.",
         value: |sample| u64::from(sample.next_hop_resolved),
+    },
+    Column {
+        suffix: "overloaded",
+        help: "1 while the real is at its upper connection threshold (takes no new connections).",
+        value: |sample| u64::from(sample.overloaded),
+    },
+    Column {
+        suffix: "active_connections",
+        help: "Established TCP connections to the real (ipvsadm's ActiveConn).",
+        value: |sample| u64::from(sample.connections.active),
+    },
+    Column {
+        suffix: "inactive_connections",
+        help: "Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn).",
+        value: |sample| u64::from(sample.connections.inactive),
     },
 ];
 
@@ -643,11 +676,18 @@ mod tests {
                     labels: real(1, &web, "198.18.0.11:80", 1),
                     counters: counters(500, 60_000, 20, 0),
                     next_hop_resolved: true,
+                    overloaded: true,
+                    connections: RealConns {
+                        active: 7,
+                        inactive: 3,
+                    },
                 },
                 RealSample {
                     labels: real(3, &dns, "[fd00:18::21]:0", 0),
                     counters: counters(0, 0, 0, 2),
                     next_hop_resolved: false,
+                    overloaded: false,
+                    connections: RealConns::default(),
                 },
             ],
             flow_table_entries: 42,
@@ -685,6 +725,14 @@ lb_service_connections_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port
 # TYPE lb_service_drops_total counter
 lb_service_drops_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 2
 lb_service_drops_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_service_out_packets_total Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer) per virtual service.
+# TYPE lb_service_out_packets_total counter
+lb_service_out_packets_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 0
+lb_service_out_packets_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
+# HELP lb_service_out_bytes_total Reply bytes rewritten back to the VIP (NAT) per virtual service.
+# TYPE lb_service_out_bytes_total counter
+lb_service_out_bytes_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 0
+lb_service_out_bytes_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
 # HELP lb_real_packets_total Packets balanced per real server (per service).
 # TYPE lb_real_packets_total counter
 lb_real_packets_total{service="web",real="198.18.0.11:80"} 500
@@ -701,6 +749,14 @@ lb_real_connections_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
 # TYPE lb_real_drops_total counter
 lb_real_drops_total{service="web",real="198.18.0.11:80"} 0
 lb_real_drops_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 2
+# HELP lb_real_out_packets_total Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer) per real server (per service).
+# TYPE lb_real_out_packets_total counter
+lb_real_out_packets_total{service="web",real="198.18.0.11:80"} 0
+lb_real_out_packets_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_out_bytes_total Reply bytes rewritten back to the VIP (NAT) per real server (per service).
+# TYPE lb_real_out_bytes_total counter
+lb_real_out_bytes_total{service="web",real="198.18.0.11:80"} 0
+lb_real_out_bytes_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
 # HELP lb_real_weight Configured weight of the real (0 takes no new connections).
 # TYPE lb_real_weight gauge
 lb_real_weight{service="web",real="198.18.0.11:80"} 1
@@ -709,6 +765,18 @@ lb_real_weight{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
 # TYPE lb_real_next_hop_resolved gauge
 lb_real_next_hop_resolved{service="web",real="198.18.0.11:80"} 1
 lb_real_next_hop_resolved{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_overloaded 1 while the real is at its upper connection threshold (takes no new connections).
+# TYPE lb_real_overloaded gauge
+lb_real_overloaded{service="web",real="198.18.0.11:80"} 1
+lb_real_overloaded{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_active_connections Established TCP connections to the real (ipvsadm's ActiveConn).
+# TYPE lb_real_active_connections gauge
+lb_real_active_connections{service="web",real="198.18.0.11:80"} 7
+lb_real_active_connections{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
+# HELP lb_real_inactive_connections Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn).
+# TYPE lb_real_inactive_connections gauge
+lb_real_inactive_connections{service="web",real="198.18.0.11:80"} 3
+lb_real_inactive_connections{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
 # HELP lb_flow_table_entries Entries in the connection table, idle ones not yet reaped included (counted up to 1048576).
 # TYPE lb_flow_table_entries gauge
 lb_flow_table_entries 42

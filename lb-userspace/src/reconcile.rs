@@ -16,16 +16,17 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::MapError;
 use lb_common::{
-    Addr, Family, ForwardingMethod, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real,
-    SETTINGS_NO_ECHO_REPLY, Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey, capacity,
+    Addr, Family, ForwardingMethod, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN,
+    REAL_OVERLOADED, Real, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY, Service,
+    ServiceKey, Settings, VipInfo, VipKey, capacity,
 };
 use tracing::{info, warn};
 
 use crate::{
-    config::{Config, Forwarding, RealConfig, ServiceConfig},
+    config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
     dataplane::{Geometry, Maps},
-    maglev,
     neighbours::Resolution,
+    rows::{RowReal, build_row},
 };
 
 /// A destination: one real within one service.
@@ -149,6 +150,10 @@ pub struct Reconciler {
     ids: Ids,
     reals: HashMap<u32, Real>,
     rows: HashMap<u32, Vec<u32>>,
+    /// Slots in use per service row (rr, wrr, least-connection lists).
+    row_lens: HashMap<u32, u32>,
+    /// Reals over their upper connection threshold (the daemon decides).
+    overloaded: BTreeSet<u32>,
     vips: BTreeMap<VipKey, VipInfo>,
     nat_reals: BTreeSet<NatRealKey>,
 }
@@ -161,6 +166,8 @@ impl Reconciler {
             ids: Ids::default(),
             reals: HashMap::new(),
             rows: HashMap::new(),
+            row_lens: HashMap::new(),
+            overloaded: BTreeSet::new(),
             vips: BTreeMap::new(),
             nat_reals: BTreeSet::new(),
         }
@@ -172,6 +179,7 @@ impl Reconciler {
         for entry in maps.services.iter() {
             let (key, service) = entry?;
             this.ids.services.insert(key, service.id);
+            this.row_lens.insert(service.id, service.row_len);
         }
         for id in 1..capacity::MAX_REALS {
             let real = maps.reals.get(&id, 0)?;
@@ -188,6 +196,9 @@ impl Reconciler {
             };
             this.ids.reals.insert(identity, id);
             this.reals.insert(id, real);
+            if real.flags & REAL_OVERLOADED != 0 {
+                this.overloaded.insert(id);
+            }
         }
         for &id in this.ids.services.values() {
             let row = (0..geometry.maglev_table_size)
@@ -244,11 +255,20 @@ impl Reconciler {
                 let id = ids.reals[&identity];
                 let entry = real_entry(
                     identity,
-                    real.weight,
-                    service.forwarding,
+                    real,
+                    service.forwarding_of(real),
                     next_hops.get(&real.address),
                     config,
                 );
+                let entry = Real {
+                    flags: entry.flags
+                        | if self.overloaded.contains(&id) {
+                            REAL_OVERLOADED
+                        } else {
+                            0
+                        },
+                    ..entry
+                };
                 wanted_reals.insert(id, entry);
             }
         }
@@ -260,37 +280,45 @@ impl Reconciler {
             }
         }
 
-        // 2. Maglev rows.
+        // 2. Scheduling rows.
         for service in &config.services {
             let service_id = ids.services[&service_key(service)];
-            let backends: Vec<maglev::Backend> = service
+            let candidates: Vec<RowReal> = service
                 .reals
                 .iter()
                 .map(|real| {
                     let identity = RealIdentity::new(service_id, real);
                     let id = ids.reals[&identity];
                     let reachable = wanted_reals[&id].flags & REAL_NEXT_HOP_KNOWN != 0;
-                    maglev::Backend {
+                    RowReal {
                         identity: identity_bytes(real.address, real.port),
                         id,
                         weight: if reachable { real.weight } else { 0 },
                     }
                 })
                 .collect();
-            let row = maglev::build_table(&backends, self.geometry.maglev_table_size)?;
+            let (row, row_len) = build_row(
+                service.scheduler.dataplane(),
+                &candidates,
+                self.geometry.maglev_table_size,
+            )?;
             applied.maglev_slots_written += self.write_row(maps, service_id, row)?;
+            self.row_lens.insert(service_id, row_len);
         }
 
         // 3. Services and VIPs, now that their tables are complete.
         let mut wanted_vips: BTreeMap<VipKey, VipInfo> = BTreeMap::new();
         for service in &config.services {
             let key = service_key(service);
+            let id = ids.services[&key];
             let entry = Service {
-                id: ids.services[&key],
-                scheduler: Scheduler::Maglev as u8,
-                sched_flags: lb_common::SCHED_FLAG_PORT,
-                row_len: self.geometry.maglev_table_size,
-                ..Service::default()
+                id,
+                scheduler: service.scheduler.dataplane() as u8,
+                sched_flags: sched_flag_bits(&service.scheduler_flags),
+                persistence_prefix: service.persistence.map_or(0, |p| p.prefix),
+                persistence_timeout: service.persistence.map_or(0, |p| p.timeout),
+                row_len: self.row_lens.get(&id).copied().unwrap_or(0),
+                _pad: 0,
             };
             if maps.services.get(&key, 0).ok() != Some(entry) {
                 maps.services.insert(key, entry, 0)?;
@@ -326,6 +354,7 @@ impl Reconciler {
                     vec![NO_REAL; self.geometry.maglev_table_size as usize],
                 )?;
                 self.rows.remove(&id);
+                self.row_lens.remove(&id);
                 applied.services_removed += 1;
             }
         }
@@ -338,6 +367,7 @@ impl Reconciler {
             if !wanted_reals.contains_key(&id) {
                 maps.reals.set(id, Real::default(), 0)?;
                 self.reals.remove(&id);
+                self.overloaded.remove(&id);
                 applied.reals_removed += 1;
             }
         }
@@ -346,14 +376,52 @@ impl Reconciler {
         Ok(applied)
     }
 
+    /// Marks a real over (or back under) its connection threshold: the
+    /// schedulers skip overloaded reals. Returns whether anything changed.
+    pub fn set_overloaded(&mut self, maps: &mut Maps, id: u32, overloaded: bool) -> Result<bool> {
+        let Some(real) = self.reals.get_mut(&id) else {
+            return Ok(false);
+        };
+        let flags = if overloaded {
+            real.flags | REAL_OVERLOADED
+        } else {
+            real.flags & !REAL_OVERLOADED
+        };
+        if flags == real.flags {
+            return Ok(false);
+        }
+        real.flags = flags;
+        maps.reals.set(id, *real, 0)?;
+        if overloaded {
+            self.overloaded.insert(id);
+        } else {
+            self.overloaded.remove(&id);
+        }
+        Ok(true)
+    }
+
+    /// Whether the schedulers currently skip this real.
+    pub fn is_overloaded(&self, id: u32) -> bool {
+        self.overloaded.contains(&id)
+    }
+
+    /// The data-plane entry of every configured real, by id.
+    pub fn reals(&self) -> &HashMap<u32, Real> {
+        &self.reals
+    }
+
     /// Addresses of NAT reals: the data plane looks for replies only from
     /// these.
     fn apply_nat_reals(&mut self, maps: &mut Maps, config: &Config) -> Result<()> {
         let wanted: BTreeSet<NatRealKey> = config
             .services
             .iter()
-            .filter(|service| service.forwarding == Forwarding::Nat)
-            .flat_map(|service| service.reals.iter())
+            .flat_map(|service| {
+                service
+                    .reals
+                    .iter()
+                    .filter(|real| service.forwarding_of(real) == Forwarding::Nat)
+            })
             .map(|real| VipKey {
                 addr: Addr::from(real.address),
                 family: Family::of(&real.address) as u8,
@@ -412,6 +480,10 @@ pub fn settings_of(config: &Config) -> Settings {
             0
         } else {
             SETTINGS_NO_ECHO_REPLY
+        } | if config.expire_nodest_conn {
+            SETTINGS_EXPIRE_NODEST_CONN
+        } else {
+            0
         },
     }
 }
@@ -437,7 +509,7 @@ pub fn identity_bytes(address: IpAddr, port: u16) -> Vec<u8> {
 
 fn real_entry(
     identity: RealIdentity,
-    weight: u32,
+    config_real: &RealConfig,
     forwarding: Forwarding,
     next_hop: Option<&Resolution>,
     config: &Config,
@@ -449,7 +521,9 @@ fn real_entry(
         flags: REAL_ACTIVE,
         port_be: identity.port.to_be(),
         service_id: identity.service_id,
-        weight,
+        weight: config_real.weight,
+        upper_threshold: config_real.upper_threshold,
+        lower_threshold: config_real.lower_threshold,
         ..Real::default()
     };
     let Some(Ok(hop)) = next_hop else {

@@ -94,6 +94,14 @@ pub struct RealHost {
     pub netns: Netns,
 }
 
+/// What an `lbadm` run printed and how it ended.
+#[derive(Debug)]
+pub struct LbadmOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 pub struct Rig {
     pub mode: Mode,
     pub lbd: Option<Lbd>,
@@ -291,9 +299,15 @@ impl Rig {
             }
         }
         format!(
-            "interfaces:\n{interfaces}pin_path: {}\n{extra}services:\n{services}",
-            self.pins.root.display()
+            "interfaces:\n{interfaces}pin_path: {}\ncontrol: {{ socket: {} }}\n{extra}services:\n{services}",
+            self.pins.root.display(),
+            self.control_socket().display()
         )
+    }
+
+    /// lbd's control socket (one per rig: rigs run side by side).
+    pub fn control_socket(&self) -> PathBuf {
+        self.workdir.join("lbd.sock")
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -357,6 +371,45 @@ impl Rig {
         all.extend(self.router.iter());
         all.extend(self.reals.iter().map(|real| &real.netns));
         all
+    }
+
+    /// Runs `lbadm args` against this rig's lbd (its pins and control
+    /// socket), feeding `input` on standard input.
+    pub fn lbadm_with_input(&self, args: &[&str], input: &str) -> Result<LbadmOutput> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(crate::lbd::binary("lbadm")?)
+            .args(args)
+            .arg("--pin-path")
+            .arg(&self.pins.root)
+            .arg("--socket")
+            .arg(self.control_socket())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("lbadm's stdin")?
+            .write_all(input.as_bytes())?;
+        let output = child.wait_with_output()?;
+        Ok(LbadmOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout)?,
+            stderr: String::from_utf8(output.stderr)?,
+        })
+    }
+
+    /// `lbadm args`, which must succeed; its standard output.
+    pub fn lbadm(&self, args: &[&str]) -> Result<String> {
+        let output = self.lbadm_with_input(args, "")?;
+        anyhow::ensure!(
+            output.code == Some(0),
+            "lbadm {args:?} exited with {:?}: {}",
+            output.code,
+            output.stderr
+        );
+        Ok(output.stdout)
     }
 
     pub fn lbd_log(&self) -> String {

@@ -1,97 +1,203 @@
-//! lbadm: inspect the balancer the way ipvsadm inspects IPVS.
+//! lbadm: drive the balancer the way ipvsadm drives IPVS.
 //!
-//! This version lists (`-L -n`, `--stats`, `-c`, `--timeout`, `-o json`)
-//! from the pinned maps; the rest of ipvsadm's command set arrives with the
-//! daemon's control API.
-use std::path::PathBuf;
+//! The command line is ipvsadm 1.31's (see `lb_userspace::ipvsadm`).
+//! Listings read the pinned maps, so they work while the daemon restarts;
+//! changes, `-S`, `--rate` and health go through the daemon's control
+//! socket. Two options are lbadm's own: `--pin-path DIR` (where lbd pinned
+//! its maps) and `--socket PATH` (its control socket).
 
-use anyhow::Result;
-use aya::maps::IterableMap as _;
-use clap::{Parser, ValueEnum};
-use lb_userspace::{
-    dataplane::{Maps, PinLayout},
-    listing,
+use std::{
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Output {
-    /// ipvsadm's text layout.
-    Text,
-    /// Machine-readable JSON.
-    Json,
+use anyhow::{Context as _, Result};
+use aya::maps::IterableMap as _;
+use lb_userspace::{
+    config::{DEFAULT_CONTROL_SOCKET, DEFAULT_PIN_PATH},
+    control::{Applied, CallError, Client, LiveService, Request, Status},
+    dataplane::{Maps, PinLayout},
+    ipvsadm::{self, Invocation, ListOptions, ServiceId, Table},
+    listing::{self, Layout, View},
+};
+
+/// lbadm's own options, taken off the command line before ipvsadm's
+/// grammar sees it.
+struct Paths {
+    pins: PathBuf,
+    socket: PathBuf,
 }
 
-#[derive(Parser)]
-#[command(version, about = "ipvsadm-compatible view of the XDP balancer")]
-struct Cli {
-    /// List the virtual server table (the default action).
-    #[arg(short = 'L', long = "list", visible_short_alias = 'l')]
-    list: bool,
-    /// Numeric output (lbadm never resolves names; accepted for ipvsadm compatibility).
-    #[arg(short = 'n', long = "numeric")]
-    numeric: bool,
-    /// List the connection entries instead of the services.
-    #[arg(short = 'c', long = "connection")]
-    connection: bool,
-    /// Show the idle timeouts (tcp tcpfin udp).
-    #[arg(long, conflicts_with_all = ["connection", "stats"])]
-    timeout: bool,
-    /// Show packet, byte and connection counters.
-    #[arg(long, conflicts_with = "connection")]
-    stats: bool,
-    /// Print counters without K/M/G scaling.
-    #[arg(long)]
-    exact: bool,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
-    output: Output,
-    /// Where lbd pinned its maps (the config's pin_path).
-    #[arg(long, default_value = "/sys/fs/bpf/lb")]
-    pin_path: PathBuf,
-}
-
-fn main() {
-    if let Err(error) = run(Cli::parse()) {
-        eprintln!("lbadm: {error:#}");
-        std::process::exit(1);
+fn main() -> ExitCode {
+    let (paths, args) = match own_options(std::env::args().skip(1).collect()) {
+        Ok(split) => split,
+        Err(message) => return fail(&message, 2),
+    };
+    let invocation = match ipvsadm::parse_args(&args) {
+        Ok(invocation) => invocation,
+        Err(error) => return fail(&error.message, error.exit_code),
+    };
+    match run(invocation, &paths) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => match error.downcast::<CallError>() {
+            Ok(CallError::Refused { message, exit_code }) => fail(&message, exit_code),
+            Ok(unreachable) => fail(&format!("lbadm: {unreachable}"), 1),
+            Err(error) => fail(&format!("lbadm: {error:#}"), 1),
+        },
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let _ = (cli.list, cli.numeric);
-    let maps = Maps::open_pinned(&PinLayout::new(&cli.pin_path))?;
-    let text = if cli.timeout {
-        let settings = maps.settings.get(&0, 0).unwrap_or_default();
-        match cli.output {
-            Output::Text => listing::render_timeouts(&settings),
-            Output::Json => {
-                let seconds = |state: lb_common::ConnectionState| {
-                    settings.for_state_ns(state as u8) / 1_000_000_000
-                };
-                serde_json::json!({
-                    "tcp": seconds(lb_common::ConnectionState::TcpEstablished),
-                    "tcp_fin": seconds(lb_common::ConnectionState::TcpClosing),
-                    "udp": seconds(lb_common::ConnectionState::Udp),
-                })
-                .to_string()
-                    + "\n"
-            }
-        }
-    } else if cli.connection {
-        let rows = listing::collect_connections(&maps)?;
-        match cli.output {
-            Output::Text => listing::render_connections(&rows),
-            Output::Json => listing::connections_json(&rows).to_string() + "\n",
-        }
-    } else {
-        let table_size = maps.flows.map().info()?.max_entries();
-        let rows = listing::collect(&maps)?;
-        match (cli.output, cli.stats) {
-            (Output::Json, _) => listing::services_json(&rows).to_string() + "\n",
-            (Output::Text, true) => listing::render_stats(&rows, table_size, cli.exact),
-            (Output::Text, false) => listing::render_list(&rows, table_size),
-        }
+fn fail(message: &str, code: i32) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn own_options(args: Vec<String>) -> Result<(Paths, Vec<String>), String> {
+    let mut paths = Paths {
+        pins: PathBuf::from(DEFAULT_PIN_PATH),
+        socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
     };
-    print!("{text}");
+    let mut rest = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let slot = match name.as_str() {
+            "--pin-path" => &mut paths.pins,
+            "--socket" => &mut paths.socket,
+            _ => {
+                rest.push(arg);
+                continue;
+            }
+        };
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("lbadm: {name} needs a path"))?;
+        *slot = PathBuf::from(value);
+    }
+    Ok((paths, rest))
+}
+
+fn run(invocation: Invocation, paths: &Paths) -> Result<()> {
+    match invocation {
+        Invocation::Help(text) | Invocation::Version(text) => print!("{text}"),
+        Invocation::Command(command) => {
+            apply(&paths.socket, vec![command])?;
+        }
+        Invocation::Restore => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the rules from standard input")?;
+            let commands = ipvsadm::parse_restore(&text).map_err(|error| CallError::Refused {
+                message: error.message,
+                exit_code: error.exit_code,
+            })?;
+            apply(&paths.socket, commands)?;
+        }
+        Invocation::Save { yaml: true, .. } => {
+            let yaml: String = Client::connect(&paths.socket)?.call(Request::Config)?;
+            print!("{yaml}");
+        }
+        Invocation::Save { service, .. } => {
+            let mut table: Table = Client::connect(&paths.socket)?.call(Request::Services)?;
+            if let Some(only) = service {
+                table
+                    .services
+                    .retain(|(virtual_service, _)| virtual_service.id == only);
+            }
+            print!("{}", ipvsadm::save(&table));
+        }
+        Invocation::Reload => {
+            let _: Status = Client::connect(&paths.socket)?.call(Request::Reload)?;
+        }
+        Invocation::List(options) => print!("{}", list(&options, paths)?),
+    }
     Ok(())
+}
+
+fn apply(socket: &Path, commands: Vec<ipvsadm::Command>) -> Result<()> {
+    let _: Applied = Client::connect(socket)?.call(Request::Apply { commands })?;
+    Ok(())
+}
+
+fn list(options: &ListOptions, paths: &Paths) -> Result<String> {
+    let maps = Maps::open_pinned(&PinLayout::new(&paths.pins))?;
+    if options.timeout {
+        let settings = maps.settings.get(&0, 0).unwrap_or_default();
+        return Ok(if options.json {
+            let seconds = |state: lb_common::ConnectionState| {
+                settings.for_state_ns(state as u8) / 1_000_000_000
+            };
+            serde_json::json!({
+                "tcp": seconds(lb_common::ConnectionState::TcpEstablished),
+                "tcp_fin": seconds(lb_common::ConnectionState::TcpClosing),
+                "udp": seconds(lb_common::ConnectionState::Udp),
+            })
+            .to_string()
+                + "\n"
+        } else {
+            listing::render_timeouts(&settings)
+        });
+    }
+    if options.connections {
+        let rows = listing::collect_connections(&maps)?;
+        return Ok(if options.json {
+            listing::connections_json(&rows).to_string() + "\n"
+        } else {
+            listing::render_connections(&rows, options.persistent_conn)
+        });
+    }
+    let mut rows = listing::collect(&maps, options.sort)?;
+    if let Some(only) = options.service {
+        rows.retain(|row| matches_service(row, &only));
+        if rows.is_empty() {
+            // ipvsadm's words when the kernel has no such service.
+            return Err(CallError::Refused {
+                message: "No such service".to_owned(),
+                exit_code: 1,
+            }
+            .into());
+        }
+    }
+    if options.rate || options.json {
+        match live(&paths.socket) {
+            Ok(live) => listing::merge_live(&mut rows, &live),
+            // Rates only exist in the daemon; the JSON listing does without.
+            Err(error) if options.rate => return Err(error.into()),
+            Err(_) => {}
+        }
+    }
+    if options.json {
+        return Ok(listing::services_json(&rows).to_string() + "\n");
+    }
+    let view = if options.stats {
+        View::Stats
+    } else if options.rate {
+        View::Rate
+    } else if options.thresholds {
+        View::Thresholds
+    } else if options.persistent_conn {
+        View::PersistentConn
+    } else {
+        View::Plain
+    };
+    let table_size = maps.flows.map().info()?.max_entries();
+    let layout = Layout {
+        view,
+        exact: options.exact,
+        version_line: options.service.is_none(),
+    };
+    Ok(listing::render(&rows, table_size, layout))
+}
+
+fn matches_service(row: &listing::ServiceRow, id: &ServiceId) -> bool {
+    row.protocol == id.protocol.number() && row.address == id.address
+}
+
+fn live(socket: &Path) -> Result<Vec<LiveService>, CallError> {
+    Client::connect(socket)?.call(Request::Live)
 }

@@ -1,0 +1,283 @@
+//! What the daemon does for control requests, and the once-a-second and
+//! once-every-two-seconds bookkeeping that listings and schedulers read:
+//! connection counts, thresholds, rates.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{Context as _, Result};
+use aya::maps::PerCpuValues;
+use lb_common::{REAL_NEXT_HOP_KNOWN, RealConns, TrafficCounters};
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::{
+    config,
+    control::{
+        Applied, Health, LiveReal, LiveService, Request, Response, Status,
+        table::{services_of, table_of},
+    },
+    dataplane::monotonic_now_ns,
+    estimator::{self, Subject},
+    ipvsadm::{Command, ServiceId},
+    reaper,
+    reconcile::{RealIdentity, service_key, settings_of},
+    thresholds,
+};
+
+impl Daemon {
+    pub(super) async fn handle(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::ok(self.status()),
+            Request::Services => Response::ok(table_of(&self.config.services)),
+            Request::Config => match serde_yaml::to_string(&self.config) {
+                Ok(yaml) => Response::ok(yaml),
+                Err(error) => {
+                    Response::error(format!("cannot render the configuration: {error}"), 1)
+                }
+            },
+            Request::Apply { commands } => self.apply_commands(&commands).await,
+            Request::Reload => match self.reload().await {
+                Ok(()) => Response::ok(self.status()),
+                Err(error) => Response::error(
+                    format!("reload rejected, the running state is unchanged: {error:#}"),
+                    1,
+                ),
+            },
+            Request::Live => Response::ok(self.live()),
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            config_path: self.config_path.display().to_string(),
+            services: self.config.services.len(),
+            reals: self.config.services.iter().map(|s| s.reals.len()).sum(),
+        }
+    }
+
+    /// ipvsadm commands as one change: each is checked against the table
+    /// as IPVS would (so errors read like ipvsadm's), the result against
+    /// the configuration rules, and only then is anything written.
+    async fn apply_commands(&mut self, commands: &[Command]) -> Response {
+        let mut table = table_of(&self.config.services);
+        let mut timeouts = self.config.timeouts;
+        let mut zero: Vec<Option<ServiceId>> = Vec::new();
+        for command in commands {
+            if let Err(error) = table.apply(command) {
+                return Response::error(error.message(), error.exit_code());
+            }
+            match command {
+                Command::SetTimeouts { tcp, tcp_fin, udp } => {
+                    // ipvsadm --set: 0 keeps the current value.
+                    for (current, wanted) in [
+                        (&mut timeouts.tcp, *tcp),
+                        (&mut timeouts.tcp_fin, *tcp_fin),
+                        (&mut timeouts.udp, *udp),
+                    ] {
+                        if wanted != 0 {
+                            *current = wanted;
+                        }
+                    }
+                }
+                Command::Zero(service) => zero.push(*service),
+                _ => {}
+            }
+        }
+        let mut next = self.config.clone();
+        next.services = services_of(&table, &self.config.services);
+        next.timeouts = timeouts;
+        if let Err(problems) = config::check(&next, "lbadm") {
+            let reasons: Vec<String> = problems
+                .problems
+                .iter()
+                .map(|problem| format!("{}: {}", problem.path, problem.reason))
+                .collect();
+            return Response::error(reasons.join("\n"), 1);
+        }
+        let before = self.reconciler.ids().clone();
+        if next != self.config
+            && let Err(error) = self.switch_to(next).await
+        {
+            return Response::error(
+                format!("change rejected, the running state is unchanged: {error:#}"),
+                1,
+            );
+        }
+        for service in &zero {
+            if let Err(error) = self.zero_counters(service.as_ref()) {
+                return Response::error(format!("zeroing counters failed: {error:#}"), 1);
+            }
+        }
+        let after = self.reconciler.ids();
+        info!(commands = commands.len(), "applied lbadm commands");
+        Response::ok(Applied {
+            commands: commands.len(),
+            services_added: after
+                .services
+                .keys()
+                .filter(|k| !before.services.contains_key(k))
+                .count(),
+            services_removed: before
+                .services
+                .keys()
+                .filter(|k| !after.services.contains_key(k))
+                .count(),
+            reals_written: after
+                .reals
+                .keys()
+                .filter(|k| !before.reals.contains_key(k))
+                .count(),
+            reals_removed: before
+                .reals
+                .keys()
+                .filter(|k| !after.reals.contains_key(k))
+                .count(),
+        })
+    }
+
+    /// `-Z`: every counter of one service (and its reals) or of all.
+    fn zero_counters(&mut self, only: Option<&ServiceId>) -> Result<()> {
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, error)| error)
+            .context("counting CPUs")?;
+        let zeros = || PerCpuValues::try_from(vec![TrafficCounters::default(); cpus]);
+        let ids = self.reconciler.ids().clone();
+        let mut subjects = Vec::new();
+        for service in &self.config.services {
+            if only.is_some_and(|only| *only != crate::control::table::service_id(service)) {
+                continue;
+            }
+            let service_id = ids.services[&service_key(service)];
+            self.dataplane
+                .maps
+                .service_stats
+                .set(service_id, zeros()?, 0)?;
+            subjects.push(Subject::Service(service_id));
+            for real in &service.reals {
+                let real_id = ids.reals[&RealIdentity::new(service_id, real)];
+                self.dataplane.maps.real_stats.set(real_id, zeros()?, 0)?;
+                subjects.push(Subject::Real(real_id));
+            }
+        }
+        self.estimator.zero(subjects);
+        Ok(())
+    }
+
+    /// Rates and health of everything configured, for `lbadm --rate` and
+    /// the JSON listings.
+    fn live(&self) -> Vec<LiveService> {
+        let ids = self.reconciler.ids();
+        let entries = self.reconciler.reals();
+        self.config
+            .services
+            .iter()
+            .filter_map(|service| {
+                let service_id = *ids.services.get(&service_key(service))?;
+                let reals = service
+                    .reals
+                    .iter()
+                    .filter_map(|real| {
+                        let real_id = *ids.reals.get(&RealIdentity::new(service_id, real))?;
+                        let entry = entries.get(&real_id)?;
+                        let health = if entry.flags & REAL_NEXT_HOP_KNOWN == 0 {
+                            Health::Unreachable
+                        } else if self.reconciler.is_overloaded(real_id) {
+                            Health::Overloaded
+                        } else if real.weight == 0 {
+                            Health::Quiesced
+                        } else {
+                            Health::Up
+                        };
+                        Some(LiveReal {
+                            address: std::net::SocketAddr::new(real.address, real.port),
+                            rates: self.estimator.rates(Subject::Real(real_id)),
+                            health,
+                        })
+                    })
+                    .collect();
+                Some(LiveService {
+                    protocol: service.protocol.to_string().to_uppercase(),
+                    address: std::net::SocketAddr::new(service.vip, service.port),
+                    rates: self.estimator.rates(Subject::Service(service_id)),
+                    reals,
+                })
+            })
+            .collect()
+    }
+
+    /// Recounts connections per real from the flow table, publishes them
+    /// for the least-connection schedulers and applies the thresholds.
+    pub(super) fn count_connections(&mut self) {
+        let settings = settings_of(&self.config);
+        let counts = reaper::count_connections(&self.dataplane.maps, &settings, monotonic_now_ns());
+        let ids: BTreeSet<u32> = self.reconciler.reals().keys().copied().collect();
+        if let Err(error) =
+            reaper::write_connection_counts(&mut self.dataplane.maps, &counts, ids.iter().copied())
+        {
+            warn!("publishing connection counts failed: {error:#}");
+        }
+        for id in ids {
+            let Some(real) = self.reconciler.reals().get(&id).copied() else {
+                continue;
+            };
+            let conns = counts.get(&id).copied().unwrap_or_default();
+            let currently = self.reconciler.is_overloaded(id);
+            let wanted = thresholds::overloaded(currently, conns, &real);
+            if wanted != currently {
+                log_threshold(id, wanted, conns);
+                if let Err(error) =
+                    self.reconciler
+                        .set_overloaded(&mut self.dataplane.maps, id, wanted)
+                {
+                    warn!(real_id = id, "updating the overload flag failed: {error:#}");
+                }
+            }
+        }
+    }
+
+    /// Feeds the rate estimator one sample of every counter.
+    pub(super) fn sample_rates(&mut self) {
+        let ids = self.reconciler.ids();
+        let mut samples = HashMap::new();
+        let maps = &self.dataplane.maps;
+        let sum = |values: PerCpuValues<TrafficCounters>| {
+            values
+                .iter()
+                .fold(TrafficCounters::default(), |mut total, cpu| {
+                    total.add(cpu);
+                    total
+                })
+        };
+        for &id in ids.services.values() {
+            if let Ok(values) = maps.service_stats.get(&id, 0) {
+                samples.insert(Subject::Service(id), sum(values));
+            }
+        }
+        for &id in ids.reals.values() {
+            if let Ok(values) = maps.real_stats.get(&id, 0) {
+                samples.insert(Subject::Real(id), sum(values));
+            }
+        }
+        self.estimator
+            .sample(&samples, estimator::SAMPLE_INTERVAL_SECONDS);
+    }
+}
+
+fn log_threshold(real_id: u32, overloaded: bool, conns: RealConns) {
+    let total = u64::from(conns.active) + u64::from(conns.inactive);
+    if overloaded {
+        info!(
+            real_id,
+            connections = total,
+            "real reached its upper threshold; no new connections"
+        );
+    } else {
+        info!(
+            real_id,
+            connections = total,
+            "real back below its lower threshold"
+        );
+    }
+}
