@@ -364,6 +364,17 @@ pub fn ifindex(interface: &str) -> Result<u32> {
 }
 
 /// The clock `bpf_ktime_get_ns` reads (flow timestamps are on it).
+/// Resets one id's per-CPU traffic counters: a newly created service or
+/// real starts from zero (an id may have been used before), and `-Z`.
+pub fn zero_traffic(counters: &mut PerCpuArray<MapData, TrafficCounters>, id: u32) -> Result<()> {
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(_, error)| error)
+        .context("counting CPUs")?;
+    let zeros = aya::maps::PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])?;
+    counters.set(id, zeros, 0)?;
+    Ok(())
+}
+
 pub fn monotonic_now_ns() -> u64 {
     // SAFETY: clock_gettime writes the zeroed timespec.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };

@@ -74,6 +74,11 @@ impl Average {
 #[derive(Debug, Default)]
 pub struct Estimator {
     averages: HashMap<Subject, Average>,
+    /// Whether a sample was taken yet. Subjects that appear after the first
+    /// sample were created since, with zeroed counters, so their first
+    /// sample is already a rate (as IPVS's estimator starts from zero);
+    /// those present at the first sample (adopted after a restart) are not.
+    sampled: bool,
 }
 
 impl Estimator {
@@ -82,12 +87,17 @@ impl Estimator {
     pub fn sample(&mut self, samples: &HashMap<Subject, TrafficCounters>, seconds: f64) {
         self.averages
             .retain(|subject, _| samples.contains_key(subject));
+        let new = Average {
+            last: self.sampled.then(TrafficCounters::default),
+            ..Average::default()
+        };
         for (subject, counters) in samples {
             self.averages
                 .entry(*subject)
-                .or_default()
+                .or_insert(new)
                 .update(*counters, seconds);
         }
+        self.sampled = true;
     }
 
     pub fn rates(&self, subject: Subject) -> Rates {
@@ -100,7 +110,11 @@ impl Estimator {
     /// After `-Z`: the counters restart from zero, and so do the rates.
     pub fn zero(&mut self, subjects: impl IntoIterator<Item = Subject>) {
         for subject in subjects {
-            self.averages.remove(&subject);
+            let zeroed = Average {
+                last: Some(TrafficCounters::default()),
+                ..Average::default()
+            };
+            self.averages.insert(subject, zeroed);
         }
     }
 }
@@ -157,6 +171,25 @@ mod tests {
         assert_eq!(estimator.rates(subject).cps, 100);
         estimator.sample(&HashMap::from([(subject, counters(1600, 0, 0))]), 2.0);
         assert_eq!(estimator.rates(subject).cps, 175);
+    }
+
+    #[test]
+    fn a_subject_created_later_counts_from_zero() {
+        let (old, new) = (Subject::Service(1), Subject::Service(2));
+        let mut estimator = Estimator::default();
+        estimator.sample(&HashMap::from([(old, counters(1000, 0, 0))]), 2.0);
+        assert_eq!(
+            estimator.rates(old),
+            Rates::default(),
+            "adopted counters are no rate"
+        );
+        let sample = HashMap::from([(old, counters(1000, 0, 0)), (new, counters(80, 0, 0))]);
+        estimator.sample(&sample, 2.0);
+        assert_eq!(
+            estimator.rates(new).cps,
+            10,
+            "40/s seen at once, a quarter shown"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
-    dataplane::{Geometry, Maps},
+    dataplane::{Geometry, Maps, zero_traffic},
     neighbours::Resolution,
     rows::{RowReal, build_row},
 };
@@ -272,7 +272,11 @@ impl Reconciler {
                 wanted_reals.insert(id, entry);
             }
         }
+        let known_reals: BTreeSet<u32> = self.ids.reals.values().copied().collect();
         for (&id, entry) in &wanted_reals {
+            if !known_reals.contains(&id) {
+                zero_traffic(&mut maps.real_stats, id)?;
+            }
             if self.reals.get(&id) != Some(entry) {
                 maps.reals.set(id, entry, 0)?;
                 self.reals.insert(id, *entry);
@@ -280,9 +284,12 @@ impl Reconciler {
             }
         }
 
-        // 2. Scheduling rows.
+        // 2. Scheduling rows (and zeroed counters for new services).
         for service in &config.services {
             let service_id = ids.services[&service_key(service)];
+            if !self.ids.services.contains_key(&service_key(service)) {
+                zero_traffic(&mut maps.service_stats, service_id)?;
+            }
             let candidates: Vec<RowReal> = service
                 .reals
                 .iter()

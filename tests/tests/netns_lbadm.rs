@@ -325,6 +325,29 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         );
     }
 
+    // The daemon's rate estimator saw that burst (it samples every 2 s).
+    std::thread::sleep(Duration::from_millis(2_500));
+    let rates = rig.lbadm(&["-L", "-n", "--rate", "-t", &vip])?;
+    ensure!(
+        rates.lines().next()
+            == Some(
+                "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+            ),
+        "{rates}"
+    );
+    let service_rates: Vec<u64> = rates
+        .lines()
+        .nth(2)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(2)
+        .filter_map(|column| column.parse().ok())
+        .collect();
+    ensure!(
+        service_rates.len() == 5 && service_rates[0] > 0 && service_rates[1] > 0,
+        "connections and packets per second after a burst: {rates}"
+    );
+
     // Persistence: every connection of the client goes to one real, and
     // the template shows in -c and --persistent-conn.
     rig.lbadm(&["-E", "-t", &vip, "-s", "rr", "-p", "120"])?;
@@ -367,6 +390,48 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         servers.len() == 3,
         "lc spreads open connections: {servers:?}"
     );
+
+    // An upper threshold of 1 overloads a real holding a connection; the
+    // daemon sees it within its one-second count.
+    let busy = rig
+        .reals
+        .iter()
+        .position(|real| real.name == streams[0].server)
+        .ok_or_else(|| anyhow::anyhow!("{} is no real", streams[0].server))?;
+    rig.lbadm(&[
+        "-e",
+        "-t",
+        &echo,
+        "-r",
+        &real4(&rig, busy, ECHO_PORT),
+        "-w",
+        "1",
+        "-x",
+        "1",
+    ])?;
+    let health_of_busy = || -> Result<String> {
+        let json: serde_json::Value =
+            serde_json::from_str(&rig.lbadm(&["-L", "-n", "-o", "json"])?)?;
+        let address = real4(&rig, busy, ECHO_PORT);
+        Ok(json
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|service| service["address"] == echo.as_str())
+            .flat_map(|service| service["reals"].as_array().cloned().unwrap_or_default())
+            .find(|real| real["address"] == address.as_str())
+            .and_then(|real| real["health"].as_str().map(str::to_owned))
+            .unwrap_or_default())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while health_of_busy()? != "overloaded" {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the real over its threshold is not overloaded: {}",
+            health_of_busy()?
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for stream in streams {
         stream.finish()?;
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use aya::maps::PerCpuValues;
 use lb_common::{REAL_NEXT_HOP_KNOWN, RealConns, TrafficCounters};
 use tracing::{info, warn};
@@ -16,7 +16,7 @@ use crate::{
         Applied, Health, LiveReal, LiveService, Request, Response, Status,
         table::{services_of, table_of},
     },
-    dataplane::monotonic_now_ns,
+    dataplane::{monotonic_now_ns, zero_traffic},
     estimator::{self, Subject},
     ipvsadm::{Command, ServiceId},
     reaper,
@@ -139,10 +139,6 @@ impl Daemon {
 
     /// `-Z`: every counter of one service (and its reals) or of all.
     fn zero_counters(&mut self, only: Option<&ServiceId>) -> Result<()> {
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(_, error)| error)
-            .context("counting CPUs")?;
-        let zeros = || PerCpuValues::try_from(vec![TrafficCounters::default(); cpus]);
         let ids = self.reconciler.ids().clone();
         let mut subjects = Vec::new();
         for service in &self.config.services {
@@ -150,14 +146,11 @@ impl Daemon {
                 continue;
             }
             let service_id = ids.services[&service_key(service)];
-            self.dataplane
-                .maps
-                .service_stats
-                .set(service_id, zeros()?, 0)?;
+            zero_traffic(&mut self.dataplane.maps.service_stats, service_id)?;
             subjects.push(Subject::Service(service_id));
             for real in &service.reals {
                 let real_id = ids.reals[&RealIdentity::new(service_id, real)];
-                self.dataplane.maps.real_stats.set(real_id, zeros()?, 0)?;
+                zero_traffic(&mut self.dataplane.maps.real_stats, real_id)?;
                 subjects.push(Subject::Real(real_id));
             }
         }
