@@ -333,6 +333,25 @@ pub enum Forwarding {
 }
 
 impl Forwarding {
+    /// The data plane's name for the method.
+    pub const fn dataplane(self) -> lb_common::ForwardingMethod {
+        use lb_common::ForwardingMethod as M;
+        match self {
+            Self::Dr => M::DirectRouting,
+            Self::Tun => M::Tunnel,
+            Self::Nat => M::Masquerade,
+        }
+    }
+
+    pub const fn from_dataplane(method: lb_common::ForwardingMethod) -> Self {
+        use lb_common::ForwardingMethod as M;
+        match method {
+            M::DirectRouting => Self::Dr,
+            M::Tunnel => Self::Tun,
+            M::Masquerade => Self::Nat,
+        }
+    }
+
     /// How messages name the method.
     fn name(self) -> &'static str {
         match self {

@@ -16,9 +16,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::MapError;
 use lb_common::{
-    Addr, Family, ForwardingMethod, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN,
-    REAL_OVERLOADED, Real, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY, Service,
-    ServiceKey, Settings, VipInfo, VipKey, capacity,
+    Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, REAL_OVERLOADED, Real,
+    SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY, Service, ServiceKey, Settings, VipInfo,
+    VipKey, capacity,
 };
 use tracing::{info, warn};
 
@@ -495,14 +495,6 @@ pub fn settings_of(config: &Config) -> Settings {
     }
 }
 
-fn forwarding_method(forwarding: Forwarding) -> ForwardingMethod {
-    match forwarding {
-        Forwarding::Dr => ForwardingMethod::DirectRouting,
-        Forwarding::Tun => ForwardingMethod::Tunnel,
-        Forwarding::Nat => ForwardingMethod::Masquerade,
-    }
-}
-
 /// Maglev's notion of "the same real": its address and port, never an id,
 /// so every balancer with the same config builds the same table.
 pub fn identity_bytes(address: IpAddr, port: u16) -> Vec<u8> {
@@ -524,7 +516,7 @@ fn real_entry(
     let mut real = Real {
         addr: Addr::from(identity.address),
         family: Family::of(&identity.address) as u8,
-        forwarding: forwarding_method(forwarding) as u8,
+        forwarding: forwarding.dataplane() as u8,
         flags: REAL_ACTIVE,
         port_be: identity.port.to_be(),
         service_id: identity.service_id,

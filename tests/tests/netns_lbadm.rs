@@ -51,17 +51,23 @@ fn recreate_web_as_round_robin(rig: &Rig) -> Result<()> {
     Ok(())
 }
 
+/// A DR rig with three reals whose IPv4 web service lbadm has turned into
+/// an `rr` one; the service's address.
+fn rig_with_round_robin_web() -> Result<(Rig, String)> {
+    let mut rig = Rig::build(Mode::Dr, &[1, 1, 1])?;
+    rig.write_config(&rig.all_reals())?;
+    rig.start_lbd()?;
+    recreate_web_as_round_robin(&rig)?;
+    let vip = web4(&rig).to_string();
+    Ok((rig, vip))
+}
+
 #[test]
 fn lbadm_edits_the_running_balancer_like_ipvsadm() -> Result<()> {
     if !require_root("lbadm_edits_the_running_balancer_like_ipvsadm") {
         return Ok(());
     }
-    let mut rig = Rig::build(Mode::Dr, &[1, 1, 1])?;
-    rig.write_config(&rig.all_reals())?;
-    rig.start_lbd()?;
-    let vip = web4(&rig).to_string();
-
-    recreate_web_as_round_robin(&rig)?;
+    let (rig, vip) = rig_with_round_robin_web()?;
     let listed = rig.lbadm(&["-L", "-n", "-t", &vip])?;
     ensure!(
         listed.lines().nth(2) == Some(&format!("TCP  {vip} rr")[..]),
@@ -297,11 +303,7 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
     if !require_root("schedulers_weigh_persist_and_count_connections") {
         return Ok(());
     }
-    let mut rig = Rig::build(Mode::Dr, &[1, 1, 1])?;
-    rig.write_config(&rig.all_reals())?;
-    rig.start_lbd()?;
-    let vip = web4(&rig).to_string();
-    recreate_web_as_round_robin(&rig)?;
+    let (rig, vip) = rig_with_round_robin_web()?;
 
     // wrr: shares follow the weights 1:2:3.
     rig.lbadm(&["-E", "-t", &vip, "-s", "wrr"])?;

@@ -7,8 +7,6 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use lb_common::ForwardingMethod;
-
 use crate::{
     config::{
         Forwarding, PersistenceConfig, Protocol, RealConfig, Scheduler, SchedulerFlag,
@@ -24,22 +22,6 @@ pub fn service_id(service: &ServiceConfig) -> ServiceId {
             Protocol::Udp => ipvsadm::Protocol::Udp,
         },
         address: SocketAddr::new(service.vip, service.port),
-    }
-}
-
-fn method(forwarding: Forwarding) -> ForwardingMethod {
-    match forwarding {
-        Forwarding::Dr => ForwardingMethod::DirectRouting,
-        Forwarding::Tun => ForwardingMethod::Tunnel,
-        Forwarding::Nat => ForwardingMethod::Masquerade,
-    }
-}
-
-fn forwarding(method: ForwardingMethod) -> Forwarding {
-    match method {
-        ForwardingMethod::DirectRouting => Forwarding::Dr,
-        ForwardingMethod::Tunnel => Forwarding::Tun,
-        ForwardingMethod::Masquerade => Forwarding::Nat,
     }
 }
 
@@ -65,7 +47,7 @@ pub fn virtual_service(service: &ServiceConfig) -> VirtualService {
 pub fn destination(service: &ServiceConfig, real: &RealConfig) -> Destination {
     Destination {
         address: SocketAddr::new(real.address, real.port),
-        forwarding: method(service.forwarding_of(real)),
+        forwarding: service.forwarding_of(real).dataplane(),
         weight: real.weight,
         upper_threshold: real.upper_threshold,
         lower_threshold: real.lower_threshold,
@@ -142,7 +124,7 @@ fn service_config(
         reals: destinations
             .iter()
             .map(|destination| {
-                let method = forwarding(destination.forwarding);
+                let method = Forwarding::from_dataplane(destination.forwarding);
                 RealConfig {
                     address: destination.address.ip(),
                     port: destination.address.port(),
@@ -161,10 +143,10 @@ fn service_config(
 fn most_common_forwarding(destinations: &[Destination]) -> Forwarding {
     let mut counts: BTreeMap<usize, (usize, Forwarding)> = BTreeMap::new();
     for (position, destination) in destinations.iter().enumerate() {
-        let method = forwarding(destination.forwarding);
+        let method = Forwarding::from_dataplane(destination.forwarding);
         let first = destinations
             .iter()
-            .position(|other| forwarding(other.forwarding) == method)
+            .position(|other| Forwarding::from_dataplane(other.forwarding) == method)
             .unwrap_or(position);
         counts.entry(first).or_insert((0, method)).0 += 1;
     }
@@ -192,6 +174,8 @@ fn generated_name(id: &ServiceId) -> String {
 
 #[cfg(test)]
 mod tests {
+    use lb_common::ForwardingMethod;
+
     use super::*;
 
     const YAML: &str = "
