@@ -268,33 +268,48 @@ impl Scheduler {
     }
 }
 
-/// ipvsadm's scheduler flags (`-b`): each belongs to one scheduler.
+/// ipvsadm's scheduler flags (`-b`). sh and mh name theirs; the same two
+/// bits on any other scheduler are `flag-1` and `flag-2`, which IPVS keeps
+/// (and ipvsadm saves) but no scheduler of theirs reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchedulerFlag {
     MhFallback,
     MhPort,
     ShFallback,
     ShPort,
+    Flag1,
+    Flag2,
 }
 
 impl SchedulerFlag {
-    pub const fn scheduler(self) -> Scheduler {
+    /// The scheduler whose flag this is; `None` for the numbered ones.
+    pub const fn scheduler(self) -> Option<Scheduler> {
         match self {
-            Self::MhFallback | Self::MhPort => Scheduler::Mh,
-            Self::ShFallback | Self::ShPort => Scheduler::Sh,
+            Self::MhFallback | Self::MhPort => Some(Scheduler::Mh),
+            Self::ShFallback | Self::ShPort => Some(Scheduler::Sh),
+            Self::Flag1 | Self::Flag2 => None,
         }
     }
 
-    pub const fn is_fallback(self) -> bool {
-        matches!(self, Self::MhFallback | Self::ShFallback)
+    /// Whether `scheduler` spells its flags this way.
+    pub fn belongs_to(self, scheduler: Scheduler) -> bool {
+        match self.scheduler() {
+            Some(own) => own == scheduler,
+            None => !matches!(scheduler, Scheduler::Mh | Scheduler::Sh),
+        }
     }
 
-    /// The flag of `scheduler` that means fallback (or port hashing).
-    pub fn for_scheduler(scheduler: Scheduler, fallback: bool) -> Option<Self> {
-        Self::ALL
+    /// The first bit (`IP_VS_SVC_F_SCHED1`): fallback for sh and mh.
+    pub const fn is_fallback(self) -> bool {
+        matches!(self, Self::MhFallback | Self::ShFallback | Self::Flag1)
+    }
+
+    /// The flag of `scheduler` for the first bit (or the second).
+    pub fn for_scheduler(scheduler: Scheduler, fallback: bool) -> Self {
+        *Self::ALL
             .iter()
-            .copied()
-            .find(|flag| flag.scheduler() == scheduler && flag.is_fallback() == fallback)
+            .find(|flag| flag.belongs_to(scheduler) && flag.is_fallback() == fallback)
+            .expect("every scheduler has a spelling for both bits")
     }
 }
 
@@ -445,6 +460,8 @@ impl Keyword for SchedulerFlag {
         Self::MhPort,
         Self::ShFallback,
         Self::ShPort,
+        Self::Flag1,
+        Self::Flag2,
     ];
     fn keyword(self) -> &'static str {
         match self {
@@ -452,6 +469,8 @@ impl Keyword for SchedulerFlag {
             Self::MhPort => "mh-port",
             Self::ShFallback => "sh-fallback",
             Self::ShPort => "sh-port",
+            Self::Flag1 => "flag-1",
+            Self::Flag2 => "flag-2",
         }
     }
 }
@@ -1366,13 +1385,15 @@ impl<'a> Reader<'a> {
     ) -> Option<Vec<SchedulerFlag>> {
         let flags = self.list(list, |r, item| {
             let flag: SchedulerFlag = r.keyword(item)?;
-            if flag.scheduler() != scheduler {
+            if !flag.belongs_to(scheduler) {
+                let spelled = SchedulerFlag::for_scheduler(scheduler, flag.is_fallback());
+                let owner = flag.scheduler().map_or_else(
+                    || "the numbered flags".to_owned(),
+                    |own| format!("the `{own}` scheduler"),
+                );
                 r.report_on(
                     item,
-                    format!(
-                        "`{flag}` is a flag of the `{}` scheduler, not of `{scheduler}`",
-                        flag.scheduler()
-                    ),
+                    format!("`{flag}` is a flag of {owner}; for `{scheduler}` write `{spelled}`"),
                 );
                 return None;
             }
@@ -2555,7 +2576,7 @@ services:
             8,
             23,
             "services[0].scheduler_flags[0]",
-            "`mh-port` is a flag of the `mh` scheduler, not of `rr`",
+            "`mh-port` is a flag of the `mh` scheduler; for `rr` write `flag-2`",
         );
         assert_one(
             &with_services(&format!(

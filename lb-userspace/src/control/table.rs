@@ -100,10 +100,10 @@ fn service_config(
     let scheduler = Scheduler::from_dataplane(service.scheduler);
     let mut scheduler_flags = Vec::new();
     if service.fallback {
-        scheduler_flags.extend(SchedulerFlag::for_scheduler(scheduler, true));
+        scheduler_flags.push(SchedulerFlag::for_scheduler(scheduler, true));
     }
     if service.hash_port {
-        scheduler_flags.extend(SchedulerFlag::for_scheduler(scheduler, false));
+        scheduler_flags.push(SchedulerFlag::for_scheduler(scheduler, false));
     }
     let default_forwarding = most_common_forwarding(destinations);
     ServiceConfig {
