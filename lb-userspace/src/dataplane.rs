@@ -186,9 +186,7 @@ impl Dataplane {
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing"))?
                 .try_into()?;
-            program
-                .load()
-                .with_context(|| format!("verifying program {name}"))?;
+            verify(program, name)?;
         }
         let maps = Maps::take_from(&mut ebpf)?;
         Ok(Self {
@@ -373,6 +371,28 @@ pub fn zero_traffic(counters: &mut PerCpuArray<MapData, TrafficCounters>, id: u3
     let zeros = aya::maps::PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])?;
     counters.set(id, zeros, 0)?;
     Ok(())
+}
+
+/// Loads (verifies) an XDP program. The kernel gives up verifying with
+/// EAGAIN when a signal arrives meanwhile (the balancer takes ~100k
+/// verifier steps; a busy test process gets SIGCHLDs), so like libbpf this
+/// tries up to five times.
+pub fn verify(program: &mut Xdp, name: &str) -> Result<()> {
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        match program.load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
+            {
+                warn!(
+                    program = name,
+                    attempt, "verification interrupted; retrying"
+                );
+            }
+            result => return result.with_context(|| format!("verifying program {name}")),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 pub fn monotonic_now_ns() -> u64 {

@@ -149,9 +149,7 @@ impl Decap {
             .program_mut(programs::DECAP)
             .with_context(|| format!("program {} missing", programs::DECAP))?
             .try_into()?;
-        program
-            .load()
-            .with_context(|| format!("verifying program {}", programs::DECAP))?;
+        crate::dataplane::verify(program, programs::DECAP)?;
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing from the BPF object"))
