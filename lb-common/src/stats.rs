@@ -180,6 +180,17 @@ impl TrafficCounters {
     }
 }
 
+/// Per-CPU values add up to the whole: `per_cpu.iter().sum()`.
+impl<'a> core::iter::Sum<&'a TrafficCounters> for TrafficCounters {
+    fn sum<I: Iterator<Item = &'a TrafficCounters>>(per_cpu: I) -> Self {
+        let mut total = Self::default();
+        for counters in per_cpu {
+            total.add(counters);
+        }
+        total
+    }
+}
+
 #[cfg(feature = "user")]
 // SAFETY: repr(C), six u64 fields, no padding.
 unsafe impl aya::Pod for TrafficCounters {}

@@ -125,7 +125,7 @@ pub fn collect(maps: &Maps, sorted: bool) -> Result<Vec<ServiceRow>> {
                     active_connections: u64::from(conns.active),
                     inactive_connections: u64::from(conns.inactive),
                     persistent_connections: templates.get(&id).copied().unwrap_or(0),
-                    stats: sum(maps.real_stats.get(&id, 0)?.iter()),
+                    stats: maps.real_stats.get(&id, 0)?.iter().sum(),
                     rates: Rates::default(),
                     health: None,
                 })
@@ -134,7 +134,7 @@ pub fn collect(maps: &Maps, sorted: bool) -> Result<Vec<ServiceRow>> {
         rows.push(service_row(
             &key,
             &service,
-            sum(maps.service_stats.get(&service.id, 0)?.iter()),
+            maps.service_stats.get(&service.id, 0)?.iter().sum(),
             reals,
         ));
     }
@@ -215,14 +215,6 @@ pub fn merge_live(rows: &mut [ServiceRow], live: &[LiveService]) {
 fn service_address(key: &ServiceKey) -> SocketAddr {
     let family = Family::from_u8(key.family).unwrap_or(Family::V4);
     SocketAddr::new(key.addr.to_ip(family), u16::from_be(key.port_be))
-}
-
-fn sum<'a>(per_cpu: impl Iterator<Item = &'a TrafficCounters>) -> TrafficCounters {
-    let mut total = TrafficCounters::default();
-    for counters in per_cpu {
-        total.add(counters);
-    }
-    total
 }
 
 const VERSION_LINE: &str = "IP Virtual Server version 1.2.1";

@@ -152,7 +152,7 @@ pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
     let mut services = Vec::with_capacity(labels.services.len());
     for service in &labels.services {
         let per_cpu = maps.service_stats.get(&service.id, 0)?;
-        services.push((service.clone(), sum(per_cpu.iter())));
+        services.push((service.clone(), per_cpu.iter().sum()));
     }
     let mut reals = Vec::with_capacity(labels.reals.len());
     for real_labels in &labels.reals {
@@ -171,7 +171,7 @@ pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
                 weight: entry.weight,
                 ..real_labels.clone()
             },
-            counters: sum(per_cpu.iter()),
+            counters: per_cpu.iter().sum(),
             next_hop_resolved: entry.flags & REAL_NEXT_HOP_KNOWN != 0,
             overloaded: entry.flags & REAL_OVERLOADED != 0,
             connections: maps.real_conns.get(&real_labels.id, 0)?,
@@ -193,14 +193,6 @@ pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
         flow_table_entries,
         flow_table_capacity: labels.flow_table_capacity,
     })
-}
-
-fn sum<'a>(per_cpu: impl Iterator<Item = &'a TrafficCounters>) -> TrafficCounters {
-    let mut total = TrafficCounters::default();
-    for counters in per_cpu {
-        total.add(counters);
-    }
-    total
 }
 
 /// Opens the pinned maps and reads a snapshot (blocking: one syscall per

@@ -235,14 +235,7 @@ impl Daemon {
         let ids = self.reconciler.ids();
         let mut samples = HashMap::new();
         let maps = &self.dataplane.maps;
-        let sum = |values: PerCpuValues<TrafficCounters>| {
-            values
-                .iter()
-                .fold(TrafficCounters::default(), |mut total, cpu| {
-                    total.add(cpu);
-                    total
-                })
-        };
+        let sum = |values: PerCpuValues<TrafficCounters>| values.iter().sum();
         for &id in ids.services.values() {
             if let Ok(values) = maps.service_stats.get(&id, 0) {
                 samples.insert(Subject::Service(id), sum(values));
