@@ -30,6 +30,10 @@ use saphyr::{MarkedYaml, Marker, Scalar, ScanError, YamlData, YamlLoader};
 use saphyr_parser::Parser;
 use serde::Serialize;
 
+pub mod health;
+
+pub use health::HealthCheck;
+
 // ---------------------------------------------------------------------------
 // Limits and defaults. The capacities come from `lb-common`, which sizes the
 // data-plane maps, so the two cannot drift apart.

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod decap;
 pub mod estimator;
+pub mod health;
 pub mod ipvsadm;
 pub mod listing;
 pub mod maglev;
