@@ -72,7 +72,7 @@ pub mod capacity {
     /// `MAX_SERVICES * table size` slots (a little over 32 MiB by default).
     pub const MAX_SERVICES: u32 = 128;
     /// Real ids are `1..MAX_REALS`, one per (service, real) pair.
-    pub const MAX_REALS: u32 = 4_096;
+    pub const MAX_REALS: u32 = 16_384;
     /// Local addresses the decap program accepts tunnels for.
     pub const MAX_DECAP_ADDRS: u32 = 64;
     pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;
@@ -282,7 +282,10 @@ pub struct Real {
     pub mtu: u16,
     /// A [`ForwardingMethod`] (per real, as ipvsadm's `-g`/`-i`/`-m`).
     pub forwarding: u8,
-    pub _pad: u8,
+    /// The daemon's last health verdict ([`RealHealth`] as `u8`), kept here
+    /// so a restarted daemon carries on from it. The data plane reads
+    /// [`REAL_DOWN`], never this.
+    pub health: u8,
     /// ipvsadm's `-x`: at this many connections the real is overloaded
     /// (the daemon sets [`REAL_OVERLOADED`]); 0 = no limit.
     pub upper_threshold: u32,
@@ -299,6 +302,11 @@ pub const REAL_NEXT_HOP_KNOWN: u8 = 1 << 1;
 /// Over its upper connection threshold: schedulers skip it (established
 /// flows and persistence templates still reach it).
 pub const REAL_OVERLOADED: u8 = 1 << 2;
+/// Failed its health checks and was taken out of the service (keepalived
+/// removes such reals from IPVS): no new connections, and established ones
+/// follow `expire_nodest_conn`. The entry keeps its id, so flows resume if
+/// the real comes back before they idle out.
+pub const REAL_DOWN: u8 = 1 << 3;
 
 impl Real {
     /// Whether the schedulers may give it a new connection of service
@@ -308,9 +316,37 @@ impl Real {
     /// two.
     #[inline(always)]
     pub const fn takes_new_connections(&self, service_id: u32) -> bool {
-        self.flags & (REAL_ACTIVE | REAL_OVERLOADED) == REAL_ACTIVE
+        self.flags & (REAL_ACTIVE | REAL_OVERLOADED | REAL_DOWN) == REAL_ACTIVE
             && self.service_id == service_id
             && self.weight > 0
+    }
+
+    /// Whether established flows and persistence templates may still reach
+    /// it: configured for `service_id` and not taken out by health checks.
+    #[inline(always)]
+    pub const fn is_live(&self, service_id: u32) -> bool {
+        self.flags & (REAL_ACTIVE | REAL_DOWN) == REAL_ACTIVE && self.service_id == service_id
+    }
+}
+
+/// What the daemon last concluded from a real's health checks.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RealHealth {
+    /// Not yet probed (or not probed at all).
+    #[default]
+    Unknown = 0,
+    Up = 1,
+    Down = 2,
+}
+
+impl RealHealth {
+    pub const fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Up,
+            2 => Self::Down,
+            _ => Self::Unknown,
+        }
     }
 }
 

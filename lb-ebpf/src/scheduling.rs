@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use lb_common::{
-    ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, REAL_ACTIVE, Real,
-    SETTINGS_EXPIRE_NODEST_CONN, Service, ServiceKey, Settings, VipKey, proto,
+    ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, Real, SETTINGS_EXPIRE_NODEST_CONN,
+    Service, ServiceKey, Settings, VipKey, proto,
 };
 
 use crate::{
@@ -166,5 +166,5 @@ pub fn live_real(real_id: u32, service_id: u32) -> Option<&'static Real> {
         return None;
     }
     let real = LB_REALS.get(real_id)?;
-    (real.flags & REAL_ACTIVE != 0 && real.service_id == service_id).then_some(real)
+    real.is_live(service_id).then_some(real)
 }

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 pub mod health;
 
-pub use health::HealthCheck;
+pub use health::{HealthCheck, QuorumLoss, ServiceHealth};
 
 // ---------------------------------------------------------------------------
 // Limits and defaults. The capacities come from `lb-common`, which sizes the
@@ -194,6 +194,9 @@ pub struct ServiceConfig {
     pub persistence: Option<PersistenceConfig>,
     /// The reals' forwarding method unless a real names its own.
     pub forwarding: Forwarding,
+    /// Health checks and what failures do.
+    #[serde(flatten)]
+    pub health: ServiceHealth,
     pub reals: Vec<RealConfig>,
 }
 
@@ -201,6 +204,13 @@ impl ServiceConfig {
     /// How packets reach `real`.
     pub fn forwarding_of(&self, real: &RealConfig) -> Forwarding {
         real.forwarding.unwrap_or(self.forwarding)
+    }
+
+    /// How `real` is probed: its own check, else the service's.
+    pub fn health_check_of<'a>(&'a self, real: &'a RealConfig) -> &'a HealthCheck {
+        real.health_check
+            .as_ref()
+            .unwrap_or(&self.health.health_check)
     }
 }
 
@@ -381,7 +391,7 @@ impl Forwarding {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct RealConfig {
     pub address: IpAddr,
     /// Defaults to the service's port.
@@ -399,6 +409,9 @@ pub struct RealConfig {
     /// quarters of the upper threshold).
     #[serde(skip_serializing_if = "is_zero")]
     pub lower_threshold: u32,
+    /// This real's probe, when it differs from the service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -767,7 +780,7 @@ impl Draft {
                 .services
                 .into_iter()
                 .map(|service| {
-                    let reals = service.reals.iter().copied().map(Some).collect();
+                    let reals = service.reals.iter().cloned().map(Some).collect();
                     Some(DraftService {
                         service: ServiceConfig {
                             reals: Vec::new(),
@@ -1324,6 +1337,14 @@ impl<'a> Reader<'a> {
             "scheduler_flags",
             "persistence",
             "forwarding",
+            "health_check",
+            "inhibit_on_failure",
+            "alpha",
+            "quorum",
+            "on_quorum_loss",
+            "sorry_server",
+            "notify_up",
+            "notify_down",
             "reals",
         ];
         let fields = self.mapping(item, FIELDS)?;
@@ -1344,8 +1365,12 @@ impl<'a> Reader<'a> {
         // A real's port defaults to the service's; if that is broken the
         // service is rejected anyway, and 0 lets its reals still be read.
         let default_port = port.unwrap_or(0);
+        let health = self.decode_service_health(&fields, default_port);
+        let service_check = health.as_ref().map(|health| health.health_check.clone());
         let reals = match fields.get("reals") {
-            Some(list) => self.list(&list, |r, item| r.decode_real(item, default_port)),
+            Some(list) => self.list(&list, |r, item| {
+                r.decode_real(item, default_port, service_check.as_ref())
+            }),
             None => Some(Vec::new()),
         };
         let service = ServiceConfig {
@@ -1357,6 +1382,7 @@ impl<'a> Reader<'a> {
             scheduler_flags: scheduler_flags?,
             persistence: persistence?,
             forwarding: forwarding?,
+            health: health?,
             reals: Vec::new(),
         };
         Some(DraftService {
@@ -1437,7 +1463,72 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn decode_real(&mut self, item: &Field<'_, '_>, default_port: u16) -> Option<RealConfig> {
+    /// The service's health settings; reals are decoded after, against
+    /// its check.
+    fn decode_service_health(
+        &mut self,
+        fields: &Fields<'_, '_>,
+        default_port: u16,
+    ) -> Option<ServiceHealth> {
+        let defaults = ServiceHealth::unchecked();
+        let health_check = self.optional(
+            fields,
+            "health_check",
+            defaults.health_check.clone(),
+            |r, f| r.decode_health_check(f, &HealthCheck::default()),
+        );
+        let inhibit_on_failure = self.optional(fields, "inhibit_on_failure", false, Self::boolean);
+        let alpha = self.optional(fields, "alpha", false, Self::boolean);
+        let quorum = self.optional(fields, "quorum", defaults.quorum, |r, f| {
+            r.u32_in(f, 0..=u32::MAX)
+        });
+        let on_quorum_loss = self.optional(fields, "on_quorum_loss", None, |r, f| {
+            r.quorum_loss(f).map(Some)
+        });
+        let sorry_server = self.optional(fields, "sorry_server", None, |r, f| {
+            r.decode_sorry_server(f, default_port).map(Some)
+        });
+        let notify_up = self.optional(fields, "notify_up", Vec::new(), Self::command);
+        let notify_down = self.optional(fields, "notify_down", Vec::new(), Self::command);
+        Some(ServiceHealth {
+            health_check: health_check?,
+            inhibit_on_failure: inhibit_on_failure?,
+            alpha: alpha?,
+            quorum: quorum?,
+            on_quorum_loss: on_quorum_loss?,
+            sorry_server: sorry_server?,
+            notify_up: notify_up?,
+            notify_down: notify_down?,
+        })
+    }
+
+    /// `{ address, port, forwarding }`: a real that is never probed.
+    fn decode_sorry_server(
+        &mut self,
+        field: &Field<'_, '_>,
+        default_port: u16,
+    ) -> Option<RealConfig> {
+        let fields = self.mapping(field, &["address", "port", "forwarding"])?;
+        let address = self.required_with(&fields, "address", Self::ip);
+        let port = self.optional(&fields, "port", default_port, Self::port);
+        let forwarding = self.optional(&fields, "forwarding", None, |r, f| r.keyword(f).map(Some));
+        Some(RealConfig {
+            address: address?,
+            port: port?,
+            weight: DEFAULT_WEIGHT,
+            forwarding: forwarding?,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            health_check: None,
+        })
+    }
+
+    fn decode_real(
+        &mut self,
+        item: &Field<'_, '_>,
+        default_port: u16,
+        service_check: Option<&HealthCheck>,
+    ) -> Option<RealConfig> {
         const FIELDS: &[&str] = &[
             "address",
             "port",
@@ -1445,6 +1536,7 @@ impl<'a> Reader<'a> {
             "forwarding",
             "upper_threshold",
             "lower_threshold",
+            "health_check",
         ];
         let fields = self.mapping(item, FIELDS)?;
         let address = self.required_with(&fields, "address", Self::ip);
@@ -1459,6 +1551,12 @@ impl<'a> Reader<'a> {
         let lower_threshold = self.optional(&fields, "lower_threshold", 0, |r, f| {
             r.u32_in(f, 0..=MAX_THRESHOLD)
         });
+        // Decoded against the service's check; if that one was broken the
+        // service is rejected anyway and the defaults stand in.
+        let base = service_check.cloned().unwrap_or_default();
+        let health_check = self.optional(&fields, "health_check", None, |r, f| {
+            r.decode_health_check(f, &base).map(Some)
+        });
         Some(RealConfig {
             address: address?,
             port: port?,
@@ -1466,6 +1564,7 @@ impl<'a> Reader<'a> {
             forwarding: forwarding?,
             upper_threshold: upper_threshold?,
             lower_threshold: lower_threshold?,
+            health_check: health_check?,
         })
     }
 }
@@ -1684,6 +1783,35 @@ impl Reader<'_> {
                 }
             }
         }
+        self.check_service_health(path, service, &first_seen);
+    }
+
+    fn check_service_health(
+        &mut self,
+        path: &str,
+        service: &ServiceConfig,
+        reals: &HashMap<(IpAddr, u16), usize>,
+    ) {
+        let health = &service.health;
+        if let Some(sorry) = &health.sorry_server {
+            let sorry_path = format!("{path}.sorry_server");
+            self.check_real(&sorry_path, service, sorry);
+            if let Some(j) = reals.get(&(sorry.address, sorry.port)) {
+                let address = SocketAddr::new(sorry.address, sorry.port);
+                self.report_at(
+                    &sorry_path,
+                    format!(
+                        "the sorry server {address} is also reals[{j}]: it would take \
+                         traffic only when it is itself down"
+                    ),
+                );
+            }
+        } else if health.on_quorum_loss == Some(QuorumLoss::SorryServer) {
+            self.report_at(
+                &format!("{path}.on_quorum_loss"),
+                "`on_quorum_loss: sorry_server` needs a `sorry_server`",
+            );
+        }
     }
 
     /// What the service's forwarding method can do with a real's address
@@ -1865,6 +1993,7 @@ mod tests {
             forwarding: None,
             upper_threshold: 0,
             lower_threshold: 0,
+            health_check: None,
         }
     }
 
@@ -1916,6 +2045,7 @@ services:
                 scheduler_flags: vec![SchedulerFlag::MhPort],
                 persistence: None,
                 forwarding: Forwarding::Dr,
+                health: ServiceHealth::unchecked(),
                 reals: vec![
                     real(v4(198, 18, 2, 11), 80, 1),
                     real(v4(198, 18, 2, 12), 80, 3),
@@ -1975,6 +2105,7 @@ services:
                     scheduler_flags: vec![SchedulerFlag::MhPort],
                     persistence: None,
                     forwarding: Forwarding::Dr,
+                    health: ServiceHealth::unchecked(),
                     reals: vec![
                         real(v4(198, 18, 2, 11), 443, 2),
                         real(v4(198, 18, 2, 12), 443, 1),
@@ -1989,6 +2120,7 @@ services:
                     scheduler_flags: vec![SchedulerFlag::MhPort],
                     persistence: None,
                     forwarding: Forwarding::Dr,
+                    health: ServiceHealth::unchecked(),
                     reals: vec![
                         real(v6("fd00:18:2::11"), 443, 2),
                         real(v6("fd00:18:2::12"), 443, 0),
@@ -2003,6 +2135,7 @@ services:
                     scheduler_flags: vec![SchedulerFlag::ShFallback, SchedulerFlag::ShPort],
                     persistence: None,
                     forwarding: Forwarding::Dr,
+                    health: ServiceHealth::unchecked(),
                     reals: vec![
                         real(v6("fd00:18:2::21"), 0, 1),
                         real(v6("fd00:18:2::22"), 0, 65_535),
@@ -2017,6 +2150,7 @@ services:
                     scheduler_flags: vec![SchedulerFlag::MhPort],
                     persistence: None,
                     forwarding: Forwarding::Tun,
+                    health: ServiceHealth::unchecked(),
                     reals: vec![
                         real(v4(198, 18, 3, 11), 8443, 1),
                         real(v6("fd00:18:3::12"), 8443, 3),
@@ -2034,6 +2168,7 @@ services:
                         prefix: 64,
                     }),
                     forwarding: Forwarding::Nat,
+                    health: ServiceHealth::unchecked(),
                     reals: vec![
                         RealConfig {
                             upper_threshold: 100,
@@ -2181,7 +2316,7 @@ services:
                 "config.yaml:3:11: pin_path: `relative/dir` must be an absolute path",
                 "config.yaml:4:22: tunnel.source_v4: fd00:18::1 is an IPv6 address, this field takes an IPv4 address (IPv6 tunnels take theirs from `tunnel.source_v6`)",
                 "config.yaml:5:18: timeouts.tcp: 0 is out of range 1..=2147483",
-                "config.yaml:12:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`, `forwarding`, `upper_threshold`, `lower_threshold`",
+                "config.yaml:12:33: services[0].reals[0].wieght: unknown field `wieght`, expected one of `address`, `port`, `weight`, `forwarding`, `upper_threshold`, `lower_threshold`, `health_check`",
                 "config.yaml:13:41: services[0].reals[1].weight: 70000 is out of range 0..=65535",
                 "config.yaml:14:20: services[0].reals[2].address: real fd00::12 is IPv6 but the VIP 198.18.1.10 is IPv4; DR forwarding needs the same address family (only `tun` can mix them)",
                 "config.yaml:15:39: services[0].reals[3].port: real port 8080 differs from the service port 80, and DR forwarding cannot rewrite ports; omit `port` or set it to 80 (only `nat` can change ports)",
@@ -3312,23 +3447,23 @@ services:
 
     #[test]
     fn too_many_reals() {
-        // Two services of 2048 reals: the 4096th real is services[1].reals[2047].
+        // Two services of 8192 reals: the 16384th real is services[1].reals[8191].
         let mut body = String::new();
         for s in 1..=2 {
             body += &format!(
                 "  - name: s{s}\n    vip: 10.{s}.255.1\n    port: 80\n    protocol: tcp\n    reals:\n"
             );
-            for j in 0..2048 {
+            for j in 0..8192 {
                 body += &format!("      - {{ address: 10.{s}.{}.{} }}\n", j / 256, j % 256);
             }
         }
-        // Line 3 + 5 + 2048 (first service) + 5 + 2047.
+        // Line 3 + 5 + 8192 (first service) + 5 + 8191.
         assert_one(
             &with_services(&body),
-            4108,
+            16396,
             9,
-            "services[1].reals[2047]",
-            "too many reals: 4096 configured across all services, at most 4095 are supported",
+            "services[1].reals[8191]",
+            "too many reals: 16384 configured across all services, at most 16383 are supported",
         );
         let last = body.rfind("      - ").unwrap();
         ok(&with_services(&body[..last]));

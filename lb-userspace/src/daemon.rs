@@ -1,6 +1,7 @@
 //! `lbd`'s main loop: load, adopt, apply, attach, then follow signals,
 //! control requests and neighbour changes until told to stop.
 
+mod health_reports;
 mod requests;
 
 use std::{
@@ -24,6 +25,7 @@ use crate::{
     control,
     dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
     estimator::{self, Estimator},
+    health::{Monitor, runner::Report},
     metrics::{self, Labels},
     neighbours::{Resolution, Resolver},
     reaper,
@@ -41,6 +43,8 @@ const REAP_INTERVAL: Duration = Duration::from_secs(5);
 const CONNECTION_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for ARP/ND before applying what it has.
 const INITIAL_RESOLUTION_WAIT: Duration = Duration::from_secs(3);
+/// Probe results waiting for the daemon loop; probes wait when it is full.
+const HEALTH_REPORT_QUEUE: usize = 4096;
 
 /// Reads and validates a config file against this host's interfaces.
 pub fn load_config(path: &Path) -> Result<Config> {
@@ -64,7 +68,12 @@ fn xdp_mode(mode: config::XdpMode) -> XdpMode {
 
 struct Daemon {
     config_path: PathBuf,
+    /// The configuration as declared (file, then lbadm changes).
     config: Config,
+    /// What the data plane runs: `config` after health checking (failed
+    /// reals out or at weight 0, sorry servers in).
+    running: Config,
+    health: Monitor,
     layout: PinLayout,
     dataplane: Dataplane,
     reconciler: Reconciler,
@@ -94,9 +103,14 @@ pub async fn run(config_path: &Path) -> Result<()> {
     } else {
         Reconciler::new(geometry)
     };
+    let (report_sender, mut health_reports) = mpsc::channel::<Report>(HEALTH_REPORT_QUEUE);
+    let mut health = Monitor::new(report_sender);
+    health.configure(&config, &reconciler.pinned_health());
     let mut daemon = Daemon {
         config_path: config_path.to_owned(),
+        running: config.clone(),
         config,
+        health,
         layout,
         dataplane,
         reconciler,
@@ -111,7 +125,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     // Dropped (and so stopped) when `run` returns.
     let _metrics_server = match metrics_listener {
         Some((address, listener)) => {
-            let labels = Labels::new(&daemon.config, daemon.reconciler.ids());
+            let labels = Labels::new(&daemon.running, daemon.reconciler.ids());
             let (sender, receiver) = watch::channel(Arc::new(labels));
             daemon.metrics = Some((address, sender));
             let pins = daemon.layout.root.clone();
@@ -155,6 +169,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
             _ = reap.tick() => daemon.reap_idle_flows(),
             _ = count.tick() => daemon.count_connections(),
             _ = estimate.tick() => daemon.sample_rates(),
+            Some(report) = health_reports.recv() => daemon.on_health_reports(report, &mut health_reports),
             Some((request, reply)) = requests.recv() => {
                 let response = daemon.handle(request).await;
                 let _ = reply.send(response);
@@ -211,9 +226,11 @@ impl Daemon {
                 .insert(hop.ifindex, hop.ifindex, None, 0)
                 .context("adding an egress interface to the redirect map")?;
         }
+        let (running, marks) = self.health.plan(&self.config);
         let applied =
             self.reconciler
-                .apply(&mut self.dataplane.maps, &self.config, &self.next_hops)?;
+                .apply(&mut self.dataplane.maps, &running, &self.next_hops, &marks)?;
+        self.running = running;
         info!(
             services = self.config.services.len(),
             added = applied.services_added,
@@ -224,7 +241,7 @@ impl Daemon {
             "applied configuration"
         );
         if let Some((_, labels)) = &self.metrics {
-            let fresh = Labels::new(&self.config, self.reconciler.ids());
+            let fresh = Labels::new(&self.running, self.reconciler.ids());
             labels.send_if_modified(|current| {
                 let changed = **current != fresh;
                 if changed {
@@ -295,9 +312,12 @@ impl Daemon {
                 return Err(error);
             }
         }
+        // Reals already probed keep their verdicts; new ones start unknown.
+        self.health.configure(&self.config, &HashMap::new());
         if let Err(error) = self.apply() {
             // Maps may hold part of the new state; put the old one back.
             self.config = previous;
+            self.health.configure(&self.config, &HashMap::new());
             self.apply()?;
             return Err(error);
         }

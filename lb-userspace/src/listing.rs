@@ -11,12 +11,12 @@ use std::{
 
 use anyhow::Result;
 use lb_common::{
-    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, Real, SCHED_FLAG_FALLBACK,
+    ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, REAL_DOWN, Real, SCHED_FLAG_FALLBACK,
     SCHED_FLAG_PORT, Scheduler, Service, ServiceKey, Settings, TrafficCounters, capacity, proto,
 };
 
 use crate::{
-    control::{Health, LiveService},
+    control::{CheckStatus, Health, LiveService, QuorumStatus},
     dataplane::{Maps, monotonic_now_ns},
     estimator::Rates,
     reaper,
@@ -39,6 +39,13 @@ pub struct RealRow {
     pub rates: Rates,
     /// From the daemon; `None` when it did not answer.
     pub health: Option<Health>,
+    /// Taken out by health checks (`REAL_DOWN`): keepalived would have
+    /// removed it from IPVS, so ipvsadm's views leave it out.
+    pub down: bool,
+    /// From the daemon; `None` when not probed or it did not answer.
+    pub check: Option<CheckStatus>,
+    /// The service's sorry server (from the daemon).
+    pub sorry_server: bool,
 }
 
 /// Client persistence as listed: timeout and prefix length.
@@ -59,6 +66,8 @@ pub struct ServiceRow {
     pub persistence: Option<Persistence>,
     pub stats: TrafficCounters,
     pub rates: Rates,
+    /// From the daemon.
+    pub quorum: Option<QuorumStatus>,
     pub reals: Vec<RealRow>,
 }
 
@@ -75,6 +84,9 @@ pub enum View {
     Thresholds,
     /// `--persistent-conn`.
     PersistentConn,
+    /// lbadm's `--health`: each real's checks and verdict, failed reals
+    /// included.
+    Health,
 }
 
 /// How to list.
@@ -128,6 +140,9 @@ pub fn collect(maps: &Maps, sorted: bool) -> Result<Vec<ServiceRow>> {
                     stats: maps.real_stats.get(&id, 0)?.iter().sum(),
                     rates: Rates::default(),
                     health: None,
+                    down: real.flags & REAL_DOWN != 0,
+                    check: None,
+                    sorry_server: false,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -165,6 +180,7 @@ fn service_row(
         }),
         stats,
         rates: Rates::default(),
+        quorum: None,
         reals,
     }
 }
@@ -203,10 +219,13 @@ pub fn merge_live(rows: &mut [ServiceRow], live: &[LiveService]) {
             continue;
         };
         row.rates = service.rates;
+        row.quorum = service.quorum.clone();
         for real in &mut row.reals {
             if let Some(found) = service.reals.iter().find(|r| r.address == real.address) {
                 real.rates = found.rates;
                 real.health = Some(found.health);
+                real.check = found.check.clone();
+                real.sorry_server = found.sorry_server;
             }
         }
     }
@@ -298,6 +317,9 @@ fn title(view: View) -> &'static str {
         View::PersistentConn => {
             "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n  -> RemoteAddress:Port\n"
         }
+        View::Health => {
+            "Prot LocalAddress:Port Quorum\n  -> RemoteAddress:Port           Health      Check  Since    Last failure\n"
+        }
     }
 }
 
@@ -311,10 +333,43 @@ pub fn render(rows: &[ServiceRow], table_size: u32, layout: Layout) -> String {
     for row in rows {
         service_line(&mut out, row, layout);
         for real in &row.reals {
-            real_line(&mut out, real, layout);
+            if layout.view == View::Health {
+                health_line(&mut out, real);
+            } else if !real.down {
+                real_line(&mut out, real, layout);
+            }
         }
     }
     out
+}
+
+fn health_line(out: &mut String, real: &RealRow) {
+    let health = match (real.health, real.down) {
+        (Some(health), _) => serde_json::to_value(health)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        (None, true) => "down".to_owned(),
+        (None, false) => "-".to_owned(),
+    };
+    let (kind, since, failure) = match &real.check {
+        Some(check) => (
+            check.kind.as_str(),
+            format!("{}s", check.seconds_in_state),
+            check.last_failure.clone().unwrap_or_default(),
+        ),
+        None if real.sorry_server => ("-", "-".to_owned(), "(sorry server)".to_owned()),
+        None => ("none", "-".to_owned(), String::new()),
+    };
+    let line = format!(
+        "  -> {:<28} {:<11} {:<6} {:<8} {}",
+        endpoint(&real.address),
+        health,
+        kind,
+        since,
+        failure
+    );
+    let _ = writeln!(out, "{}", line.trim_end());
 }
 
 fn service_line(out: &mut String, row: &ServiceRow, layout: Layout) {
@@ -324,6 +379,17 @@ fn service_line(out: &mut String, row: &ServiceRow, layout: Layout) {
         endpoint(&row.address)
     );
     match layout.view {
+        View::Health => {
+            let quorum = match &row.quorum {
+                Some(q) if q.quorate => format!("ok ({}/{})", q.healthy_weight, q.quorum),
+                Some(q) => format!(
+                    "lost ({}/{}, {})",
+                    q.healthy_weight, q.quorum, q.on_quorum_loss
+                ),
+                None => "-".to_owned(),
+            };
+            let _ = writeln!(out, "{name} {quorum}");
+        }
         View::Stats => counters_line(out, &name, &stats_columns(&row.stats), layout.exact),
         View::Rate => counters_line(out, &name, &rate_columns(&row.rates), layout.exact),
         _ => {
@@ -394,6 +460,7 @@ fn real_line(out: &mut String, real: &RealRow, layout: Layout) {
             real.active_connections,
             real.inactive_connections
         ),
+        View::Health => Ok(()),
     };
 }
 
@@ -584,6 +651,7 @@ pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
                     })),
                     "stats": counters(&row.stats),
                     "rates": row.rates,
+                    "quorum": row.quorum,
                     "reals": row.reals.iter().map(|real| serde_json::json!({
                         "address": real.address,
                         "forward": forward_name(real.forwarding),
@@ -593,7 +661,9 @@ pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
                         "active_connections": real.active_connections,
                         "inactive_connections": real.inactive_connections,
                         "persistent_connections": real.persistent_connections,
-                        "health": real.health,
+                        "health": real.health.or(real.down.then_some(Health::Down)),
+                        "check": real.check,
+                        "sorry_server": real.sorry_server,
                         "stats": counters(&real.stats),
                         "rates": real.rates,
                     })).collect::<Vec<_>>(),
@@ -687,6 +757,7 @@ mod tests {
                 }),
                 stats: stats(401, 8_939_187, 8_953_980, 830_843_123, 1_135_000_001),
                 rates: rates(12, 345, 340, 33_000, 150_000_000),
+                quorum: None,
                 reals: vec![RealRow {
                     address: "198.18.2.11:80".parse().unwrap(),
                     forwarding: ForwardingMethod::Masquerade,
@@ -699,6 +770,9 @@ mod tests {
                     stats: stats(134, 3_026_088, 3_031_335, 281_255_999, 384_268_000),
                     rates: rates(1, 2, 3, 4, 5),
                     health: Some(Health::Up),
+                    down: false,
+                    check: None,
+                    sorry_server: false,
                 }],
             },
             ServiceRow {
@@ -712,6 +786,7 @@ mod tests {
                 }),
                 stats: TrafficCounters::default(),
                 rates: Rates::default(),
+                quorum: None,
                 reals: vec![],
             },
         ]

@@ -10,21 +10,22 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
 };
 
 use anyhow::{Context as _, Result, bail};
 use aya::maps::MapError;
 use lb_common::{
-    Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, REAL_OVERLOADED, Real,
-    SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY, Service, ServiceKey, Settings, VipInfo,
-    VipKey, capacity,
+    Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
+    REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
+    Service, ServiceKey, Settings, VipInfo, VipKey, capacity,
 };
 use tracing::{info, warn};
 
 use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
     dataplane::{Geometry, Maps, zero_traffic},
+    health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
     rows::{RowReal, build_row},
 };
@@ -230,11 +231,15 @@ impl Reconciler {
 
     /// Makes the maps describe `config`. Reals without a next hop get no
     /// Maglev slots: they could not be reached, so new flows go elsewhere.
+    ///
+    /// `marks` are health checking's verdicts: a removed real keeps its id
+    /// and entry (flagged [`REAL_DOWN`]) but gets no slots.
     pub fn apply(
         &mut self,
         maps: &mut Maps,
         config: &Config,
         next_hops: &HashMap<IpAddr, Resolution>,
+        marks: &HashMap<RealKey, Mark>,
     ) -> Result<Applied> {
         if config.dataplane.maglev_table_size != self.geometry.maglev_table_size {
             bail!(
@@ -249,8 +254,16 @@ impl Reconciler {
         // 1. Real entries, so every id a table is about to name is valid.
         let mut wanted_reals = HashMap::new();
         for service in &config.services {
-            let service_id = ids.services[&service_key(service)];
+            let key = service_key(service);
+            let service_id = ids.services[&key];
             for real in &service.reals {
+                let mark = marks
+                    .get(&RealKey {
+                        service: key,
+                        real: SocketAddr::new(real.address, real.port),
+                    })
+                    .copied()
+                    .unwrap_or_default();
                 let identity = RealIdentity::new(service_id, real);
                 let id = ids.reals[&identity];
                 let entry = real_entry(
@@ -266,7 +279,9 @@ impl Reconciler {
                             REAL_OVERLOADED
                         } else {
                             0
-                        },
+                        }
+                        | if mark.removed { REAL_DOWN } else { 0 },
+                    health: mark.health as u8,
                     ..entry
                 };
                 wanted_reals.insert(id, entry);
@@ -296,11 +311,12 @@ impl Reconciler {
                 .map(|real| {
                     let identity = RealIdentity::new(service_id, real);
                     let id = ids.reals[&identity];
-                    let reachable = wanted_reals[&id].flags & REAL_NEXT_HOP_KNOWN != 0;
+                    let flags = wanted_reals[&id].flags;
+                    let schedulable = flags & REAL_NEXT_HOP_KNOWN != 0 && flags & REAL_DOWN == 0;
                     RowReal {
                         identity: identity_bytes(real.address, real.port),
                         id,
-                        weight: if reachable { real.weight } else { 0 },
+                        weight: if schedulable { real.weight } else { 0 },
                     }
                 })
                 .collect();
@@ -410,6 +426,27 @@ impl Reconciler {
     /// Whether the schedulers currently skip this real.
     pub fn is_overloaded(&self, id: u32) -> bool {
         self.overloaded.contains(&id)
+    }
+
+    /// The health verdicts a previous daemon left in the pinned entries.
+    pub fn pinned_health(&self) -> HashMap<RealKey, RealHealth> {
+        let services: HashMap<u32, ServiceKey> = self
+            .ids
+            .services
+            .iter()
+            .map(|(key, id)| (*id, *key))
+            .collect();
+        self.ids
+            .reals
+            .iter()
+            .filter_map(|(identity, id)| {
+                let key = RealKey {
+                    service: *services.get(&identity.service_id)?,
+                    real: SocketAddr::new(identity.address, identity.port),
+                };
+                Some((key, RealHealth::from_u8(self.reals.get(id)?.health)))
+            })
+            .collect()
     }
 
     /// The data-plane entry of every configured real, by id.
@@ -550,12 +587,19 @@ fn real_entry(
     real
 }
 
-/// Every real address the config names (the resolver's work list).
+/// Every real address the config names, sorry servers included (the
+/// resolver's work list).
 pub fn real_addresses(config: &Config) -> Vec<IpAddr> {
     let set: BTreeSet<IpAddr> = config
         .services
         .iter()
-        .flat_map(|service| service.reals.iter().map(|real| real.address))
+        .flat_map(|service| {
+            service
+                .reals
+                .iter()
+                .chain(&service.health.sorry_server)
+                .map(|real| real.address)
+        })
         .collect();
     set.into_iter().collect()
 }

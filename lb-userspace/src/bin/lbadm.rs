@@ -3,8 +3,11 @@
 //! The command line is ipvsadm 1.31's (see `lb_userspace::ipvsadm`).
 //! Listings read the pinned maps, so they work while the daemon restarts;
 //! changes, `-S`, `--rate` and health go through the daemon's control
-//! socket. Two options are lbadm's own: `--pin-path DIR` (where lbd pinned
-//! its maps) and `--socket PATH` (its control socket).
+//! socket. lbadm's own additions: `--pin-path DIR` (where lbd pinned its
+//! maps), `--socket PATH` (its control socket), `--health` (with `-L`: each
+//! real's checks and verdict) and `lbadm health-check -t|-u SERVICE [-r
+//! REAL] CHECK|none` (sets a health check, CHECK being a `health_check`
+//! mapping in YAML).
 
 use std::{
     io::Read as _,
@@ -27,6 +30,8 @@ use lb_userspace::{
 struct Paths {
     pins: PathBuf,
     socket: PathBuf,
+    /// `--health`: the health view of `-L`.
+    health_view: bool,
 }
 
 fn main() -> ExitCode {
@@ -34,6 +39,16 @@ fn main() -> ExitCode {
         Ok(split) => split,
         Err(message) => return fail(&message, 2),
     };
+    if args.first().map(String::as_str) == Some("health-check") {
+        return match health_check(&args[1..], &paths.socket) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => match error.downcast::<CallError>() {
+                Ok(CallError::Refused { message, exit_code }) => fail(&message, exit_code),
+                Ok(unreachable) => fail(&format!("lbadm: {unreachable}"), 1),
+                Err(error) => fail(&format!("lbadm: {error:#}"), 2),
+            },
+        };
+    }
     let invocation = match ipvsadm::parse_args(&args) {
         Ok(invocation) => invocation,
         Err(error) => return fail(&error.message, error.exit_code),
@@ -57,6 +72,7 @@ fn own_options(args: Vec<String>) -> Result<(Paths, Vec<String>), String> {
     let mut paths = Paths {
         pins: PathBuf::from(DEFAULT_PIN_PATH),
         socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        health_view: false,
     };
     let mut rest = Vec::new();
     let mut args = args.into_iter();
@@ -66,6 +82,10 @@ fn own_options(args: Vec<String>) -> Result<(Paths, Vec<String>), String> {
             None => (arg.clone(), None),
         };
         let slot = match name.as_str() {
+            "--health" => {
+                paths.health_view = true;
+                continue;
+            }
             "--pin-path" => &mut paths.pins,
             "--socket" => &mut paths.socket,
             _ => {
@@ -163,18 +183,20 @@ fn list(options: &ListOptions, paths: &Paths) -> Result<String> {
             .into());
         }
     }
-    if options.rate || options.json {
+    if options.rate || options.json || paths.health_view {
         match live(&paths.socket) {
             Ok(live) => listing::merge_live(&mut rows, &live),
             // Rates only exist in the daemon; the JSON listing does without.
-            Err(error) if options.rate => return Err(error.into()),
+            Err(error) if options.rate || paths.health_view => return Err(error.into()),
             Err(_) => {}
         }
     }
     if options.json {
         return Ok(listing::services_json(&rows).to_string() + "\n");
     }
-    let view = if options.stats {
+    let view = if paths.health_view {
+        View::Health
+    } else if options.stats {
         View::Stats
     } else if options.rate {
         View::Rate
@@ -192,6 +214,46 @@ fn list(options: &ListOptions, paths: &Paths) -> Result<String> {
         version_line: options.service.is_none(),
     };
     Ok(listing::render(&rows, table_size, layout))
+}
+
+/// `health-check -t|-u VIP:PORT [-r REAL:PORT] CHECK|none`.
+fn health_check(args: &[String], socket: &Path) -> Result<()> {
+    let usage = "usage: lbadm health-check -t|-u VIP:PORT [-r REAL:PORT] CHECK|none\n\
+                 CHECK is a health_check mapping, e.g. '{type: http, interval: 2s, http: {path: /healthz}}'";
+    let mut service = None;
+    let mut real = None;
+    let mut check = None;
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let mut address = |what: &str| -> Result<std::net::SocketAddr> {
+            let text = words
+                .next()
+                .with_context(|| format!("{what} needs ADDRESS:PORT"))?;
+            text.parse()
+                .with_context(|| format!("`{text}` is not ADDRESS:PORT ([v6]:port for IPv6)"))
+        };
+        match word.as_str() {
+            "-t" | "--tcp-service" => {
+                service = Some(ServiceId::new(ipvsadm::Protocol::Tcp, address(word)?));
+            }
+            "-u" | "--udp-service" => {
+                service = Some(ServiceId::new(ipvsadm::Protocol::Udp, address(word)?));
+            }
+            "-r" | "--real-server" => real = Some(address(word)?),
+            text if check.is_none() => check = Some(text.to_owned()),
+            other => anyhow::bail!("unexpected `{other}`\n{usage}"),
+        }
+    }
+    let (Some(service), Some(check)) = (service, check) else {
+        anyhow::bail!("{usage}");
+    };
+    let check = (check != "none").then_some(check);
+    let _: Applied = Client::connect(socket)?.call(Request::SetHealthCheck {
+        service,
+        real,
+        check,
+    })?;
+    Ok(())
 }
 
 fn matches_service(row: &listing::ServiceRow, id: &ServiceId) -> bool {

@@ -46,6 +46,16 @@ pub enum Request {
     Reload,
     /// Rates and health of every service and real: `Vec<`[`LiveService`]`>`.
     Live,
+    /// Sets (or, with `check: null`, removes) the health check of a service
+    /// or of one of its reals. `check` is a `health_check` mapping in YAML
+    /// (JSON is YAML too); a real's is read over the service's, as in the
+    /// file. Lasts until the next reload, like ipvsadm changes: [`Applied`].
+    SetHealthCheck {
+        service: ipvsadm::ServiceId,
+        #[serde(default)]
+        real: Option<SocketAddr>,
+        check: Option<String>,
+    },
 }
 
 /// A request on the wire.
@@ -124,6 +134,39 @@ pub enum Health {
     Overloaded,
     /// No next hop (ARP/ND unanswered, no route): nothing can be sent.
     Unreachable,
+    /// Failed its health checks: out of the service, or at weight 0 with
+    /// `inhibit_on_failure`.
+    Down,
+}
+
+/// A real's health checks as the daemon last saw them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// The check's `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Seconds since the state last changed (or checking began).
+    pub seconds_in_state: u64,
+    /// Why the last probe failed, until one succeeds.
+    pub last_failure: Option<String>,
+    /// Milliseconds the last probe took.
+    pub last_probe_ms: Option<u64>,
+    pub probes: u64,
+    pub failures: u64,
+    pub went_up: u64,
+    pub went_down: u64,
+}
+
+/// Whether a service has enough healthy weight to schedule normally.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    pub quorate: bool,
+    pub healthy_weight: u64,
+    pub quorum: u32,
+    /// What happens below quorum: `sorry_server`, `drop` or `keep`.
+    pub on_quorum_loss: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +174,8 @@ pub struct LiveService {
     pub protocol: String,
     pub address: SocketAddr,
     pub rates: Rates,
+    #[serde(default)]
+    pub quorum: Option<QuorumStatus>,
     pub reals: Vec<LiveReal>,
 }
 
@@ -139,6 +184,12 @@ pub struct LiveReal {
     pub address: SocketAddr,
     pub rates: Rates,
     pub health: Health,
+    /// `None` when the real is not probed.
+    #[serde(default)]
+    pub check: Option<CheckStatus>,
+    /// The service's sorry server, standing in below quorum.
+    #[serde(default)]
+    pub sorry_server: bool,
 }
 
 /// A failed call: the daemon's answer, or why there was none.

@@ -10,7 +10,7 @@ use std::{
 use crate::{
     config::{
         Forwarding, PersistenceConfig, Protocol, RealConfig, Scheduler, SchedulerFlag,
-        ServiceConfig,
+        ServiceConfig, ServiceHealth,
     },
     ipvsadm::{self, Destination, Persistence, ServiceId, Table, VirtualService},
 };
@@ -72,31 +72,41 @@ pub fn table_of(services: &[ServiceConfig]) -> Table {
 }
 
 /// The services `table` describes. Services that were already running keep
-/// their names (metrics labels, YAML export); new ones are named after
-/// their protocol, address and port.
+/// their names (metrics labels, YAML export) and health checks, and their
+/// reals their own checks; new ones are named after their protocol,
+/// address and port, and are not probed (ipvsadm knows no checks).
 pub fn services_of(table: &Table, previous: &[ServiceConfig]) -> Vec<ServiceConfig> {
-    let names: HashMap<ServiceId, &str> = previous
+    let previous: HashMap<ServiceId, &ServiceConfig> = previous
         .iter()
-        .map(|service| (service_id(service), service.name.as_str()))
+        .map(|service| (service_id(service), service))
         .collect();
     table
         .services
         .iter()
         .map(|(virtual_service, destinations)| {
-            let name = names.get(&virtual_service.id).map_or_else(
-                || generated_name(&virtual_service.id),
-                |name| (*name).to_owned(),
-            );
-            service_config(name, virtual_service, destinations)
+            let before = previous.get(&virtual_service.id).copied();
+            service_config(before, virtual_service, destinations)
         })
         .collect()
 }
 
 fn service_config(
-    name: String,
+    previous: Option<&ServiceConfig>,
     service: &VirtualService,
     destinations: &[Destination],
 ) -> ServiceConfig {
+    let name = previous.map_or_else(
+        || generated_name(&service.id),
+        |previous| previous.name.clone(),
+    );
+    let previous_check = |address: SocketAddr| {
+        previous?
+            .reals
+            .iter()
+            .find(|real| SocketAddr::new(real.address, real.port) == address)?
+            .health_check
+            .clone()
+    };
     let scheduler = Scheduler::from_dataplane(service.scheduler);
     let mut scheduler_flags = Vec::new();
     if service.fallback {
@@ -121,6 +131,7 @@ fn service_config(
             prefix: persistence.netmask,
         }),
         forwarding: default_forwarding,
+        health: previous.map_or_else(ServiceHealth::unchecked, |previous| previous.health.clone()),
         reals: destinations
             .iter()
             .map(|destination| {
@@ -132,6 +143,7 @@ fn service_config(
                     forwarding: (method != default_forwarding).then_some(method),
                     upper_threshold: destination.upper_threshold,
                     lower_threshold: destination.lower_threshold,
+                    health_check: previous_check(destination.address),
                 }
             })
             .collect(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Result;
 use aya::maps::PerCpuValues;
-use lb_common::{REAL_NEXT_HOP_KNOWN, RealConns, TrafficCounters};
+use lb_common::{REAL_DOWN, REAL_NEXT_HOP_KNOWN, RealConns, TrafficCounters};
 use tracing::{info, warn};
 
 use super::Daemon;
@@ -44,7 +44,70 @@ impl Daemon {
                 ),
             },
             Request::Live => Response::ok(self.live()),
+            Request::SetHealthCheck {
+                service,
+                real,
+                check,
+            } => {
+                self.set_health_check(&service, real, check.as_deref())
+                    .await
+            }
         }
+    }
+
+    /// A service's (or one real's) health check, changed at run time.
+    async fn set_health_check(
+        &mut self,
+        id: &ServiceId,
+        real: Option<std::net::SocketAddr>,
+        check: Option<&str>,
+    ) -> Response {
+        let mut next = self.config.clone();
+        let Some(service) = next
+            .services
+            .iter_mut()
+            .find(|service| crate::control::table::service_id(service) == *id)
+        else {
+            return Response::error("No such service".to_owned(), 1);
+        };
+        let base = match real {
+            Some(_) => service.health.health_check.clone(),
+            None => config::HealthCheck::default(),
+        };
+        let parsed = match check {
+            Some(text) => match config::health::parse_health_check(text, &base) {
+                Ok(check) => Some(check),
+                Err(problems) => return Response::error(problems.to_string(), 1),
+            },
+            None => None,
+        };
+        match real {
+            None => service.health.health_check = parsed.unwrap_or_default(),
+            Some(address) => {
+                let Some(real) = service
+                    .reals
+                    .iter_mut()
+                    .find(|r| std::net::SocketAddr::new(r.address, r.port) == address)
+                else {
+                    return Response::error("No such destination".to_owned(), 1);
+                };
+                real.health_check = parsed;
+            }
+        }
+        if let Err(problems) = config::check(&next, "lbadm") {
+            return Response::error(problems.to_string(), 1);
+        }
+        if let Err(error) = self.switch_to(next).await {
+            return Response::error(
+                format!("change rejected, the running state is unchanged: {error:#}"),
+                1,
+            );
+        }
+        info!(service = %id.address, real = ?real, "health check changed");
+        Response::ok(Applied {
+            commands: 1,
+            ..Applied::default()
+        })
     }
 
     fn status(&self) -> Status {
@@ -163,7 +226,7 @@ impl Daemon {
     fn live(&self) -> Vec<LiveService> {
         let ids = self.reconciler.ids();
         let entries = self.reconciler.reals();
-        self.config
+        self.running
             .services
             .iter()
             .filter_map(|service| {
@@ -174,7 +237,11 @@ impl Daemon {
                     .filter_map(|real| {
                         let real_id = *ids.reals.get(&RealIdentity::new(service_id, real))?;
                         let entry = entries.get(&real_id)?;
-                        let health = if entry.flags & REAL_NEXT_HOP_KNOWN == 0 {
+                        let check = self.check_status(service, real);
+                        let failed = check.as_ref().is_some_and(|check| check.state == "down");
+                        let health = if failed || entry.flags & REAL_DOWN != 0 {
+                            Health::Down
+                        } else if entry.flags & REAL_NEXT_HOP_KNOWN == 0 {
                             Health::Unreachable
                         } else if self.reconciler.is_overloaded(real_id) {
                             Health::Overloaded
@@ -187,6 +254,8 @@ impl Daemon {
                             address: std::net::SocketAddr::new(real.address, real.port),
                             rates: self.estimator.rates(Subject::Real(real_id)),
                             health,
+                            check,
+                            sorry_server: service.health.sorry_server.as_ref() == Some(real),
                         })
                     })
                     .collect();
@@ -194,6 +263,7 @@ impl Daemon {
                     protocol: service.protocol.to_string().to_uppercase(),
                     address: std::net::SocketAddr::new(service.vip, service.port),
                     rates: self.estimator.rates(Subject::Service(service_id)),
+                    quorum: self.quorum_status(service),
                     reals,
                 })
             })
