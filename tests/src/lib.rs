@@ -8,6 +8,7 @@
 
 pub mod lbd;
 pub mod netns;
+pub mod responders;
 pub mod rig;
 pub mod traffic;
 
