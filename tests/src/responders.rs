@@ -130,7 +130,7 @@ fn respond(mut stream: TcpStream, answer: &Answer, n: u64) -> std::io::Result<()
             std::thread::sleep(*delay);
             (200, "ok".to_owned())
         }
-        Answer::EveryOther if n % 2 == 0 => (200, "ok".to_owned()),
+        Answer::EveryOther if n.is_multiple_of(2) => (200, "ok".to_owned()),
         Answer::EveryOther => (503, "ok".to_owned()),
     };
     write!(

@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -420,9 +419,4 @@ fn health_checks_are_set_through_the_control_api() -> Result<()> {
         "{refused:?}"
     );
     Ok(())
-}
-
-#[allow(dead_code)]
-fn _addresses_are_socket_addrs(address: &str) -> Option<SocketAddr> {
-    address.parse().ok()
 }
