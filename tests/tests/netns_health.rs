@@ -350,8 +350,8 @@ fn udp_dns_and_exec_checkers_against_real_responders() -> Result<()> {
     udp.set_text("pang");
     dns.set_dns_rcode(2); // SERVFAIL
     std::fs::remove_file(&flag)?;
-    for index in 0..3 {
-        wait_health(&rig, &vip, &reals[index], "down", Duration::from_secs(3))?;
+    for address in &reals {
+        wait_health(&rig, &vip, address, "down", Duration::from_secs(3))?;
     }
     let reasons: Vec<String> = (0..3)
         .map(|index| {
@@ -373,8 +373,8 @@ fn udp_dns_and_exec_checkers_against_real_responders() -> Result<()> {
     udp.set_text("pong");
     dns.set_dns_rcode(0);
     std::fs::write(&flag, "")?;
-    for index in 0..3 {
-        wait_health(&rig, &vip, &reals[index], "up", Duration::from_secs(3))?;
+    for address in &reals {
+        wait_health(&rig, &vip, address, "up", Duration::from_secs(3))?;
     }
     // The other services kept the plain TCP check on port 80: all up.
     let echo = rig.vip4(ECHO_PORT).to_string();
