@@ -122,6 +122,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
     daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
     daemon.attach_interfaces(&[])?;
+    // Control requests (the socket, and health for metrics scrapes).
+    let (request_sender, mut requests) = mpsc::channel(16);
     // Dropped (and so stopped) when `run` returns.
     let _metrics_server = match metrics_listener {
         Some((address, listener)) => {
@@ -131,12 +133,14 @@ pub async fn run(config_path: &Path) -> Result<()> {
             let pins = daemon.layout.root.clone();
             info!(%address, "serving Prometheus metrics at http://{address}/metrics");
             Some(AbortOnDrop(tokio::spawn(metrics::serve(
-                listener, pins, receiver,
+                listener,
+                pins,
+                receiver,
+                request_sender.clone(),
             ))))
         }
         None => None,
     };
-    let (request_sender, mut requests) = mpsc::channel(16);
     let control_path = daemon.config.control.socket.clone();
     let _control_server = AbortOnDrop(tokio::spawn(control::server::serve(
         control_socket,

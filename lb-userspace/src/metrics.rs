@@ -26,12 +26,13 @@ use lb_common::{
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
+    sync::{Semaphore, mpsc, oneshot, watch},
 };
 use tracing::{debug, warn};
 
 use crate::{
     config::{Config, Protocol},
+    control::{CheckStatus, LiveReal, LiveService, Request, Response, server::Pending},
     dataplane::{Maps, PinLayout},
     reconcile::{Ids, RealIdentity, service_key},
 };
@@ -414,6 +415,105 @@ pub fn render(snapshot: &Snapshot) -> String {
     out
 }
 
+/// Rates and health from the daemon loop (it answers between two of its
+/// other duties).
+async fn ask_live(daemon: &mpsc::Sender<Pending>) -> Result<Vec<LiveService>> {
+    let (reply, answer) = oneshot::channel();
+    daemon
+        .send((Request::Live, reply))
+        .await
+        .context("the daemon loop is gone")?;
+    match tokio::time::timeout(Duration::from_secs(3), answer).await {
+        Ok(Ok(Response::Ok { result })) => Ok(serde_json::from_value(result)?),
+        Ok(Ok(Response::Error { message, .. })) => anyhow::bail!("{message}"),
+        Ok(Err(_)) => anyhow::bail!("the daemon dropped the health request"),
+        Err(_) => anyhow::bail!("the daemon did not answer the health request within 3s"),
+    }
+}
+
+/// Health checking's metrics: verdicts, transitions, failures by kind and
+/// quorum, for probed reals and every service.
+pub fn render_health(live: &[LiveService]) -> String {
+    let mut out = String::new();
+    let probed: Vec<(&LiveService, &LiveReal, &CheckStatus)> = live
+        .iter()
+        .flat_map(|service| {
+            service
+                .reals
+                .iter()
+                .filter_map(move |real| Some((service, real, real.check.as_ref()?)))
+        })
+        .collect();
+    let name = "lb_real_up";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "gauge",
+        "Health checking's verdict on the real: 1 up, 0 down (probed reals only).",
+    );
+    for (service, real, check) in &probed {
+        let address = real.address.to_string();
+        let labels = [
+            ("service", service.name.as_str()),
+            ("real", address.as_str()),
+        ];
+        family.sample(name, &labels, u64::from(check.state == "up"));
+    }
+    let name = "lb_real_health_transitions_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Verdict changes of the real since lbd started, by the state reached.",
+    );
+    for (service, real, check) in &probed {
+        let address = real.address.to_string();
+        for (to, count) in [("up", check.went_up), ("down", check.went_down)] {
+            let labels = [
+                ("service", service.name.as_str()),
+                ("real", address.as_str()),
+                ("to", to),
+            ];
+            family.sample(name, &labels, count);
+        }
+    }
+    let name = "lb_real_probe_failures_total";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Failed health probes of the real since lbd started, by reason.",
+    );
+    for (service, real, check) in &probed {
+        let address = real.address.to_string();
+        for (reason, count) in &check.failures_by_kind {
+            let labels = [
+                ("service", service.name.as_str()),
+                ("real", address.as_str()),
+                ("reason", reason.as_str()),
+            ];
+            family.sample(name, &labels, *count);
+        }
+    }
+    let name = "lb_service_quorum";
+    let mut family = Family::new(
+        &mut out,
+        name,
+        "gauge",
+        "1 while the service's healthy weight reaches its quorum, 0 while it applies on_quorum_loss.",
+    );
+    for service in live {
+        if let Some(quorum) = &service.quorum {
+            family.sample(
+                name,
+                &[("service", service.name.as_str())],
+                u64::from(quorum.quorate),
+            );
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // HTTP.
 
@@ -434,15 +534,24 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped, reading
-/// the pinned maps under `pins` and naming ids with the latest `labels`.
-pub async fn serve(listener: TcpListener, pins: PathBuf, labels: watch::Receiver<Arc<Labels>>) {
+/// the pinned maps under `pins` and naming ids with the latest `labels`;
+/// health checking's state is asked of the daemon through `daemon`.
+pub async fn serve(
+    listener: TcpListener,
+    pins: PathBuf,
+    labels: watch::Receiver<Arc<Labels>>,
+    daemon: mpsc::Sender<Pending>,
+) {
     let scrape = move || {
         let labels = labels.borrow().clone();
         let pins = PinLayout::new(pins.clone());
+        let daemon = daemon.clone();
         async move {
-            tokio::task::spawn_blocking(move || scrape(&pins, &labels))
+            let mut text = tokio::task::spawn_blocking(move || scrape(&pins, &labels))
                 .await
-                .context("the scrape task failed")?
+                .context("the scrape task failed")??;
+            text.push_str(&render_health(&ask_live(&daemon).await?));
+            Ok(text)
         }
     };
     serve_with(listener, READ_TIMEOUT, scrape).await
@@ -958,5 +1067,67 @@ services:
         let response = exchange(address, b"GET /metrics HTTP/1.1\r\n").await;
         assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
         server.abort();
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use crate::{
+        control::{Health, QuorumStatus},
+        estimator::Rates,
+    };
+
+    #[test]
+    fn health_metrics_cover_probed_reals_and_every_quorum() {
+        let check = CheckStatus {
+            kind: "http".to_owned(),
+            state: "down".to_owned(),
+            seconds_in_state: 3,
+            last_failure: Some("connection refused".to_owned()),
+            last_probe_ms: Some(1),
+            probes: 9,
+            failures: 4,
+            failures_by_kind: [("refused".to_owned(), 3), ("timeout".to_owned(), 1)].into(),
+            went_up: 0,
+            went_down: 1,
+        };
+        let real = |address: &str, check: Option<CheckStatus>| LiveReal {
+            address: address.parse().unwrap(),
+            rates: Rates::default(),
+            health: Health::Down,
+            check,
+            sorry_server: false,
+        };
+        let live = vec![LiveService {
+            name: "web".to_owned(),
+            protocol: "TCP".to_owned(),
+            address: "198.18.1.10:80".parse().unwrap(),
+            rates: Rates::default(),
+            quorum: Some(QuorumStatus {
+                quorate: false,
+                healthy_weight: 0,
+                quorum: 1,
+                on_quorum_loss: "drop".to_owned(),
+            }),
+            reals: vec![
+                real("198.18.0.11:80", Some(check)),
+                real("198.18.0.12:80", None),
+            ],
+        }];
+        let text = render_health(&live);
+        for line in [
+            "lb_real_up{service=\"web\",real=\"198.18.0.11:80\"} 0",
+            "lb_real_health_transitions_total{service=\"web\",real=\"198.18.0.11:80\",to=\"down\"} 1",
+            "lb_real_probe_failures_total{service=\"web\",real=\"198.18.0.11:80\",reason=\"refused\"} 3",
+            "lb_real_probe_failures_total{service=\"web\",real=\"198.18.0.11:80\",reason=\"timeout\"} 1",
+            "lb_service_quorum{service=\"web\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(
+            !text.contains("198.18.0.12"),
+            "an unprobed real has no health metrics:\n{text}"
+        );
     }
 }

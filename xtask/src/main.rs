@@ -57,6 +57,19 @@ enum Task {
     /// The network-namespace tests need root. With CI set this refuses to
     /// run as non-root rather than let them fail late.
     Test(TestOpts),
+
+    /// Run `setup`, build release binaries, then run one benchmark.
+    ///
+    /// Benchmarks print figures measured side by side in one run. Needs
+    /// root. `health`: lbd's CPU and the probe-interval jitter with 10,000
+    /// reals probed every second (`cargo xtask bench health -- --seconds 30`).
+    Bench {
+        /// Which benchmark: `health`.
+        name: String,
+        /// Arguments for the benchmark binary.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(Args)]
@@ -95,6 +108,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup(),
         Task::Demo { args } => demo(args),
         Task::Test(opts) => test(&opts),
+        Task::Bench { name, args } => bench(&name, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,6 +139,30 @@ fn demo(args: Vec<OsString>) -> Result<()> {
     // lb-demo alone and it can tear its namespaces down before exiting.
     let err = command(&demo).args(args).exec();
     Err(err).with_context(|| format!("could not run {}", demo.display()))
+}
+
+fn bench(name: &str, args: Vec<OsString>) -> Result<()> {
+    let binary = match name {
+        "health" => "lb-bench-health",
+        other => bail!("unknown benchmark {other:?} (known: health)"),
+    };
+    ensure!(
+        is_root()?,
+        "benchmarks build network namespaces: run as root"
+    );
+    setup::setup()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "lb-userspace",
+        "--package",
+        "lb-tests",
+        "--bins",
+    ]))?;
+    let path = target_dir().join("release").join(binary);
+    let err = command(&path).args(args).exec();
+    Err(err).with_context(|| format!("could not run {}", path.display()))
 }
 
 fn test(opts: &TestOpts) -> Result<()> {

@@ -155,6 +155,9 @@ pub struct CheckStatus {
     pub last_probe_ms: Option<u64>,
     pub probes: u64,
     pub failures: u64,
+    /// Failed probes by kind (`timeout`, `refused`, `bad_status`, ...).
+    #[serde(default)]
+    pub failures_by_kind: std::collections::BTreeMap<String, u64>,
     pub went_up: u64,
     pub went_down: u64,
 }
@@ -171,6 +174,9 @@ pub struct QuorumStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveService {
+    /// The service's name (YAML, metrics).
+    #[serde(default)]
+    pub name: String,
     pub protocol: String,
     pub address: SocketAddr,
     pub rates: Rates,

@@ -62,6 +62,11 @@ impl Daemon {
                 .map(|_| state.last_probe_took.as_millis() as u64),
             probes: state.probes,
             failures: state.failures,
+            failures_by_kind: counters
+                .failures
+                .iter()
+                .map(|(kind, count)| ((*kind).to_owned(), *count))
+                .collect(),
             went_up: counters.went_up,
             went_down: counters.went_down,
         })

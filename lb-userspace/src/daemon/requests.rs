@@ -260,6 +260,7 @@ impl Daemon {
                     })
                     .collect();
                 Some(LiveService {
+                    name: service.name.clone(),
                     protocol: service.protocol.to_string().to_uppercase(),
                     address: std::net::SocketAddr::new(service.vip, service.port),
                     rates: self.estimator.rates(Subject::Service(service_id)),
