@@ -120,25 +120,7 @@ fn main() -> ExitCode {
 }
 
 fn demo(args: Vec<OsString>) -> Result<()> {
-    setup::setup()?;
-    run(cargo().args([
-        "build",
-        "--package",
-        "lb-userspace",
-        "--package",
-        "lb-tests",
-        "--bins",
-    ]))?;
-    let demo = target_dir().join("debug/lb-demo");
-    ensure!(
-        demo.is_file(),
-        "{} was not built (does lb-tests define the lb-demo binary?)",
-        demo.display()
-    );
-    // exec instead of spawn: one process, so the terminal's SIGINT reaches
-    // lb-demo alone and it can tear its namespaces down before exiting.
-    let err = command(&demo).args(args).exec();
-    Err(err).with_context(|| format!("could not run {}", demo.display()))
+    run_rig_binary("lb-demo", false, args)
 }
 
 fn bench(name: &str, args: Vec<OsString>) -> Result<()> {
@@ -150,17 +132,34 @@ fn bench(name: &str, args: Vec<OsString>) -> Result<()> {
         is_root()?,
         "benchmarks build network namespaces: run as root"
     );
+    // Figures of an optimised lbd, not a debug one.
+    run_rig_binary(binary, true, args)
+}
+
+/// Runs `setup`, builds lbd, lbadm and the lb-tests binaries, then becomes
+/// `binary`. exec instead of spawn: one process, so the terminal's SIGINT
+/// reaches it alone and it can tear its namespaces down before exiting.
+fn run_rig_binary(binary: &str, release: bool, args: Vec<OsString>) -> Result<()> {
     setup::setup()?;
-    run(cargo().args([
-        "build",
-        "--release",
+    let mut build = cargo();
+    build.arg("build");
+    if release {
+        build.arg("--release");
+    }
+    run(build.args([
         "--package",
         "lb-userspace",
         "--package",
         "lb-tests",
         "--bins",
     ]))?;
-    let path = target_dir().join("release").join(binary);
+    let profile = if release { "release" } else { "debug" };
+    let path = target_dir().join(profile).join(binary);
+    ensure!(
+        path.is_file(),
+        "{} was not built (does lb-tests define the {binary} binary?)",
+        path.display()
+    );
     let err = command(&path).args(args).exec();
     Err(err).with_context(|| format!("could not run {}", path.display()))
 }
