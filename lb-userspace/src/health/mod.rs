@@ -9,12 +9,7 @@ pub mod probe;
 pub mod runner;
 pub mod tracker;
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::SystemTime};
 
 use lb_common::{RealHealth, ServiceKey};
 use tokio::sync::mpsc;
@@ -46,14 +41,6 @@ pub struct RealCounters {
     pub failures: HashMap<&'static str, u64>,
 }
 
-/// Probe start lateness, for the scale benchmark and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Lateness {
-    pub probes: u64,
-    pub total: Duration,
-    pub max: Duration,
-}
-
 pub struct Monitor {
     tracker: Tracker,
     runner: Runner,
@@ -61,7 +48,6 @@ pub struct Monitor {
     last_quorate: LastQuorate,
     plans: HashMap<ServiceKey, ServicePlan>,
     counters: HashMap<RealKey, RealCounters>,
-    lateness: Lateness,
 }
 
 impl Monitor {
@@ -73,7 +59,6 @@ impl Monitor {
             last_quorate: LastQuorate::default(),
             plans: HashMap::new(),
             counters: HashMap::new(),
-            lateness: Lateness::default(),
         }
     }
 
@@ -134,9 +119,6 @@ impl Monitor {
     /// and notified, and returned: the caller re-plans.
     pub fn record(&mut self, report: Report) -> Option<Transition> {
         let probed = self.probed.get(&report.key)?;
-        self.lateness.probes += 1;
-        self.lateness.total += report.lateness;
-        self.lateness.max = self.lateness.max.max(report.lateness);
         let counters = self.counters.entry(report.key).or_default();
         if let Err(failure) = &report.result {
             *counters.failures.entry(failure.kind()).or_default() += 1;
@@ -217,14 +199,5 @@ impl Monitor {
 
     pub fn counters(&self, key: &RealKey) -> Option<&RealCounters> {
         self.counters.get(key)
-    }
-
-    pub fn lateness(&self) -> Lateness {
-        self.lateness
-    }
-
-    /// Reals being probed.
-    pub fn probed(&self) -> usize {
-        self.runner.len()
     }
 }

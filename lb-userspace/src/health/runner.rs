@@ -41,9 +41,6 @@ pub struct Report {
     pub result: Result<(), Failure>,
     pub at: SystemTime,
     pub took: Duration,
-    /// How long after its scheduled time the probe started (waiting for
-    /// the runtime or a free slot): the scheduling jitter.
-    pub lateness: Duration,
 }
 
 pub struct Runner {
@@ -121,7 +118,7 @@ async fn probe_loop(
     // firing a burst of catch-up probes.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let scheduled = ticks.tick().await;
+        ticks.tick().await;
         let Ok(_permit) = in_flight.acquire().await else {
             return;
         };
@@ -135,7 +132,6 @@ async fn probe_loop(
             result,
             at,
             took: started.elapsed(),
-            lateness: started.saturating_duration_since(scheduled),
         };
         if reports.send(report).await.is_err() {
             return;
