@@ -414,6 +414,13 @@ pub struct RealConfig {
     pub health_check: Option<HealthCheck>,
 }
 
+impl RealConfig {
+    /// Where the real is reached: its address and port.
+    pub fn endpoint(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
 fn is_zero(value: &u32) -> bool {
     *value == 0
 }
@@ -1772,7 +1779,7 @@ impl Reader<'_> {
             match first_seen.entry((real.address, real.port)) {
                 Entry::Occupied(first) => {
                     let first = first.get();
-                    let address = SocketAddr::new(real.address, real.port);
+                    let address = real.endpoint();
                     self.report_at(
                         &real_path,
                         format!("duplicate real {address}, already listed as reals[{first}]"),

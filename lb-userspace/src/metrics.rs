@@ -101,7 +101,7 @@ impl Labels {
                     id,
                     service_id,
                     service: service.name.clone(),
-                    address: SocketAddr::new(real.address, real.port),
+                    address: real.endpoint(),
                     weight: real.weight,
                 });
             }

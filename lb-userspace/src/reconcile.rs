@@ -258,10 +258,7 @@ impl Reconciler {
             let service_id = ids.services[&key];
             for real in &service.reals {
                 let mark = marks
-                    .get(&RealKey {
-                        service: key,
-                        real: SocketAddr::new(real.address, real.port),
-                    })
+                    .get(&RealKey::new(key, real))
                     .copied()
                     .unwrap_or_default();
                 let identity = RealIdentity::new(service_id, real);

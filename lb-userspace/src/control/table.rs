@@ -46,7 +46,7 @@ pub fn virtual_service(service: &ServiceConfig) -> VirtualService {
 
 pub fn destination(service: &ServiceConfig, real: &RealConfig) -> Destination {
     Destination {
-        address: SocketAddr::new(real.address, real.port),
+        address: real.endpoint(),
         forwarding: service.forwarding_of(real).dataplane(),
         weight: real.weight,
         upper_threshold: real.upper_threshold,
@@ -103,7 +103,7 @@ fn service_config(
         previous?
             .reals
             .iter()
-            .find(|real| SocketAddr::new(real.address, real.port) == address)?
+            .find(|real| real.endpoint() == address)?
             .health_check
             .clone()
     };

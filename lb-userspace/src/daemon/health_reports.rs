@@ -1,7 +1,7 @@
 //! Probe results reaching the daemon loop, and what the control API shows
 //! of health checking.
 
-use std::{net::SocketAddr, time::SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tracing::error;
@@ -44,10 +44,7 @@ impl Daemon {
         if !check.is_active() {
             return None;
         }
-        let key = RealKey {
-            service: service_key(service),
-            real: SocketAddr::new(real.address, real.port),
-        };
+        let key = RealKey::new(service_key(service), real);
         let state = self.health.state(&key)?;
         let counters = self.health.counters(&key).cloned().unwrap_or_default();
         Some(CheckStatus {

@@ -84,11 +84,7 @@ impl Daemon {
         match real {
             None => service.health.health_check = parsed.unwrap_or_default(),
             Some(address) => {
-                let Some(real) = service
-                    .reals
-                    .iter_mut()
-                    .find(|r| std::net::SocketAddr::new(r.address, r.port) == address)
-                else {
+                let Some(real) = service.reals.iter_mut().find(|r| r.endpoint() == address) else {
                     return Response::error("No such destination".to_owned(), 1);
                 };
                 real.health_check = parsed;
@@ -251,7 +247,7 @@ impl Daemon {
                             Health::Up
                         };
                         Some(LiveReal {
-                            address: std::net::SocketAddr::new(real.address, real.port),
+                            address: real.endpoint(),
                             rates: self.estimator.rates(Subject::Real(real_id)),
                             health,
                             check,

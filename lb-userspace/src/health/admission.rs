@@ -70,7 +70,7 @@ pub fn plan_service(
             Some(Verdict::Down) if health.inhibit_on_failure => Admission::Quiesced,
             Some(Verdict::Down) => Admission::Removed,
         };
-        reals.insert(address(real), admission);
+        reals.insert(real.endpoint(), admission);
     }
     let quorate = healthy_weight >= u64::from(health.quorum);
     if quorate {
@@ -108,10 +108,6 @@ pub fn plan_service(
     }
 }
 
-fn address(real: &RealConfig) -> SocketAddr {
-    SocketAddr::new(real.address, real.port)
-}
-
 /// The configuration the data plane should run: quiesced reals at weight
 /// 0, active sorry servers as one more real; plus the marks of every real.
 pub fn effective(
@@ -127,10 +123,7 @@ pub fn effective(
             continue;
         };
         for real in &mut service.reals {
-            let real_key = RealKey {
-                service: key,
-                real: address(real),
-            };
+            let real_key = RealKey::new(key, real);
             let admission = plan.reals.get(&real_key.real).copied();
             if admission == Some(Admission::Quiesced) {
                 real.weight = 0;
@@ -210,7 +203,7 @@ mod tests {
         let letters = service
             .reals
             .iter()
-            .map(|real| match plan.reals[&address(real)] {
+            .map(|real| match plan.reals[&real.endpoint()] {
                 Admission::Serving => 'S',
                 Admission::Quiesced => 'Q',
                 Admission::Removed => 'R',

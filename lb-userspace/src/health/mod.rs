@@ -79,11 +79,7 @@ impl Monitor {
                 if !check.is_active() {
                     continue;
                 }
-                let address = SocketAddr::new(real.address, real.port);
-                let key = RealKey {
-                    service: service_key,
-                    real: address,
-                };
+                let key = RealKey::new(service_key, real);
                 let known = pinned.get(&key).copied().unwrap_or_default();
                 self.tracker.track(key, known, service.health.alpha, now);
                 let target = SocketAddr::new(real.address, check.port.unwrap_or(real.port));
@@ -162,12 +158,7 @@ impl Monitor {
             let plan = plan_service(
                 key,
                 service,
-                |real| {
-                    self.tracker.verdict(&RealKey {
-                        service: key,
-                        real: SocketAddr::new(real.address, real.port),
-                    })
-                },
+                |real| self.tracker.verdict(&RealKey::new(key, real)),
                 &mut self.last_quorate,
             );
             let was_quorate = self.plans.get(&key).map(|previous| previous.quorate);

@@ -10,6 +10,7 @@ use std::{
 use lb_common::{RealHealth, ServiceKey};
 
 use super::probe::Failure;
+use crate::config::RealConfig;
 
 /// A real of a service: what health state is kept for. Addresses, not
 /// data-plane ids, so the state survives reloads that renumber.
@@ -17,6 +18,15 @@ use super::probe::Failure;
 pub struct RealKey {
     pub service: ServiceKey,
     pub real: SocketAddr,
+}
+
+impl RealKey {
+    pub fn new(service: ServiceKey, real: &RealConfig) -> Self {
+        Self {
+            service,
+            real: real.endpoint(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
