@@ -40,25 +40,25 @@ fn main() -> ExitCode {
         Err(message) => return fail(&message, 2),
     };
     if args.first().map(String::as_str) == Some("health-check") {
-        return match health_check(&args[1..], &paths.socket) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => match error.downcast::<CallError>() {
-                Ok(CallError::Refused { message, exit_code }) => fail(&message, exit_code),
-                Ok(unreachable) => fail(&format!("lbadm: {unreachable}"), 1),
-                Err(error) => fail(&format!("lbadm: {error:#}"), 2),
-            },
-        };
+        // Its own errors are usage errors: exit 2, as ipvsadm's fail().
+        return finish(health_check(&args[1..], &paths.socket), 2);
     }
     let invocation = match ipvsadm::parse_args(&args) {
         Ok(invocation) => invocation,
         Err(error) => return fail(&error.message, error.exit_code),
     };
-    match run(invocation, &paths) {
+    finish(run(invocation, &paths), 1)
+}
+
+/// The exit of a command: the daemon's refusal with its own status, an
+/// unreachable daemon with 1, anything else lbadm found with `own_code`.
+fn finish(result: Result<()>, own_code: i32) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => match error.downcast::<CallError>() {
             Ok(CallError::Refused { message, exit_code }) => fail(&message, exit_code),
             Ok(unreachable) => fail(&format!("lbadm: {unreachable}"), 1),
-            Err(error) => fail(&format!("lbadm: {error:#}"), 1),
+            Err(error) => fail(&format!("lbadm: {error:#}"), own_code),
         },
     }
 }
