@@ -48,6 +48,14 @@ pub struct RealRow {
     pub sorry_server: bool,
 }
 
+impl RealRow {
+    /// The daemon's word on the real's health; without one, a real the
+    /// maps flag as failed is still shown down.
+    fn shown_health(&self) -> Option<Health> {
+        self.health.or(self.down.then_some(Health::Down))
+    }
+}
+
 /// Client persistence as listed: timeout and prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Persistence {
@@ -344,14 +352,12 @@ pub fn render(rows: &[ServiceRow], table_size: u32, layout: Layout) -> String {
 }
 
 fn health_line(out: &mut String, real: &RealRow) {
-    let health = match (real.health, real.down) {
-        (Some(health), _) => serde_json::to_value(health)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        (None, true) => "down".to_owned(),
-        (None, false) => "-".to_owned(),
-    };
+    // Spelled as in the JSON listing (serde's names).
+    let health = real
+        .shown_health()
+        .and_then(|health| serde_json::to_value(health).ok())
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "-".to_owned());
     let (kind, since, failure) = match &real.check {
         Some(check) => (
             check.kind.as_str(),
@@ -661,7 +667,7 @@ pub fn services_json(rows: &[ServiceRow]) -> serde_json::Value {
                         "active_connections": real.active_connections,
                         "inactive_connections": real.inactive_connections,
                         "persistent_connections": real.persistent_connections,
-                        "health": real.health.or(real.down.then_some(Health::Down)),
+                        "health": real.shown_health(),
                         "check": real.check,
                         "sorry_server": real.sorry_server,
                         "stats": counters(&real.stats),
