@@ -58,15 +58,17 @@ enum Task {
     /// run as non-root rather than let them fail late.
     Test(TestOpts),
 
-    /// Run `setup`, build release binaries, then run one benchmark.
+    /// Run `setup`, build release binaries, then run the benchmarks.
     ///
-    /// Benchmarks print figures measured side by side in one run. Needs
-    /// root. `health`: lbd's CPU and the probe-interval jitter with 10,000
-    /// reals probed every second (`cargo xtask bench health -- --seconds 30`).
+    /// Figures are measured side by side in one run and printed as one
+    /// table, plus `bench.json` and `bench.svg` under `--out` (default
+    /// `target/bench`). Pick sections by keyword: `cargo xtask bench cost
+    /// rate -- --seconds 10`; `--quick` is the short run the tests use.
+    /// `cargo xtask bench health` is the separate health-checking benchmark
+    /// (10,000 reals probed every second). Needs root.
     Bench {
-        /// Which benchmark: `health`.
-        name: String,
-        /// Arguments for the benchmark binary.
+        /// Sections (cost, rate, nftables, e2e, control, conntrack; default
+        /// all) and options for lb-bench, or `health` and its options.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
@@ -108,7 +110,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup(),
         Task::Demo { args } => demo(args),
         Task::Test(opts) => test(&opts),
-        Task::Bench { name, args } => bench(&name, args),
+        Task::Bench { args } => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,10 +125,12 @@ fn demo(args: Vec<OsString>) -> Result<()> {
     run_rig_binary("lb-demo", false, args)
 }
 
-fn bench(name: &str, args: Vec<OsString>) -> Result<()> {
-    let binary = match name {
-        "health" => "lb-bench-health",
-        other => bail!("unknown benchmark {other:?} (known: health)"),
+fn bench(mut args: Vec<OsString>) -> Result<()> {
+    let binary = if args.first().is_some_and(|first| first == "health") {
+        args.remove(0);
+        "lb-bench-health"
+    } else {
+        "lb-bench"
     };
     ensure!(
         is_root()?,

@@ -15,13 +15,18 @@ use crate::process::{capture, cargo, command, find_program, home_dir, is_root, p
 /// bpf-linker release known to work with the LLVM rustc 1.95 ships.
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
-/// Commands the demo and tests shell out to, and the Debian package of each.
-const DEBIAN_TOOLS: [(&str, &str); 5] = [
+/// Commands the demo, tests and benchmarks shell out to, and the Debian
+/// package of each (the benchmark's `--quick` run is part of the tests).
+const DEBIAN_TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
+    ("trafgen", "netsniff-ng"),
+    ("nft", "nftables"),
+    ("iperf3", "iperf3"),
+    ("wrk", "wrk"),
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";
