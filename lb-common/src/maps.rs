@@ -57,6 +57,11 @@ pub mod programs {
     /// Runs on the real servers: strips IP-in-IP / IPv6 tunnels addressed
     /// to the host (`lbd decap`), since many hosts have no ipip module.
     pub const DECAP: &str = "lb_decap";
+    /// Benchmark floor: swaps the MACs and sends the frame back (XDP_TX).
+    pub const REFLECT: &str = "lb_reflect";
+    /// Benchmark sink where the reals would be: drops all but ARP and
+    /// neighbour discovery.
+    pub const SINK: &str = "lb_sink";
 }
 
 /// Names of the load-time constants in the BPF object's `.rodata`.

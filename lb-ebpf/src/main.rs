@@ -11,6 +11,8 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
+mod bench;
+#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod csum;
@@ -41,6 +43,7 @@ mod program {
     use lb_common::{ForwardingMethod, GlobalCounter, flow_hash::flow_hash};
 
     use crate::{
+        bench,
         counters::{count, count_real, count_service},
         decap, encap, forward, icmp, nat, parse,
         parse::{L3Verdict, L4Verdict},
@@ -59,6 +62,18 @@ mod program {
     #[xdp]
     pub fn lb_pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
+    }
+
+    /// The benchmark's floor (see `bench::reflect`).
+    #[xdp]
+    pub fn lb_reflect(ctx: XdpContext) -> u32 {
+        bench::reflect(&ctx)
+    }
+
+    /// The benchmark's sink where the reals would be (see `bench::sink`).
+    #[xdp]
+    pub fn lb_sink(ctx: XdpContext) -> u32 {
+        bench::sink(&ctx)
     }
 
     /// On the reals: strips tunnels addressed to this host.

@@ -181,7 +181,13 @@ impl Dataplane {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the BPF object")?;
-        for name in [programs::BALANCER, programs::PASS, programs::DECAP] {
+        for name in [
+            programs::BALANCER,
+            programs::PASS,
+            programs::DECAP,
+            programs::REFLECT,
+            programs::SINK,
+        ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing"))?

@@ -1,0 +1,344 @@
+//! The data plane's own figures: what a packet costs the XDP program, how
+//! many packets a core forwards, and the same against nftables DNAT.
+//!
+//! - **cost**: frames from an AF_PACKET generator arrive on the balancer's
+//!   veth as real traffic; the kernel's BPF statistics give run time / run
+//!   count of the attached program. The floor is `lb_reflect` (swap MACs,
+//!   XDP_TX) on the same interface, with the same frames, measured before
+//!   and after the balancer.
+//! - **rate**: BPF_PROG_RUN in live-frames mode pushes one 64-byte frame
+//!   through the program as fast as one core can, and frames really leave
+//!   (XDP_TX and redirects are carried out); what reaches the far veth is
+//!   counted there.
+//! - **nftables**: the same generator, with `lb_pass` instead, feeds the
+//!   kernel stack, where nftables DNAT (kube-proxy's rule shape) does what
+//!   the balancer's NAT mode does.
+
+mod frames;
+mod generator;
+mod rig;
+mod stats;
+
+use std::{net::IpAddr, time::Duration};
+
+use anyhow::{Context as _, Result, ensure};
+use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions, XdpMode};
+use lb_common::{FlowKey, Family as AddrFamily, capacity, programs};
+use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps};
+
+use self::{
+    frames::{Flow, Transport},
+    generator::{Flows, blast},
+    rig::{Family, Mode, SERVICE_PORT, Side, XdpRig},
+    stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
+};
+use crate::{
+    Options, Section,
+    report::{Figure, Report, Target},
+};
+
+/// Known flows the "hit" cases cycle through.
+const KNOWN_FLOWS: u16 = 256;
+const FIRST_CLIENT_PORT: u16 = 40_000;
+/// Cost targets: ratio to the reflector on a hit and on a new flow.
+const HIT_TARGET: f64 = 2.0;
+const NEW_FLOW_TARGET: f64 = 3.0;
+
+pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
+    let _stats = enable_run_time_stats()?;
+    let mut rig = XdpRig::build()?;
+    let floor_before = reflector_costs(&rig, options)?;
+    rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES)?;
+    let balancer = rig.balancer_program_id()?;
+    let mut figures = Vec::new();
+    for mode in Mode::ALL {
+        for family in Family::BOTH {
+            for flows in [Flows::Known, Flows::NewEachPacket { ipv6: family == Family::V6 }] {
+                let frames = request_frames(&rig, mode, family, Transport::TcpAck);
+                let measured = measure(&rig, balancer, Side::Clients, &frames, flows, mode_sink(mode), options)?;
+                figures.push((mode_case(mode, flows), family, flows, measured));
+            }
+        }
+        if mode == Mode::Nat {
+            for family in Family::BOTH {
+                // The request cases above left entries: answer those flows.
+                let frames = nat_reply_frames(&rig, family)?;
+                let measured = measure(&rig, balancer, Side::Reals, &frames, Flows::Known, Side::Clients, options)?;
+                figures.push(("NAT reply".to_owned(), family, Flows::Known, measured));
+            }
+        }
+    }
+    rig.stop_lbd()?;
+    let floor_after = reflector_costs(&rig, options)?;
+    for (case, family, flows, measured) in figures {
+        let index = usize::from(family == Family::V6);
+        let floor = (floor_before[index] + floor_after[index]) / 2.0;
+        let (flow_case, target) = match flows {
+            Flows::Known => ("flow-table hit", HIT_TARGET),
+            Flows::NewEachPacket { .. } => ("new flow every packet", NEW_FLOW_TARGET),
+        };
+        report.add(
+            Figure::new(
+                Section::Cost,
+                format!("{case} {} {flow_case}", family.name()),
+                measured.ns_per_packet,
+                "ns/packet",
+            )
+            .compared_to(format!("reflector {}", family.name()), floor)
+            .target(Target::RatioAtMost(target))
+            .note(format!(
+                "{} packets, {} delivered; reflector {:.1} ns before, {:.1} ns after",
+                measured.runs, measured.delivered, floor_before[index], floor_after[index]
+            )),
+        );
+    }
+    Ok(())
+}
+
+fn mode_case(mode: Mode, flows: Flows) -> String {
+    match (mode, flows) {
+        (Mode::Nat, _) => "NAT request".to_owned(),
+        (mode, _) => mode.name().to_owned(),
+    }
+}
+
+/// The reflector's ns/packet for IPv4 and IPv6 frames (the DR request
+/// frames: the reflector does not look past Ethernet, but frame sizes
+/// differ by family).
+fn reflector_costs(rig: &XdpRig, options: &Options) -> Result<[f64; 2]> {
+    let mut reflector = rig.lb.enter(|| {
+        let mut dataplane = Dataplane::load(small_geometry(), None)?;
+        dataplane
+            .program_mut(programs::REFLECT)?
+            .attach("eth0", XdpMode::Driver)
+            .context("attaching lb_reflect")?;
+        Ok(dataplane)
+    })?;
+    let id = reflector.program_mut(programs::REFLECT)?.info()?.id();
+    let mut costs = [0.0; 4];
+    for (index, family) in [Family::V4, Family::V4, Family::V6, Family::V6].into_iter().enumerate() {
+        let frames = request_frames(rig, Mode::Dr, family, Transport::TcpAck);
+        eprintln!("reflect {family:?}");
+        costs[index] = measure(rig, id, Side::Clients, &frames, Flows::Known, Side::Clients, options)?.ns_per_packet;
+    }
+    drop(reflector);
+    Ok([costs[0], costs[2]])
+}
+
+fn mode_sink(mode: Mode) -> Side {
+    match mode {
+        Mode::Dr => Side::Clients,
+        Mode::Tun | Mode::Nat => Side::Reals,
+    }
+}
+
+struct Measured {
+    ns_per_packet: f64,
+    runs: u64,
+    delivered: u64,
+}
+
+/// Sends `frames` for the configured duration after a short warm-up (which
+/// also creates the known flows), and divides the program's run time by
+/// its runs. Fails unless nearly every run reached the expected sink: a
+/// case whose packets took another path would be measuring something else.
+fn measure(
+    rig: &XdpRig,
+    program_id: u32,
+    sender: Side,
+    frames: &[Vec<u8>],
+    flows: Flows,
+    sink: Side,
+    options: &Options,
+) -> Result<Measured> {
+    let sender_netns = rig.side(sender);
+    let sink_netns = rig.side(sink);
+    let warm_up = Duration::from_millis(200);
+    sender_netns.enter(|| blast("eth0", frames, flows, warm_up))?;
+    let stats_before = RunStats::of(program_id)?;
+    let delivered_before = veth_xdp_packets(sink_netns, "eth0")?;
+    sender_netns.enter(|| blast("eth0", frames, flows, options.duration))?;
+    // Frames still in the veth ring are handled within microseconds.
+    std::thread::sleep(Duration::from_millis(50));
+    let run = RunStats::of(program_id)?.since(stats_before);
+    let delivered = veth_xdp_packets(sink_netns, "eth0")? - delivered_before;
+    eprintln!("DEBUG runs {} delivered {} xdp_drops now {}", run.runs, delivered, stats::ethtool(&rig.lb, "eth0").unwrap_or_default().lines().find(|l| l.contains("xdp_drops")).unwrap_or(""));
+    if delivered * 2 < run.runs {
+        eprintln!("{}", rig.lbd_log());
+        if let Ok(maps) = Maps::open_pinned(&rig.pins) {
+            for counter in lb_common::GlobalCounter::ALL {
+                let values = maps.global_stats.get(&(counter as u32), 0).unwrap();
+                let total: u64 = values.iter().sum();
+                if total > 0 { eprintln!("  {counter:?} {total}"); }
+            }
+        }
+    }
+    ensure!(run.runs > 0, "the program never ran");
+    ensure!(
+        delivered as f64 >= 0.95 * run.runs as f64,
+        "only {delivered} of {} packets reached the expected side; balancer side:\n{}",
+        run.runs,
+        stats::ethtool(&rig.lb, "eth0").unwrap_or_default() + &stats::ethtool(sink_netns, "eth0").unwrap_or_default()
+    );
+    Ok(Measured {
+        ns_per_packet: run.ns_per_run(),
+        runs: run.runs,
+        delivered,
+    })
+}
+
+fn request_frames(rig: &XdpRig, mode: Mode, family: Family, transport: Transport) -> Vec<Vec<u8>> {
+    (0..KNOWN_FLOWS)
+        .map(|n| {
+            Flow {
+                src_mac: rig.client_mac,
+                dst_mac: rig.lb_mac,
+                src: family.client(),
+                dst: family.vip(mode),
+                src_port: FIRST_CLIENT_PORT + n,
+                dst_port: SERVICE_PORT,
+                transport,
+            }
+            .frame()
+            .expect("frames of one family")
+        })
+        .collect()
+}
+
+/// Replies from the reals for every NAT flow of `family` the balancer
+/// holds, built from its reply table (which real got which flow is the
+/// balancer's choice).
+fn nat_reply_frames(rig: &XdpRig, family: Family) -> Result<Vec<Vec<u8>>> {
+    let maps = Maps::open_pinned(&rig.pins)?;
+    let mut frames = Vec::new();
+    for entry in maps.nat_replies.iter() {
+        let (key, _reply): (FlowKey, _) = entry?;
+        let addr_family = match family {
+            Family::V4 => AddrFamily::V4,
+            Family::V6 => AddrFamily::V6,
+        };
+        if key.family != addr_family as u8 || key.protocol != lb_common::proto::TCP {
+            continue;
+        }
+        let src: IpAddr = key.src.to_ip(addr_family);
+        let dst: IpAddr = key.dst.to_ip(addr_family);
+        if dst != family.client() {
+            continue;
+        }
+        frames.push(
+            Flow {
+                src_mac: rig.sink_mac,
+                dst_mac: rig.lb_inner_mac,
+                src,
+                dst,
+                src_port: u16::from_be(key.src_port),
+                dst_port: u16::from_be(key.dst_port),
+                transport: Transport::TcpAck,
+            }
+            .frame()?,
+        );
+        if frames.len() == usize::from(KNOWN_FLOWS) {
+            break;
+        }
+    }
+    ensure!(!frames.is_empty(), "the balancer holds no {} NAT flows", family.name());
+    Ok(frames)
+}
+
+fn small_geometry() -> Geometry {
+    Geometry {
+        maglev_table_size: 3,
+        flow_table_entries: 1024,
+    }
+}
+
+// ---------------------------------------------------------------- rate
+
+/// Rate target: the balancer forwards at least this share of the
+/// reflector's rate on the same core.
+const RATE_TARGET: f64 = 0.5;
+/// Frames per BPF_PROG_RUN batch (the kernel's default is 64).
+const LIVE_BATCH: u32 = 64;
+
+pub fn rate(options: &Options, report: &mut Report) -> Result<()> {
+    let mut rig = XdpRig::build()?;
+    rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES)?;
+    let geometry = Geometry {
+        maglev_table_size: capacity::DEFAULT_MAGLEV_TABLE_SIZE,
+        flow_table_entries: capacity::DEFAULT_FLOW_TABLE_ENTRIES,
+    };
+    // A second instance of the balancer program on lbd's pinned maps: the
+    // same code and state, in this process so it can be test-run.
+    let mut dataplane = rig.lb.enter(|| Dataplane::load(geometry, Some(&rig.pins)))?;
+    let frame = request_frames(&rig, Mode::Dr, Family::V4, Transport::Udp).remove(0);
+    let reflector = live_rate(&rig, &mut dataplane, programs::REFLECT, &frame, Side::Clients, options)?;
+    let balancer = live_rate(&rig, &mut dataplane, programs::BALANCER, &frame, Side::Clients, options)?;
+    report.add(
+        Figure::new(Section::Rate, "DR IPv4 64-byte flow-table hit", balancer.delivered_mpps, "Mpps")
+            .compared_to("reflector", reflector.delivered_mpps)
+            .target(Target::RatioAtLeast(RATE_TARGET))
+            .note(format!(
+                "offered {:.2} / {:.2} Mpps (balancer / reflector), one core",
+                balancer.offered_mpps, reflector.offered_mpps
+            )),
+    );
+    Ok(())
+}
+
+struct Rate {
+    offered_mpps: f64,
+    delivered_mpps: f64,
+}
+
+/// Runs `program` over `frame` in live-frames mode for the configured
+/// duration, as if it arrived on the balancer's eth0.
+fn live_rate(
+    rig: &XdpRig,
+    dataplane: &mut Dataplane,
+    program: &str,
+    frame: &[u8],
+    sink: Side,
+    options: &Options,
+) -> Result<Rate> {
+    let sink_netns = rig.side(sink);
+    let program = dataplane.program_mut(program)?;
+    let delivered_before = veth_xdp_packets(sink_netns, "eth0")?;
+    let (frames, elapsed) = rig.lb.enter(|| run_live(program, frame, options.duration))?;
+    std::thread::sleep(Duration::from_millis(50));
+    let delivered = veth_xdp_packets(sink_netns, "eth0")? - delivered_before;
+    let seconds = elapsed.as_secs_f64();
+    Ok(Rate {
+        offered_mpps: frames as f64 / seconds / 1e6,
+        delivered_mpps: delivered as f64 / seconds / 1e6,
+    })
+}
+
+fn run_live(
+    program: &mut aya::programs::Xdp,
+    frame: &[u8],
+    duration: Duration,
+) -> Result<(u64, Duration)> {
+    let ifindex = dataplane::ifindex("eth0")?;
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex.
+    let mut context = [0u8; 24];
+    context[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    const REPEAT: u32 = 1 << 18;
+    let start = std::time::Instant::now();
+    let mut frames = 0u64;
+    while start.elapsed() < duration {
+        program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&context),
+            repeat: REPEAT,
+            attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
+            ..TestRunOptions::new()
+        })?;
+        frames += u64::from(REPEAT);
+    }
+    Ok((frames, start.elapsed()))
+}
+
+pub fn nftables_rate(_options: &Options, _report: &mut Report) -> Result<()> {
+    anyhow::bail!("not measured yet")
+}
