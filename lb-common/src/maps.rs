@@ -27,6 +27,9 @@ pub mod names {
     pub const PERSIST: &str = "LB_PERSIST";
     /// Round-robin position per service (per CPU).
     pub const RR_CURSOR: &str = "LB_RR_CURSOR";
+    /// The benchmark's frame template and tail-call target (not pinned).
+    pub const BENCH_FRAME: &str = "LB_BENCH_FRAME";
+    pub const BENCH_NEXT: &str = "LB_BENCH_NEXT";
     /// Every map the daemon pins, in a fixed order.
     pub const ALL_PINNED: [&str; 15] = [
         VIPS,
@@ -62,6 +65,8 @@ pub mod programs {
     /// Benchmark sink where the reals would be: drops all but ARP and
     /// neighbour discovery.
     pub const SINK: &str = "lb_sink";
+    /// Benchmark helper: restores a frame, then tail-calls another program.
+    pub const REPLAY: &str = "lb_replay";
 }
 
 /// Names of the load-time constants in the BPF object's `.rodata`.
@@ -533,6 +538,12 @@ const _: () = {
     assert!(core::mem::size_of::<NatReply>() == 64);
 };
 
+/// Value of `LB_BENCH_FRAME`: the minimum Ethernet frame (without FCS) the
+/// benchmark's `lb_replay` restores before each run.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchFrame(pub [u8; 60]);
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -550,4 +561,5 @@ mod pod {
     unsafe impl aya::Pod for RealConns {}
     unsafe impl aya::Pod for PersistKey {}
     unsafe impl aya::Pod for PersistState {}
+    unsafe impl aya::Pod for BenchFrame {}
 }

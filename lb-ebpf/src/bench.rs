@@ -1,9 +1,41 @@
-//! The two programs `cargo xtask bench` measures the balancer against.
+//! The programs `cargo xtask bench` measures the balancer with.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::map,
+    maps::{Array, ProgramArray},
+    programs::XdpContext,
+};
+use lb_common::BenchFrame;
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::parse::header;
+
+/// The frame [`replay`] restores before each run.
+#[map]
+static LB_BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
+
+/// Slot 0: the program [`replay`] hands the restored frame to.
+#[map]
+static LB_BENCH_NEXT: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Writes `LB_BENCH_FRAME` over the frame, then tail-calls the program in
+/// `LB_BENCH_NEXT`. BPF_PROG_RUN's live-frames mode recycles its pages
+/// without restoring their contents, so a program that rewrites packets
+/// (NAT) would otherwise see its own output again; this puts the original
+/// request back every time, for the price of one small copy.
+#[inline(always)]
+pub fn replay(ctx: &XdpContext) -> u32 {
+    let (Some(template), Some(frame)) = (LB_BENCH_FRAME.get(0), header::<BenchFrame>(ctx, 0))
+    else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: bounds checked by `header`; the template is a map value.
+    unsafe { *frame = *template };
+    // SAFETY: a tail call with our own context; on failure we fall through.
+    unsafe { LB_BENCH_NEXT.tail_call(ctx, 0) };
+    xdp_action::XDP_ABORTED
+}
 
 /// Swaps the Ethernet addresses and sends the frame back where it came
 /// from: what every XDP forwarder does at least, so the floor the

@@ -40,13 +40,13 @@ mod scheduling;
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-    use lb_common::{ForwardingMethod, GlobalCounter, flow_hash::flow_hash};
+    use lb_common::{ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
 
     use crate::{
         bench,
         counters::{count, count_real, count_service},
         decap, encap, forward, icmp, nat, parse,
-        parse::{L3Verdict, L4Verdict},
+        parse::{L3, L3Verdict, L4, L4Verdict},
         scheduling,
     };
 
@@ -70,6 +70,12 @@ mod program {
         bench::reflect(&ctx)
     }
 
+    /// The benchmark's frame restorer (see `bench::replay`).
+    #[xdp]
+    pub fn lb_replay(ctx: XdpContext) -> u32 {
+        bench::replay(&ctx)
+    }
+
     /// The benchmark's sink where the reals would be (see `bench::sink`).
     #[xdp]
     pub fn lb_sink(ctx: XdpContext) -> u32 {
@@ -90,6 +96,14 @@ mod program {
             L3Verdict::NotIp => return (xdp_action::XDP_PASS, GlobalCounter::PassNotIp),
             L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
         };
+        // The common case first: TCP or UDP for a service's own port is
+        // found with one lookup, not two (is it a VIP? which service?).
+        // Everything else takes the careful path below.
+        if let L4Verdict::Packet(l4) = parse::l4(ctx, &l3)
+            && let Some(service) = scheduling::find_exact_service(&l3, &l4)
+        {
+            return balance_service(ctx, &l3, &l4, &service);
+        }
         if !scheduling::is_vip(&l3) {
             return nat::reply(ctx, &l3)
                 .unwrap_or((xdp_action::XDP_PASS, GlobalCounter::PassNotVip));
@@ -106,14 +120,27 @@ mod program {
             }
             L4Verdict::Truncated => return (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4),
         };
-        let Some(service) = scheduling::find_service(&l3, &l4) else {
+        // The exact port missed above: only the VIP's every-port service
+        // is left.
+        let Some(service) = scheduling::find_every_port_service(&l3) else {
             return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
         };
+        balance_service(ctx, &l3, &l4, &service)
+    }
+
+    /// Schedules and forwards a packet of `service`.
+    #[inline(always)]
+    fn balance_service(
+        ctx: &XdpContext,
+        l3: &L3,
+        l4: &L4,
+        service: &Service,
+    ) -> (u32, GlobalCounter) {
         if l3.has_ipv4_options {
             count(GlobalCounter::Ipv4Options);
         }
         let frame_len = (ctx.data_end() - ctx.data()) as u64;
-        let choice = match scheduling::choose_real(&l3, &l4, &service) {
+        let choice = match scheduling::choose_real(l3, l4, service) {
             Ok(choice) => choice,
             Err(reason) => {
                 count_service(service.id, frame_len, false, true);
@@ -123,10 +150,10 @@ mod program {
         count_service(service.id, frame_len, choice.new_connection, false);
         let forwarded = match ForwardingMethod::from_u8(choice.real.forwarding) {
             Some(ForwardingMethod::Tunnel) => {
-                encap::tunnel(ctx, &l3, choice.real, flow_hash(&choice.key))
+                encap::tunnel(ctx, l3, choice.real, flow_hash(&choice.key))
             }
-            Some(ForwardingMethod::Masquerade) => nat::request(ctx, &l3, &l4, &choice, choice.real),
-            _ => forward::direct_routing(ctx, &l3, choice.real)
+            Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, l4, &choice, choice.real),
+            _ => forward::direct_routing(ctx, l3, choice.real)
                 .map(|action| (action, GlobalCounter::Forwarded)),
         };
         match forwarded {

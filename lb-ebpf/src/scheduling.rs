@@ -27,22 +27,27 @@ pub fn is_vip(l3: &L3) -> bool {
     LB_VIPS.get_ptr(&key).is_some()
 }
 
-/// The service for (VIP, port, protocol), falling back to the VIP's
-/// port-0 ("every port") service.
+/// The service for (VIP, port, protocol) exactly.
 #[inline(always)]
-pub fn find_service(l3: &L3, l4: &L4) -> Option<Service> {
-    let mut key = ServiceKey {
+pub fn find_exact_service(l3: &L3, l4: &L4) -> Option<Service> {
+    find_service_on_port(l3, l4.dst_port)
+}
+
+/// The VIP's port-0 ("every port") service.
+#[inline(always)]
+pub fn find_every_port_service(l3: &L3) -> Option<Service> {
+    find_service_on_port(l3, 0)
+}
+
+#[inline(always)]
+fn find_service_on_port(l3: &L3, port_be: u16) -> Option<Service> {
+    let key = ServiceKey {
         addr: l3.dst,
-        port_be: l4.dst_port,
+        port_be,
         protocol: l3.protocol,
         family: l3.family as u8,
     };
-    if let Some(service) = LB_SERVICES.get_ptr(&key) {
-        // SAFETY: hash map values are valid while this program runs.
-        return Some(unsafe { *service });
-    }
-    key.port_be = 0;
-    // SAFETY: as above.
+    // SAFETY: hash map values are valid while this program runs.
     LB_SERVICES.get_ptr(&key).map(|service| unsafe { *service })
 }
 

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, xdp::DevMapHash},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, ProgramArray, xdp::DevMapHash},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -25,8 +25,9 @@ use aya::{
     },
 };
 use lb_common::{
-    FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState, Real, RealConns, Service,
-    ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity, globals, names, programs,
+    BenchFrame, FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState, Real,
+    RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity, globals,
+    names, programs,
 };
 use tracing::{info, warn};
 
@@ -187,6 +188,7 @@ impl Dataplane {
             programs::DECAP,
             programs::REFLECT,
             programs::SINK,
+            programs::REPLAY,
         ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
@@ -200,6 +202,25 @@ impl Dataplane {
             maps,
             adopted,
         })
+    }
+
+    /// For `cargo xtask bench`: makes `lb_replay` restore `frame` before
+    /// every run and then hand it to `program` (see lb-ebpf's `bench.rs`).
+    pub fn replay_into(&mut self, program: &str, frame: BenchFrame) -> Result<()> {
+        let target = self.program_mut(program)?.fd()?.try_clone()?;
+        let mut next: ProgramArray<_> = self
+            .ebpf
+            .map_mut(names::BENCH_NEXT)
+            .context("map LB_BENCH_NEXT missing")?
+            .try_into()?;
+        next.set(0, &target, 0)?;
+        let mut template: Array<_, BenchFrame> = self
+            .ebpf
+            .map_mut(names::BENCH_FRAME)
+            .context("map LB_BENCH_FRAME missing")?
+            .try_into()?;
+        template.set(0, frame, 0)?;
+        Ok(())
     }
 
     pub fn program_mut(&mut self, name: &str) -> Result<&mut Xdp> {

@@ -118,7 +118,9 @@ mod tests {
         let packet = SlicedPacket::from_ethernet(frame).unwrap();
         let address = match packet.net.unwrap() {
             NetSlice::Ipv4(ip) => {
-                assert!(ip.header().to_header().calc_header_checksum() == ip.header().header_checksum());
+                assert!(
+                    ip.header().to_header().calc_header_checksum() == ip.header().header_checksum()
+                );
                 IpAddr::V4(ip.header().source_addr())
             }
             NetSlice::Ipv6(ip) => IpAddr::V6(ip.header().source_addr()),

@@ -31,7 +31,9 @@ pub enum Flows {
 pub fn blast(interface: &str, frames: &[Vec<u8>], flows: Flows, duration: Duration) -> Result<u64> {
     anyhow::ensure!(!frames.is_empty(), "nothing to send");
     let socket = PacketSocket::bound_to(interface)?;
-    let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|i| frames[i % frames.len()].clone()).collect();
+    let mut batch: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| frames[i % frames.len()].clone())
+        .collect();
     let mut sent: u64 = 0;
     let mut next_flow: u64 = 0;
     let deadline = Instant::now() + duration;
@@ -97,7 +99,8 @@ impl PacketSocket {
             )
         };
         if status != 0 {
-            return Err(io::Error::last_os_error()).with_context(|| format!("binding to {interface}"));
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("binding to {interface}"));
         }
         Ok(Self { fd })
     }

@@ -23,7 +23,7 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions, XdpMode};
-use lb_common::{FlowKey, Family as AddrFamily, capacity, programs};
+use lb_common::{BenchFrame, Family as AddrFamily, FlowKey, GlobalCounter, capacity, programs};
 use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps};
 
 use self::{
@@ -53,9 +53,22 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
     let mut figures = Vec::new();
     for mode in Mode::ALL {
         for family in Family::BOTH {
-            for flows in [Flows::Known, Flows::NewEachPacket { ipv6: family == Family::V6 }] {
+            for flows in [
+                Flows::Known,
+                Flows::NewEachPacket {
+                    ipv6: family == Family::V6,
+                },
+            ] {
                 let frames = request_frames(&rig, mode, family, Transport::TcpAck);
-                let measured = measure(&rig, balancer, Side::Clients, &frames, flows, mode_sink(mode), options)?;
+                let measured = measure(
+                    &rig,
+                    balancer,
+                    Side::Clients,
+                    &frames,
+                    flows,
+                    mode_sink(mode),
+                    options,
+                )?;
                 figures.push((mode_case(mode, flows), family, flows, measured));
             }
         }
@@ -63,7 +76,15 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
             for family in Family::BOTH {
                 // The request cases above left entries: answer those flows.
                 let frames = nat_reply_frames(&rig, family)?;
-                let measured = measure(&rig, balancer, Side::Reals, &frames, Flows::Known, Side::Clients, options)?;
+                let measured = measure(
+                    &rig,
+                    balancer,
+                    Side::Reals,
+                    &frames,
+                    Flows::Known,
+                    Side::Clients,
+                    options,
+                )?;
                 figures.push(("NAT reply".to_owned(), family, Flows::Known, measured));
             }
         }
@@ -115,14 +136,22 @@ fn reflector_costs(rig: &XdpRig, options: &Options) -> Result<[f64; 2]> {
         Ok(dataplane)
     })?;
     let id = reflector.program_mut(programs::REFLECT)?.info()?.id();
-    let mut costs = [0.0; 4];
-    for (index, family) in [Family::V4, Family::V4, Family::V6, Family::V6].into_iter().enumerate() {
+    let mut costs = [0.0; 2];
+    for (index, family) in Family::BOTH.into_iter().enumerate() {
         let frames = request_frames(rig, Mode::Dr, family, Transport::TcpAck);
-        eprintln!("reflect {family:?}");
-        costs[index] = measure(rig, id, Side::Clients, &frames, Flows::Known, Side::Clients, options)?.ns_per_packet;
+        costs[index] = measure(
+            rig,
+            id,
+            Side::Clients,
+            &frames,
+            Flows::Known,
+            Side::Clients,
+            options,
+        )?
+        .ns_per_packet;
     }
     drop(reflector);
-    Ok([costs[0], costs[2]])
+    Ok(costs)
 }
 
 fn mode_sink(mode: Mode) -> Side {
@@ -162,23 +191,12 @@ fn measure(
     std::thread::sleep(Duration::from_millis(50));
     let run = RunStats::of(program_id)?.since(stats_before);
     let delivered = veth_xdp_packets(sink_netns, "eth0")? - delivered_before;
-    eprintln!("DEBUG runs {} delivered {} xdp_drops now {}", run.runs, delivered, stats::ethtool(&rig.lb, "eth0").unwrap_or_default().lines().find(|l| l.contains("xdp_drops")).unwrap_or(""));
-    if delivered * 2 < run.runs {
-        eprintln!("{}", rig.lbd_log());
-        if let Ok(maps) = Maps::open_pinned(&rig.pins) {
-            for counter in lb_common::GlobalCounter::ALL {
-                let values = maps.global_stats.get(&(counter as u32), 0).unwrap();
-                let total: u64 = values.iter().sum();
-                if total > 0 { eprintln!("  {counter:?} {total}"); }
-            }
-        }
-    }
     ensure!(run.runs > 0, "the program never ran");
     ensure!(
         delivered as f64 >= 0.95 * run.runs as f64,
-        "only {delivered} of {} packets reached the expected side; balancer side:\n{}",
+        "only {delivered} of {} packets reached the expected side; the balancer's counters: {}",
         run.runs,
-        stats::ethtool(&rig.lb, "eth0").unwrap_or_default() + &stats::ethtool(sink_netns, "eth0").unwrap_or_default()
+        rig.global_counters()
     );
     Ok(Measured {
         ns_per_packet: run.ns_per_run(),
@@ -241,7 +259,11 @@ fn nat_reply_frames(rig: &XdpRig, family: Family) -> Result<Vec<Vec<u8>>> {
             break;
         }
     }
-    ensure!(!frames.is_empty(), "the balancer holds no {} NAT flows", family.name());
+    ensure!(
+        !frames.is_empty(),
+        "the balancer holds no {} NAT flows",
+        family.name()
+    );
     Ok(frames)
 }
 
@@ -263,29 +285,54 @@ const LIVE_BATCH: u32 = 64;
 pub fn rate(options: &Options, report: &mut Report) -> Result<()> {
     let mut rig = XdpRig::build()?;
     rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES)?;
-    let geometry = Geometry {
-        maglev_table_size: capacity::DEFAULT_MAGLEV_TABLE_SIZE,
-        flow_table_entries: capacity::DEFAULT_FLOW_TABLE_ENTRIES,
-    };
     // A second instance of the balancer program on lbd's pinned maps: the
     // same code and state, in this process so it can be test-run.
-    let mut dataplane = rig.lb.enter(|| Dataplane::load(geometry, Some(&rig.pins)))?;
+    let mut dataplane = rig
+        .lb
+        .enter(|| Dataplane::load(default_geometry(), Some(&rig.pins)))?;
     let frame = request_frames(&rig, Mode::Dr, Family::V4, Transport::Udp).remove(0);
-    let reflector = live_rate(&rig, &mut dataplane, programs::REFLECT, &frame, Side::Clients, options)?;
-    let balancer = live_rate(&rig, &mut dataplane, programs::BALANCER, &frame, Side::Clients, options)?;
+    let reflector = live_rate(
+        &rig,
+        &mut dataplane,
+        programs::REFLECT,
+        &frame,
+        Side::Clients,
+        options,
+    )?;
+    let balancer = live_rate(
+        &rig,
+        &mut dataplane,
+        programs::BALANCER,
+        &frame,
+        Side::Clients,
+        options,
+    )?;
     report.add(
-        Figure::new(Section::Rate, "DR IPv4 64-byte flow-table hit", balancer.delivered_mpps, "Mpps")
-            .compared_to("reflector", reflector.delivered_mpps)
-            .target(Target::RatioAtLeast(RATE_TARGET))
-            .note(format!(
-                "offered {:.2} / {:.2} Mpps (balancer / reflector), one core",
-                balancer.offered_mpps, reflector.offered_mpps
-            )),
+        Figure::new(
+            Section::Rate,
+            "DR IPv4 64-byte flow-table hit",
+            balancer.delivered_mpps,
+            "Mpps",
+        )
+        .compared_to("reflector", reflector.delivered_mpps)
+        .target(Target::RatioAtLeast(RATE_TARGET))
+        .note(format!(
+            "offered {:.2} / {:.2} Mpps (balancer / reflector), one core",
+            balancer.offered_mpps, reflector.offered_mpps
+        )),
     );
     Ok(())
 }
 
+fn default_geometry() -> Geometry {
+    Geometry {
+        maglev_table_size: capacity::DEFAULT_MAGLEV_TABLE_SIZE,
+        flow_table_entries: capacity::DEFAULT_FLOW_TABLE_ENTRIES,
+    }
+}
+
 struct Rate {
+    frames: u64,
     offered_mpps: f64,
     delivered_mpps: f64,
 }
@@ -303,11 +350,14 @@ fn live_rate(
     let sink_netns = rig.side(sink);
     let program = dataplane.program_mut(program)?;
     let delivered_before = veth_xdp_packets(sink_netns, "eth0")?;
-    let (frames, elapsed) = rig.lb.enter(|| run_live(program, frame, options.duration))?;
+    let (frames, elapsed) = rig
+        .lb
+        .enter(|| run_live(program, frame, options.duration))?;
     std::thread::sleep(Duration::from_millis(50));
     let delivered = veth_xdp_packets(sink_netns, "eth0")? - delivered_before;
     let seconds = elapsed.as_secs_f64();
     Ok(Rate {
+        frames,
         offered_mpps: frames as f64 / seconds / 1e6,
         delivered_mpps: delivered as f64 / seconds / 1e6,
     })
@@ -319,10 +369,13 @@ fn run_live(
     duration: Duration,
 ) -> Result<(u64, Duration)> {
     let ifindex = dataplane::ifindex("eth0")?;
-    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
-    // rx_queue_index, egress_ifindex.
-    let mut context = [0u8; 24];
-    context[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    // struct xdp_md { data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex }: the kernel wants data and
+    // data_meta 0 and data_end the frame length.
+    let context: Vec<u8> = [0, frame.len() as u32, 0, ifindex, 0, 0]
+        .into_iter()
+        .flat_map(u32::to_ne_bytes)
+        .collect();
     const REPEAT: u32 = 1 << 18;
     let start = std::time::Instant::now();
     let mut frames = 0u64;
@@ -339,6 +392,109 @@ fn run_live(
     Ok((frames, start.elapsed()))
 }
 
-pub fn nftables_rate(_options: &Options, _report: &mut Report) -> Result<()> {
-    anyhow::bail!("not measured yet")
+/// The balancer's NAT at least this many times nftables DNAT's rate.
+const NFTABLES_TARGET: f64 = 3.0;
+
+/// nftables DNAT as kube-proxy's nftables mode lays it out: a jump per
+/// service, a random pick among endpoint chains, a DNAT in each.
+fn nftables_ruleset(family: Family) -> String {
+    let vip = family.vip(Mode::Nat);
+    let [first, second] = family.reals(Mode::Nat);
+    let port = Mode::Nat.real_port();
+    format!(
+        "table ip lb-bench {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr {vip} udp dport {SERVICE_PORT} jump service-nat
+  }}
+  chain service-nat {{
+    numgen random mod 2 vmap {{ 0 : jump endpoint-1, 1 : jump endpoint-2 }}
+  }}
+  chain endpoint-1 {{
+    meta l4proto udp dnat to {first}:{port}
+  }}
+  chain endpoint-2 {{
+    meta l4proto udp dnat to {second}:{port}
+  }}
+}}
+"
+    )
+}
+
+pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
+    let mut rig = XdpRig::build()?;
+    rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES)?;
+    let frame = request_frames(&rig, Mode::Nat, Family::V4, Transport::Udp).remove(0);
+    let mut dataplane = rig
+        .lb
+        .enter(|| Dataplane::load(default_geometry(), Some(&rig.pins)))?;
+    // The NAT rewrite would stay in the recycled pages: restore each frame.
+    let template = BenchFrame(
+        frame
+            .as_slice()
+            .try_into()
+            .context("a minimum-size frame")?,
+    );
+    dataplane.replay_into(programs::BALANCER, template)?;
+    let before = rig.global_counter(GlobalCounter::Forwarded)?;
+    let balancer = live_rate(
+        &rig,
+        &mut dataplane,
+        programs::REPLAY,
+        &frame,
+        Side::Reals,
+        options,
+    )?;
+    let rewritten = rig.global_counter(GlobalCounter::Forwarded)? - before;
+    // Make sure every run saw the original request (a rewritten page would
+    // go to the kernel instead).
+    ensure!(
+        rewritten as f64 >= 0.99 * balancer.frames as f64,
+        "the balancer rewrote only {rewritten} of {} frames",
+        balancer.frames
+    );
+    drop(dataplane);
+    rig.stop_lbd()?;
+    let ruleset = nftables_ruleset(Family::V4);
+    rig.lb.enter(|| nft(&ruleset))?;
+    let mut plain = rig.lb.enter(|| Dataplane::load(small_geometry(), None))?;
+    // XDP_PASS in live-frames mode hands each frame to the stack, as the
+    // driver would: routing, conntrack and the DNAT rules all run. The
+    // stack rewrites the page too (DNAT, TTL, the next hop's MACs), so the
+    // frame is restored here as well: both sides pay for lb_replay.
+    plain.replay_into(programs::PASS, template)?;
+    let kernel = live_rate(
+        &rig,
+        &mut plain,
+        programs::REPLAY,
+        &frame,
+        Side::Reals,
+        options,
+    )?;
+    report.add(
+        Figure::new(Section::Nftables, "NAT IPv4 64-byte UDP, one flow", balancer.delivered_mpps, "Mpps")
+            .compared_to("nftables DNAT", kernel.delivered_mpps)
+            .target(Target::RatioAtLeast(NFTABLES_TARGET))
+            .note(format!(
+                "offered {:.2} / {:.2} Mpps (balancer / kernel), one core; both behind lb_replay restoring the frame; nftables: kube-proxy's rule shape, conntrack on",
+                balancer.offered_mpps, kernel.offered_mpps
+            )),
+    );
+    Ok(())
+}
+
+fn nft(ruleset: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft")?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(ruleset.as_bytes())?;
+    ensure!(child.wait()?.success(), "nft rejected:\n{ruleset}");
+    Ok(())
 }

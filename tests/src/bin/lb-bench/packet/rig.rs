@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::programs::XdpMode;
-use lb_common::{REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, programs};
+use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, programs};
 use lb_tests::{
     lbd::Lbd,
     netns::{Netns, run, unique_prefix},
@@ -212,7 +212,9 @@ impl XdpRig {
             let mut known = 0;
             for entry in maps.reals.iter() {
                 let real = entry?;
-                known += usize::from(real.flags & REAL_ACTIVE != 0 && real.flags & REAL_NEXT_HOP_KNOWN != 0);
+                known += usize::from(
+                    real.flags & REAL_ACTIVE != 0 && real.flags & REAL_NEXT_HOP_KNOWN != 0,
+                );
             }
             if known == CONFIGURED_REALS {
                 return Ok(());
@@ -239,6 +241,32 @@ impl XdpRig {
         std::fs::read_to_string(self.workdir.join("lbd.log")).unwrap_or_default()
     }
 
+    /// One of the balancer's global counters, summed over the CPUs.
+    pub fn global_counter(&self, counter: GlobalCounter) -> Result<u64> {
+        let maps = Maps::open_pinned(&self.pins)?;
+        Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
+    }
+
+    /// The balancer's non-zero global counters, to explain a failure.
+    pub fn global_counters(&self) -> String {
+        let Ok(maps) = Maps::open_pinned(&self.pins) else {
+            return "(no pinned maps)".to_owned();
+        };
+        GlobalCounter::ALL
+            .iter()
+            .filter_map(|&counter| {
+                let total: u64 = maps
+                    .global_stats
+                    .get(&(counter as u32), 0)
+                    .ok()?
+                    .iter()
+                    .sum();
+                (total > 0).then(|| format!("{counter:?} {total}"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn balancer_program_id(&self) -> Result<u32> {
         program_behind_link(&self.pins.link("eth0"))
     }
@@ -258,7 +286,9 @@ impl XdpRig {
                     let reals: Vec<String> = family
                         .reals(mode)
                         .iter()
-                        .map(|real| format!("{{ address: \"{real}\", port: {} }}", mode.real_port()))
+                        .map(|real| {
+                            format!("{{ address: \"{real}\", port: {} }}", mode.real_port())
+                        })
                         .collect();
                     services.push_str(&reals.join(", "));
                     services.push_str("] }\n");
@@ -317,8 +347,18 @@ fn pair(
     run(
         "ip",
         &[
-            "link", "add", left_name, "netns", &left.name, "type", "veth", "peer", "name",
-            right_name, "netns", &right.name,
+            "link",
+            "add",
+            left_name,
+            "netns",
+            &left.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            right_name,
+            "netns",
+            &right.name,
         ],
     )?;
     for (netns, name, segment, host) in [

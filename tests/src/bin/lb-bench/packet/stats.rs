@@ -5,8 +5,8 @@ use std::{os::fd::OwnedFd, path::Path, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{
-    loaded_programs,
     links::{FdLink, PinnedLink},
+    loaded_programs,
 };
 use lb_tests::netns::Netns;
 
