@@ -1,13 +1,522 @@
-//! (being written)
+//! End to end: TCP throughput (one iperf3 stream) and short connections per
+//! second (wrk, one HTTP request per connection) from the client through the
+//! VIP, next to the same client reaching the same real without the VIP, for
+//! DR, TUN and NAT over IPv4 and IPv6; and the NAT rig's VIP served by
+//! nftables DNAT (kube-proxy's way) instead of lbd.
+//!
+//! Every rig has one real: iperf3's control and data connections must meet
+//! the same server, and "direct" can only ever reach one real, so the VIP
+//! gets no more servers than the direct path does.
 
-use anyhow::Result;
+use std::{
+    fs::File,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
-use crate::{Options, report::Report};
+use anyhow::{Context as _, Result, bail, ensure};
+use lb_tests::{
+    netns::Netns,
+    rig::{HTTP_PORT, Mode, RealHost, Rig, VIP4, VIP6},
+};
 
-pub fn run(_options: &Options, _report: &mut Report) -> Result<()> {
-    anyhow::bail!("not measured yet")
+use crate::{
+    Options, Section,
+    report::{Figure, Report, Target},
+};
+
+const IPERF_PORT: u16 = 5201;
+/// The services the benchmark configures on both VIPs: (name, port, protocol).
+const SERVICES: [(&str, u16, &str); 2] = [("web", HTTP_PORT, "tcp"), ("iperf", IPERF_PORT, "tcp")];
+const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
+/// wrk's load: one thread per core of this 2-core machine's client, and
+/// enough connections in flight that the client never waits on one.
+const WRK_THREADS: u32 = 2;
+const WRK_CONNECTIONS: u32 = 32;
+/// What a stuck tool gets before it is killed (beyond its own duration).
+const TOOL_GRACE: Duration = Duration::from_secs(20);
+
+pub fn run(options: &Options, report: &mut Report) -> Result<()> {
+    for mode in MODES {
+        measure_mode(options, report, mode).with_context(|| format!("{} rig", label(mode)))?;
+    }
+    Ok(())
 }
 
-pub fn nftables_throughput(_options: &Options, _report: &mut Report) -> Result<()> {
-    anyhow::bail!("not measured yet")
+pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()> {
+    let mut rig = Rig::build(Mode::Nat, &[1])?;
+    let _iperf = start_iperf_server(&rig, &rig.reals[0])?;
+    let ruleset = nftables_ruleset(&rig);
+    rig.balancer
+        .command("nft")
+        .args(["--file", "-"])
+        .run_with_input(&ruleset)
+        .context("loading the nftables DNAT ruleset")?;
+    let by_nftables = measure(options, &rig, Route::ViaVip)?;
+    // lbd's XDP program sees packets before netfilter does, but delete the
+    // table anyway so conntrack stops tracking the balancer's traffic.
+    rig.balancer
+        .command("nft")
+        .args(["delete", "table", "inet", NFT_TABLE])
+        .run_with_input("")?;
+    start_lbd(&mut rig)?;
+    let by_balancer = measure(options, &rig, Route::ViaVip)?;
+    for ((family, balancer), nftables) in
+        Family::BOTH.into_iter().zip(&by_balancer).zip(&by_nftables)
+    {
+        add_nftables_figures(report, family, balancer, nftables);
+    }
+    Ok(())
+}
+
+/// Direct first, while nothing of lbd is attached (its pinned program
+/// stays after it stops), then through the VIP.
+fn measure_mode(options: &Options, report: &mut Report, mode: Mode) -> Result<()> {
+    let mut rig = Rig::build(mode, &[1])?;
+    let _iperf = start_iperf_server(&rig, &rig.reals[0])?;
+    rig.route_client_to_reals()?;
+    let direct = measure(options, &rig, Route::Direct)?;
+    start_lbd(&mut rig)?;
+    let via_vip = measure(options, &rig, Route::ViaVip)?;
+    for ((family, vip), direct) in Family::BOTH.into_iter().zip(&via_vip).zip(&direct) {
+        add_e2e_figures(report, mode, family, vip, direct);
+    }
+    Ok(())
+}
+
+fn start_lbd(rig: &mut Rig) -> Result<()> {
+    let config = rig.config_yaml_for(&SERVICES, &rig.all_reals(), "");
+    std::fs::write(rig.config_path(), config)?;
+    rig.start_lbd()
+}
+
+/// Both families' figures along one route, in `Family::BOTH`'s order.
+fn measure(options: &Options, rig: &Rig, route: Route) -> Result<Vec<PathFigures>> {
+    Family::BOTH
+        .iter()
+        .map(|&family| measure_path(options, rig, route, family))
+        .collect()
+}
+
+/// How the client reaches the real.
+#[derive(Clone, Copy)]
+enum Route {
+    ViaVip,
+    Direct,
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn vip(self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(VIP4),
+            Family::V6 => IpAddr::V6(VIP6),
+        }
+    }
+
+    fn address_of(self, real: &RealHost) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(real.v4),
+            Family::V6 => IpAddr::V6(real.v6),
+        }
+    }
+
+    /// nftables' name for the family in `ip daddr` and `dnat ip to`.
+    fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+fn label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dr => "DR",
+        Mode::Tun => "TUN",
+        Mode::Nat => "NAT",
+    }
+}
+
+/// Where the client connects for `service_port`: the VIP, or the real's own
+/// address and the port it listens on (NAT reals use other ports).
+fn target(rig: &Rig, route: Route, family: Family, service_port: u16) -> SocketAddr {
+    match route {
+        Route::ViaVip => SocketAddr::new(family.vip(), service_port),
+        Route::Direct => SocketAddr::new(
+            family.address_of(&rig.reals[0]),
+            rig.mode.real_port(service_port),
+        ),
+    }
+}
+
+struct PathFigures {
+    throughput: Throughput,
+    connections: ConnectionRate,
+}
+
+fn measure_path(options: &Options, rig: &Rig, route: Route, family: Family) -> Result<PathFigures> {
+    let iperf_target = target(rig, route, family, IPERF_PORT);
+    let http_target = target(rig, route, family, HTTP_PORT);
+    Ok(PathFigures {
+        throughput: iperf(&rig.client, iperf_target, options.duration)?,
+        connections: wrk(&rig.client, http_target, options.duration)?,
+    })
+}
+
+fn add_e2e_figures(
+    report: &mut Report,
+    mode: Mode,
+    family: Family,
+    vip: &PathFigures,
+    direct: &PathFigures,
+) {
+    let name = format!("{} {}", label(mode), family.label());
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} TCP throughput via VIP"),
+            vip.throughput.gbits_per_second,
+            "Gbit/s",
+        )
+        .compared_to("direct to the real", direct.throughput.gbits_per_second)
+        .target(Target::RatioAtLeast(0.95))
+        .note(format!(
+            "{}; {}; retransmits via VIP {}, direct {}",
+            direct_path(mode),
+            RIG_NOTE,
+            vip.throughput.retransmits,
+            direct.throughput.retransmits
+        )),
+    );
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} short connections via VIP"),
+            vip.connections.per_second,
+            "conn/s",
+        )
+        .compared_to("direct to the real", direct.connections.per_second)
+        .note(format!(
+            "{}; {WRK_NOTE}; failed requests via VIP {}, direct {}",
+            direct_path(mode),
+            vip.connections.failures,
+            direct.connections.failures
+        )),
+    );
+}
+
+fn add_nftables_figures(
+    report: &mut Report,
+    family: Family,
+    balancer: &PathFigures,
+    nftables: &PathFigures,
+) {
+    let name = format!("NAT {}", family.label());
+    report.add(
+        Figure::new(
+            Section::Nftables,
+            format!("{name} TCP throughput via VIP, balancer"),
+            balancer.throughput.gbits_per_second,
+            "Gbit/s",
+        )
+        .compared_to("nftables DNAT", nftables.throughput.gbits_per_second)
+        .note(format!(
+            "{NFTABLES_NOTE}; {RIG_NOTE}; retransmits balancer {}, nftables {}",
+            balancer.throughput.retransmits, nftables.throughput.retransmits
+        )),
+    );
+    report.add(
+        Figure::new(
+            Section::Nftables,
+            format!("{name} short connections via VIP, balancer"),
+            balancer.connections.per_second,
+            "conn/s",
+        )
+        .compared_to("nftables DNAT", nftables.connections.per_second)
+        .note(format!(
+            "{NFTABLES_NOTE}; {WRK_NOTE}; failed requests balancer {}, nftables {}",
+            balancer.connections.failures, nftables.connections.failures
+        )),
+    );
+}
+
+/// What the VIP is compared with, per mode.
+fn direct_path(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dr => {
+            "direct: client -> real across the shared segment; via VIP the requests \
+             also cross the balancer (XDP_TX back onto the segment), replies go straight back"
+        }
+        Mode::Tun => {
+            "direct: client -> router (kernel forwarding) -> real; via VIP the requests \
+             first cross the balancer (XDP, IP-in-IP) and are decapsulated by lbd decap on \
+             the real, whose XDP program sees the direct traffic too; replies go back through \
+             the router either way"
+        }
+        Mode::Nat => {
+            "direct: client -> balancer host's kernel forwarding (no XDP program, no \
+             netfilter rules: measured before lbd starts) -> real, both ways; via VIP lbd's \
+             XDP program rewrites both directions on the same host"
+        }
+    }
+}
+
+const RIG_NOTE: &str = "one iperf3 stream to one real, veth pairs and bridges on 2 shared cores; \
+    tx checksum offload is off on every host in both paths (the rig needs it: XDP turns skbs \
+    into raw frames), so no TSO either; the switch ports facing the balancer run an XDP_PASS \
+    program (veth drops XDP_TX frames otherwise)";
+
+const WRK_NOTE: &str = "wrk, 2 threads, 32 connections, one HTTP/1.0 request per connection \
+    (Connection: close) to the rig's thread-per-connection responder on one real; \
+    client, balancer and real share 2 cores";
+
+const NFTABLES_NOTE: &str = "same NAT rig and real; nftables: a prerouting DNAT rule per VIP:port \
+    with `numgen random mod N map` over the reals (kube-proxy's nftables shape, conntrack \
+    undoes it on replies), lbd not running; balancer: lbd in NAT mode, nftables table deleted";
+
+const NFT_TABLE: &str = "lb_bench";
+
+/// kube-proxy's nftables mode in miniature: per service a DNAT to an
+/// endpoint picked by `numgen` for each new connection; conntrack keeps
+/// the rest of the connection on it and reverses the translation on replies.
+fn nftables_ruleset(rig: &Rig) -> String {
+    let mut rules = String::new();
+    for (_, port, protocol) in SERVICES {
+        let real_port = rig.mode.real_port(port);
+        for family in Family::BOTH {
+            let endpoints: Vec<String> = rig
+                .reals
+                .iter()
+                .enumerate()
+                .map(|(index, real)| format!("{index} : {} . {real_port}", family.address_of(real)))
+                .collect();
+            rules.push_str(&format!(
+                "    {nft} daddr {vip} {protocol} dport {port} dnat {nft} to numgen random mod {count} map {{ {endpoints} }}\n",
+                nft = family.nft(),
+                vip = family.vip(),
+                count = rig.reals.len(),
+                endpoints = endpoints.join(", "),
+            ));
+        }
+    }
+    format!(
+        "table inet {NFT_TABLE} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// A server process in a namespace, killed when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `iperf3 --server` in the real's namespace, once it listens.
+fn start_iperf_server(rig: &Rig, real: &RealHost) -> Result<Background> {
+    let log_path = rig.workdir.join(format!("iperf3-{}.log", real.name));
+    let log = File::create(&log_path)?;
+    let child = real
+        .netns
+        .command("iperf3")
+        .args(["--server", "--port", &IPERF_PORT.to_string()])
+        // Its stdout is a file: without this the "listening" line would sit
+        // in a buffer.
+        .arg("--forceflush")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting iperf3 --server")?;
+    let server = Background(child);
+    wait_for_text(&log_path, "Server listening", Duration::from_secs(10))?;
+    Ok(server)
+}
+
+fn wait_for_text(path: &Path, text: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path)?.contains(text) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "{} did not show {text:?} within {timeout:?}: {}",
+        path.display(),
+        std::fs::read_to_string(path)?
+    )
+}
+
+/// iperf3 and wrk take whole seconds.
+fn whole_seconds(duration: Duration) -> u64 {
+    (duration.as_secs_f64().ceil() as u64).max(1)
+}
+
+struct Throughput {
+    gbits_per_second: f64,
+    retransmits: u64,
+}
+
+/// One iperf3 stream from `client` to `target` for `duration`; the rate
+/// the receiver counted.
+fn iperf(client: &Netns, target: SocketAddr, duration: Duration) -> Result<Throughput> {
+    let seconds = whole_seconds(duration);
+    let stdout = within(client, Duration::from_secs(seconds) + TOOL_GRACE, "iperf3")
+        .args(["--client", &target.ip().to_string()])
+        .args(["--port", &target.port().to_string()])
+        .args(["--time", &seconds.to_string()])
+        .args(["--connect-timeout", "3000", "--json"])
+        .run_with_input("")
+        .with_context(|| format!("iperf3 to {target}"))?;
+    parse_iperf(&stdout).with_context(|| format!("iperf3 to {target}"))
+}
+
+fn parse_iperf(stdout: &str) -> Result<Throughput> {
+    let json: serde_json::Value = serde_json::from_str(stdout).context("iperf3's JSON")?;
+    if let Some(error) = json.get("error") {
+        bail!("iperf3: {error}");
+    }
+    let end = &json["end"];
+    let bits_per_second = end["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("no end.sum_received.bits_per_second in iperf3's JSON")?;
+    Ok(Throughput {
+        gbits_per_second: bits_per_second / 1e9,
+        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+    })
+}
+
+struct ConnectionRate {
+    per_second: f64,
+    /// Socket errors and non-2xx answers.
+    failures: u64,
+}
+
+/// wrk from `client` against `target` for `duration`, each request on a
+/// new connection.
+fn wrk(client: &Netns, target: SocketAddr, duration: Duration) -> Result<ConnectionRate> {
+    let seconds = whole_seconds(duration);
+    let stdout = within(client, Duration::from_secs(seconds) + TOOL_GRACE, "wrk")
+        .args(["--threads", &WRK_THREADS.to_string()])
+        .args(["--connections", &WRK_CONNECTIONS.to_string()])
+        .args(["--duration", &format!("{seconds}s")])
+        .args(["--header", "Connection: close"])
+        .arg(format!("http://{target}/"))
+        .run_with_input("")
+        .with_context(|| format!("wrk against {target}"))?;
+    parse_wrk(&stdout).with_context(|| format!("wrk against {target}:\n{stdout}"))
+}
+
+/// Reads `Requests/sec:`, and the failures from `Socket errors: connect
+/// A, read B, write C, timeout D` and `Non-2xx or 3xx responses: N` (wrk
+/// prints those lines only when they are not zero).
+fn parse_wrk(stdout: &str) -> Result<ConnectionRate> {
+    let mut per_second = None;
+    let mut failures = 0;
+    for line in stdout.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Requests/sec:") {
+            per_second = Some(rest.trim().parse::<f64>().context("Requests/sec")?);
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            for count in rest.split(',') {
+                let number = count.split_whitespace().last().unwrap_or_default();
+                failures += number.parse::<u64>().context("Socket errors")?;
+            }
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            failures += rest.trim().parse::<u64>().context("Non-2xx")?;
+        }
+    }
+    let per_second = per_second.context("no Requests/sec line")?;
+    ensure!(per_second > 0.0, "no request completed");
+    Ok(ConnectionRate {
+        per_second,
+        failures,
+    })
+}
+
+/// `program` in `netns`, killed by coreutils' `timeout` after `limit` so a
+/// path that stops forwarding fails the run instead of hanging it.
+fn within(netns: &Netns, limit: Duration, program: &str) -> Command {
+    let mut command = netns.command("timeout");
+    command.arg(limit.as_secs().to_string()).arg(program);
+    command
+}
+
+trait RunWithInput {
+    /// Runs to completion with `input` on stdin; its stdout, or an error
+    /// with its stderr when it fails.
+    fn run_with_input(&mut self, input: &str) -> Result<String>;
+}
+
+impl RunWithInput for Command {
+    fn run_with_input(&mut self, input: &str) -> Result<String> {
+        use std::io::Write as _;
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {:?}", self.get_program()))?;
+        child
+            .stdin
+            .take()
+            .context("child's stdin")?
+            .write_all(input.as_bytes())?;
+        let output = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        ensure!(
+            output.status.success(),
+            "exited with {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            // iperf3 --json reports its errors on stdout.
+            stdout.trim()
+        );
+        Ok(stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_gives_rate_and_failures() {
+        let stdout = "Running 1s test @ http://198.18.1.10:80/\n  2 threads and 32 connections\n  \
+            12000 requests in 1.00s, 1.2MB read\n  Socket errors: connect 0, read 3, write 0, timeout 2\n  \
+            Non-2xx or 3xx responses: 1\nRequests/sec:  11990.51\nTransfer/sec:      1.20MB\n";
+        let rate = parse_wrk(stdout).unwrap();
+        assert_eq!(rate.per_second, 11990.51);
+        assert_eq!(rate.failures, 6);
+        assert!(parse_wrk("Requests/sec: 0.00\n").is_err());
+    }
+
+    #[test]
+    fn iperf_json_gives_received_rate() {
+        let json = r#"{"end": {"sum_sent": {"retransmits": 7, "bits_per_second": 2.1e9},
+                               "sum_received": {"bits_per_second": 2.0e9}}}"#;
+        let throughput = parse_iperf(json).unwrap();
+        assert_eq!(throughput.gbits_per_second, 2.0);
+        assert_eq!(throughput.retransmits, 7);
+        assert!(parse_iperf(r#"{"error": "unable to connect"}"#).is_err());
+    }
 }
