@@ -19,7 +19,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
     netns::Netns,
-    rig::{HTTP_PORT, Mode, RealHost, Rig, VIP4, VIP6},
+    rig::{Mode, RealHost, Rig, VIP4, VIP6},
 };
 
 use crate::{
@@ -28,8 +28,13 @@ use crate::{
 };
 
 const IPERF_PORT: u16 = 5201;
+/// nginx's port on the real (and the VIP's): the rig's own responder holds
+/// port 80, and a thread per connection caps it near 10,000 connections/s,
+/// well under what the network paths here carry.
+const NGINX_PORT: u16 = 8081;
 /// The services the benchmark configures on both VIPs: (name, port, protocol).
-const SERVICES: [(&str, u16, &str); 2] = [("web", HTTP_PORT, "tcp"), ("iperf", IPERF_PORT, "tcp")];
+const SERVICES: [(&str, u16, &str); 2] =
+    [("http", NGINX_PORT, "tcp"), ("iperf", IPERF_PORT, "tcp")];
 const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
 /// wrk's load: one thread per core of this 2-core machine's client, and
 /// enough connections in flight that the client never waits on one.
@@ -47,7 +52,7 @@ pub fn run(options: &Options, report: &mut Report) -> Result<()> {
 
 pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()> {
     let mut rig = Rig::build(Mode::Nat, &[1])?;
-    let _iperf = start_iperf_server(&rig, &rig.reals[0])?;
+    let _servers = start_servers(&rig, &rig.reals[0])?;
     let ruleset = nftables_ruleset(&rig);
     rig.balancer
         .command("nft")
@@ -75,7 +80,7 @@ pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()>
 /// stays after it stops), then through the VIP.
 fn measure_mode(options: &Options, report: &mut Report, mode: Mode) -> Result<()> {
     let mut rig = Rig::build(mode, &[1])?;
-    let _iperf = start_iperf_server(&rig, &rig.reals[0])?;
+    let _servers = start_servers(&rig, &rig.reals[0])?;
     rig.route_client_to_reals()?;
     let direct = measure(options, &rig, Route::Direct)?;
     start_lbd(&mut rig)?;
@@ -173,7 +178,7 @@ struct PathFigures {
 
 fn measure_path(options: &Options, rig: &Rig, route: Route, family: Family) -> Result<PathFigures> {
     let iperf_target = target(rig, route, family, IPERF_PORT);
-    let http_target = target(rig, route, family, HTTP_PORT);
+    let http_target = target(rig, route, family, NGINX_PORT);
     Ok(PathFigures {
         throughput: iperf(&rig.client, iperf_target, options.duration)?,
         connections: wrk(&rig.client, http_target, options.duration)?,
@@ -283,9 +288,8 @@ const RIG_NOTE: &str = "one iperf3 stream to one real, veth pairs and bridges on
     into raw frames), so no TSO either; the switch ports facing the balancer run an XDP_PASS \
     program (veth drops XDP_TX frames otherwise)";
 
-const WRK_NOTE: &str = "wrk, 2 threads, 32 connections, one HTTP/1.0 request per connection \
-    (Connection: close) to the rig's thread-per-connection responder on one real; \
-    client, balancer and real share 2 cores";
+const WRK_NOTE: &str = "wrk, 2 threads, 32 connections, one request per connection \
+    (Connection: close) to nginx on one real; client, balancer and real share 2 cores";
 
 const NFTABLES_NOTE: &str = "same NAT rig and real; nftables: a prerouting DNAT rule per VIP:port \
     with `numgen random mod N map` over the reals (kube-proxy's nftables shape, conntrack \
@@ -329,6 +333,71 @@ impl Drop for Background {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// iperf3 and nginx on `real`, once both listen.
+fn start_servers(rig: &Rig, real: &RealHost) -> Result<[Background; 2]> {
+    Ok([start_iperf_server(rig, real)?, start_nginx(rig, real)?])
+}
+
+/// nginx answering every request with a short body, with its files in the
+/// rig's work directory.
+fn start_nginx(rig: &Rig, real: &RealHost) -> Result<Background> {
+    let directory = rig.workdir.join(format!("nginx-{}", real.name));
+    std::fs::create_dir_all(&directory)?;
+    let config = directory.join("nginx.conf");
+    std::fs::write(&config, nginx_config(&directory, &real.name))?;
+    let log = File::create(directory.join("stderr.log"))?;
+    let child = real
+        .netns
+        .command("nginx")
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting nginx")?;
+    let server = Background(child);
+    wait_until_listening(&real.netns, NGINX_PORT, Duration::from_secs(10))
+        .with_context(|| format!("nginx on {}: see {}", real.name, directory.display()))?;
+    Ok(server)
+}
+
+fn nginx_config(directory: &Path, body: &str) -> String {
+    let directory = directory.display();
+    format!(
+        r#"worker_processes auto;
+daemon off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server {{
+        listen {NGINX_PORT};
+        listen [::]:{NGINX_PORT};
+        location / {{ return 200 "{body}\n"; }}
+    }}
+}}
+"#
+    )
+}
+
+/// Polls a TCP connect to `port` on the namespace's loopback.
+fn wait_until_listening(netns: &Netns, port: u16, timeout: Duration) -> Result<()> {
+    netns.enter(|| {
+        let deadline = Instant::now() + timeout;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        while std::net::TcpStream::connect(address).is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "nothing listens on port {port} after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    })
 }
 
 /// `iperf3 --server` in the real's namespace, once it listens.
