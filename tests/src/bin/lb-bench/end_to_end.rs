@@ -21,10 +21,11 @@ use lb_tests::{
     netns::Netns,
     rig::{Mode, RealHost, Rig, VIP4, VIP6},
 };
+use lb_userspace::dataplane;
 
 use crate::{
     Options, Section,
-    report::{Figure, Report, Target},
+    report::{Figure, Report, Target, format_value},
 };
 
 const IPERF_PORT: u16 = 5201;
@@ -43,6 +44,10 @@ const WRK_CONNECTIONS: u32 = 32;
 /// What a stuck tool gets before it is killed (beyond its own duration).
 const TOOL_GRACE: Duration = Duration::from_secs(20);
 
+/// Each comparison alternates its two sides this many times and reports
+/// the median: single runs on 2 shared cores swing by tens of percent.
+const ROUNDS: usize = 3;
+
 pub fn run(options: &Options, report: &mut Report) -> Result<()> {
     for mode in MODES {
         measure_mode(options, report, mode).with_context(|| format!("{} rig", label(mode)))?;
@@ -50,45 +55,46 @@ pub fn run(options: &Options, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()> {
-    let mut rig = Rig::build(Mode::Nat, &[1])?;
-    let _servers = start_servers(&rig, &rig.reals[0])?;
-    let ruleset = nftables_ruleset(&rig);
-    rig.balancer
-        .command("nft")
-        .args(["--file", "-"])
-        .run_with_input(&ruleset)
-        .context("loading the nftables DNAT ruleset")?;
-    let by_nftables = measure(options, &rig, Route::ViaVip)?;
-    // lbd's XDP program sees packets before netfilter does, but delete the
-    // table anyway so conntrack stops tracking the balancer's traffic.
-    rig.balancer
-        .command("nft")
-        .args(["delete", "table", "inet", NFT_TABLE])
-        .run_with_input("")?;
-    start_lbd(&mut rig)?;
-    let by_balancer = measure(options, &rig, Route::ViaVip)?;
-    for ((family, balancer), nftables) in
-        Family::BOTH.into_iter().zip(&by_balancer).zip(&by_nftables)
-    {
-        add_nftables_figures(report, family, balancer, nftables);
-    }
-    Ok(())
-}
-
-/// Direct first, while nothing of lbd is attached (its pinned program
-/// stays after it stops), then through the VIP.
+/// Alternates "direct" (measured while nothing of lbd is attached) with
+/// "via VIP" (lbd running).
 fn measure_mode(options: &Options, report: &mut Report, mode: Mode) -> Result<()> {
     let mut rig = Rig::build(mode, &[1])?;
     let _servers = start_servers(&rig, &rig.reals[0])?;
     rig.route_client_to_reals()?;
-    let direct = measure(options, &rig, Route::Direct)?;
-    start_lbd(&mut rig)?;
-    let via_vip = measure(options, &rig, Route::ViaVip)?;
-    for ((family, vip), direct) in Family::BOTH.into_iter().zip(&via_vip).zip(&direct) {
-        add_e2e_figures(report, mode, family, vip, direct);
+    let (mut direct, mut via_vip) = (Samples::default(), Samples::default());
+    for _ in 0..rounds(options) {
+        direct.measure_round(options, &rig, Route::Direct)?;
+        start_lbd(&mut rig)?;
+        via_vip.measure_round(options, &rig, Route::ViaVip)?;
+        remove_lbd(&mut rig)?;
+    }
+    for family in Family::BOTH {
+        add_e2e_figures(report, mode, family, &via_vip, &direct);
     }
     Ok(())
+}
+
+/// Alternates nftables DNAT (lbd not attached) with lbd, on one NAT rig.
+pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()> {
+    let mut rig = Rig::build(Mode::Nat, &[1])?;
+    let _servers = start_servers(&rig, &rig.reals[0])?;
+    let (mut by_nftables, mut by_balancer) = (Samples::default(), Samples::default());
+    for _ in 0..rounds(options) {
+        load_nftables_dnat(&rig)?;
+        by_nftables.measure_round(options, &rig, Route::ViaVip)?;
+        remove_nftables_dnat(&rig)?;
+        start_lbd(&mut rig)?;
+        by_balancer.measure_round(options, &rig, Route::ViaVip)?;
+        remove_lbd(&mut rig)?;
+    }
+    for family in Family::BOTH {
+        add_nftables_figures(report, family, &by_balancer, &by_nftables);
+    }
+    Ok(())
+}
+
+fn rounds(options: &Options) -> usize {
+    if options.quick { 1 } else { ROUNDS }
 }
 
 fn start_lbd(rig: &mut Rig) -> Result<()> {
@@ -97,12 +103,109 @@ fn start_lbd(rig: &mut Rig) -> Result<()> {
     rig.start_lbd()
 }
 
-/// Both families' figures along one route, in `Family::BOTH`'s order.
-fn measure(options: &Options, rig: &Rig, route: Route) -> Result<Vec<PathFigures>> {
-    Family::BOTH
-        .iter()
-        .map(|&family| measure_path(options, rig, route, family))
-        .collect()
+/// Stops lbd and detaches its program: pinned, it would keep forwarding
+/// (and sit in the direct path's way on the NAT balancer).
+fn remove_lbd(rig: &mut Rig) -> Result<()> {
+    rig.stop_lbd()?;
+    dataplane::teardown(&rig.pins)
+}
+
+fn load_nftables_dnat(rig: &Rig) -> Result<()> {
+    rig.balancer
+        .command("nft")
+        .args(["--file", "-"])
+        .run_with_input(&nftables_ruleset(rig))
+        .context("loading the nftables DNAT ruleset")?;
+    Ok(())
+}
+
+/// Deleting the table also takes conntrack off the balancer's traffic, so
+/// lbd's turn runs on a host without netfilter rules.
+fn remove_nftables_dnat(rig: &Rig) -> Result<()> {
+    rig.balancer
+        .command("nft")
+        .args(["delete", "table", "inet", NFT_TABLE])
+        .run_with_input("")?;
+    Ok(())
+}
+
+/// Every round's results along one route, per family (indexed by
+/// [`Family::index`]).
+#[derive(Default)]
+struct Samples {
+    gbits_per_second: [Vec<f64>; 2],
+    retransmits: [u64; 2],
+    connections_per_second: [Vec<f64>; 2],
+    failed_requests: [u64; 2],
+}
+
+impl Samples {
+    fn measure_round(&mut self, options: &Options, rig: &Rig, route: Route) -> Result<()> {
+        for family in Family::BOTH {
+            let index = family.index();
+            let throughput = iperf(
+                &rig.client,
+                target(rig, route, family, IPERF_PORT),
+                options.duration,
+            )?;
+            self.gbits_per_second[index].push(throughput.gbits_per_second);
+            self.retransmits[index] += throughput.retransmits;
+            let connections = wrk(
+                &rig.client,
+                target(rig, route, family, NGINX_PORT),
+                options.duration,
+            )?;
+            self.connections_per_second[index].push(connections.per_second);
+            self.failed_requests[index] += connections.failures;
+        }
+        Ok(())
+    }
+
+    fn throughput(&self, family: Family) -> Spread {
+        Spread::of(&self.gbits_per_second[family.index()])
+    }
+
+    fn connections(&self, family: Family) -> Spread {
+        Spread::of(&self.connections_per_second[family.index()])
+    }
+}
+
+/// The median of a few runs, and their range.
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+    runs: usize,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        } else {
+            sorted[middle]
+        };
+        Self {
+            median,
+            low: sorted[0],
+            high: sorted[sorted.len() - 1],
+            runs: sorted.len(),
+        }
+    }
+
+    /// "median of 3 runs (1.2..1.5)": the runs alternate with the other
+    /// side's, so the ranges show how much of a ratio is noise.
+    fn describe(&self) -> String {
+        format!(
+            "median of {} runs ({}..{})",
+            self.runs,
+            format_value(self.low),
+            format_value(self.high)
+        )
+    }
 }
 
 /// How the client reaches the real.
@@ -120,6 +223,13 @@ enum Family {
 
 impl Family {
     const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -171,58 +281,50 @@ fn target(rig: &Rig, route: Route, family: Family, service_port: u16) -> SocketA
     }
 }
 
-struct PathFigures {
-    throughput: Throughput,
-    connections: ConnectionRate,
-}
-
-fn measure_path(options: &Options, rig: &Rig, route: Route, family: Family) -> Result<PathFigures> {
-    let iperf_target = target(rig, route, family, IPERF_PORT);
-    let http_target = target(rig, route, family, NGINX_PORT);
-    Ok(PathFigures {
-        throughput: iperf(&rig.client, iperf_target, options.duration)?,
-        connections: wrk(&rig.client, http_target, options.duration)?,
-    })
-}
-
 fn add_e2e_figures(
     report: &mut Report,
     mode: Mode,
     family: Family,
-    vip: &PathFigures,
-    direct: &PathFigures,
+    via_vip: &Samples,
+    direct: &Samples,
 ) {
     let name = format!("{} {}", label(mode), family.label());
+    let index = family.index();
+    let (vip_rate, direct_rate) = (via_vip.throughput(family), direct.throughput(family));
     report.add(
         Figure::new(
             Section::EndToEnd,
             format!("{name} TCP throughput via VIP"),
-            vip.throughput.gbits_per_second,
+            vip_rate.median,
             "Gbit/s",
         )
-        .compared_to("direct to the real", direct.throughput.gbits_per_second)
+        .compared_to("direct to the real", direct_rate.median)
         .target(Target::RatioAtLeast(0.95))
         .note(format!(
-            "{}; {}; retransmits via VIP {}, direct {}",
+            "{}; {RIG_NOTE}; {} Gbit/s via VIP, {} direct; retransmits via VIP {}, direct {}",
             direct_path(mode),
-            RIG_NOTE,
-            vip.throughput.retransmits,
-            direct.throughput.retransmits
+            vip_rate.describe(),
+            direct_rate.describe(),
+            via_vip.retransmits[index],
+            direct.retransmits[index]
         )),
     );
+    let (vip_rate, direct_rate) = (via_vip.connections(family), direct.connections(family));
     report.add(
         Figure::new(
             Section::EndToEnd,
             format!("{name} short connections via VIP"),
-            vip.connections.per_second,
+            vip_rate.median,
             "conn/s",
         )
-        .compared_to("direct to the real", direct.connections.per_second)
+        .compared_to("direct to the real", direct_rate.median)
         .note(format!(
-            "{}; {WRK_NOTE}; failed requests via VIP {}, direct {}",
+            "{}; {WRK_NOTE}; {} via VIP, {} direct; failed requests via VIP {}, direct {}",
             direct_path(mode),
-            vip.connections.failures,
-            direct.connections.failures
+            vip_rate.describe(),
+            direct_rate.describe(),
+            via_vip.failed_requests[index],
+            direct.failed_requests[index]
         )),
     );
 }
@@ -230,34 +332,49 @@ fn add_e2e_figures(
 fn add_nftables_figures(
     report: &mut Report,
     family: Family,
-    balancer: &PathFigures,
-    nftables: &PathFigures,
+    by_balancer: &Samples,
+    by_nftables: &Samples,
 ) {
     let name = format!("NAT {}", family.label());
+    let index = family.index();
+    let (balancer, nftables) = (
+        by_balancer.throughput(family),
+        by_nftables.throughput(family),
+    );
     report.add(
         Figure::new(
             Section::Nftables,
             format!("{name} TCP throughput via VIP, balancer"),
-            balancer.throughput.gbits_per_second,
+            balancer.median,
             "Gbit/s",
         )
-        .compared_to("nftables DNAT", nftables.throughput.gbits_per_second)
+        .compared_to("nftables DNAT", nftables.median)
         .note(format!(
-            "{NFTABLES_NOTE}; {RIG_NOTE}; retransmits balancer {}, nftables {}",
-            balancer.throughput.retransmits, nftables.throughput.retransmits
+            "{NFTABLES_NOTE}; {RIG_NOTE}; {} Gbit/s balancer, {} nftables; retransmits balancer {}, nftables {}",
+            balancer.describe(),
+            nftables.describe(),
+            by_balancer.retransmits[index],
+            by_nftables.retransmits[index]
         )),
+    );
+    let (balancer, nftables) = (
+        by_balancer.connections(family),
+        by_nftables.connections(family),
     );
     report.add(
         Figure::new(
             Section::Nftables,
             format!("{name} short connections via VIP, balancer"),
-            balancer.connections.per_second,
+            balancer.median,
             "conn/s",
         )
-        .compared_to("nftables DNAT", nftables.connections.per_second)
+        .compared_to("nftables DNAT", nftables.median)
         .note(format!(
-            "{NFTABLES_NOTE}; {WRK_NOTE}; failed requests balancer {}, nftables {}",
-            balancer.connections.failures, nftables.connections.failures
+            "{NFTABLES_NOTE}; {WRK_NOTE}; {} balancer, {} nftables; failed requests balancer {}, nftables {}",
+            balancer.describe(),
+            nftables.describe(),
+            by_balancer.failed_requests[index],
+            by_nftables.failed_requests[index]
         )),
     );
 }
@@ -577,6 +694,17 @@ mod tests {
         assert_eq!(rate.per_second, 11990.51);
         assert_eq!(rate.failures, 6);
         assert!(parse_wrk("Requests/sec: 0.00\n").is_err());
+    }
+
+    #[test]
+    fn spread_is_the_median_and_range_of_the_runs() {
+        let odd = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!(
+            (odd.median, odd.low, odd.high, odd.runs),
+            (2.0, 1.0, 3.0, 3)
+        );
+        assert_eq!(Spread::of(&[4.0, 1.0]).median, 2.5);
+        assert_eq!(odd.describe(), "median of 3 runs (1.00..3.00)");
     }
 
     #[test]
