@@ -442,11 +442,19 @@ fn nftables_ruleset(rig: &Rig) -> String {
     )
 }
 
-/// A server process in a namespace, killed when dropped.
+/// A server process in a namespace, stopped when dropped.
 struct Background(Child);
 
 impl Drop for Background {
+    /// SIGTERM first: SIGKILL on nginx's master would leave its workers
+    /// running, orphaned, in a namespace kept alive only by them.
     fn drop(&mut self) {
+        // SAFETY: plain kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
