@@ -59,6 +59,18 @@ impl Netns {
         run("ip", &full)
     }
 
+    /// `nsenter --net=PATH -- program`: a command that runs in this
+    /// namespace and still sees the host's /sys (bpffs), unlike `ip netns
+    /// exec`, which mounts a fresh one.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.path()))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
     /// Writes a sysctl inside the namespace (/proc/sys/net is per namespace).
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let key = format!("/proc/sys/{}", key.replace('.', "/"));

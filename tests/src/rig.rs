@@ -34,6 +34,12 @@ pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x18, 0x1, 0, 0, 0, 0, 0x10);
 pub const HTTP_PORT: u16 = 80;
 pub const ECHO_PORT: u16 = 8080;
 pub const UDP_PORT: u16 = 53;
+/// The services a rig's config offers by default: (name, port, protocol).
+pub const SERVICES: [(&str, u16, &str); 3] = [
+    ("web", HTTP_PORT, "tcp"),
+    ("echo", ECHO_PORT, "tcp"),
+    ("dns", UDP_PORT, "udp"),
+];
 const BALANCER_HOST: u8 = 1;
 const CLIENT_HOST: u8 = 100;
 const ROUTER_HOST: u8 = 254;
@@ -267,6 +273,17 @@ impl Rig {
 
     /// As [`Self::config_yaml`], with `extra` top-level YAML (e.g. timeouts).
     pub fn config_yaml_with(&self, include: &[usize], extra: &str) -> String {
+        self.config_yaml_for(&SERVICES, include, extra)
+    }
+
+    /// As [`Self::config_yaml_with`], offering `services` (name, port,
+    /// protocol) on both VIPs instead of [`SERVICES`].
+    pub fn config_yaml_for(
+        &self,
+        services_offered: &[(&str, u16, &str)],
+        include: &[usize],
+        extra: &str,
+    ) -> String {
         let interfaces = match self.mode {
             Mode::Nat => {
                 "  - { name: eth0, xdp_mode: native }\n  - { name: eth1, xdp_mode: native }\n"
@@ -274,11 +291,7 @@ impl Rig {
             Mode::Dr | Mode::Tun => "  - { name: eth0, xdp_mode: native }\n",
         };
         let mut services = String::new();
-        for (name, port, protocol) in [
-            ("web", HTTP_PORT, "tcp"),
-            ("echo", ECHO_PORT, "tcp"),
-            ("dns", UDP_PORT, "udp"),
-        ] {
+        for &(name, port, protocol) in services_offered {
             for (suffix, vip) in [("4", IpAddr::V4(VIP4)), ("6", IpAddr::V6(VIP6))] {
                 services.push_str(&format!(
                     "  - name: {name}{suffix}\n    vip: \"{vip}\"\n    port: {port}\n    protocol: {protocol}\n    forwarding: {}\n    reals:\n",
@@ -303,6 +316,34 @@ impl Rig {
             self.pins.root.display(),
             self.control_socket().display()
         )
+    }
+
+    /// Routes the client to the reals' own addresses the way it would reach
+    /// them without a balancer: on its segment (DR), through the router
+    /// (TUN), through the balancer host's kernel forwarding (NAT). For
+    /// measuring the VIP against going straight to a real.
+    pub fn route_client_to_reals(&self) -> Result<()> {
+        let host = match self.mode {
+            Mode::Dr => return Ok(()),
+            Mode::Tun => ROUTER_HOST,
+            Mode::Nat => BALANCER_HOST,
+        };
+        let segment = self.mode.real_segment();
+        self.client.ip(&[
+            "route",
+            "add",
+            &format!("{}/24", v4(segment, 0)),
+            "via",
+            &v4(0, host).to_string(),
+        ])?;
+        self.client.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{}/64", v6(segment, 0)),
+            "via",
+            &v6(0, host).to_string(),
+        ])
     }
 
     /// lbd's control socket (one per rig: rigs run side by side).

@@ -17,7 +17,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the demo, tests and benchmarks shell out to, and the Debian
 /// package of each (the benchmark's `--quick` run is part of the tests).
-const DEBIAN_TOOLS: [(&str, &str); 9] = [
+const DEBIAN_TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ethtool", "ethtool"),
@@ -27,6 +27,7 @@ const DEBIAN_TOOLS: [(&str, &str); 9] = [
     ("nft", "nftables"),
     ("iperf3", "iperf3"),
     ("wrk", "wrk"),
+    ("nginx", "nginx"),
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";

@@ -1,13 +1,727 @@
-//! (being written)
+//! End to end: TCP throughput (one iperf3 stream) and short connections per
+//! second (wrk, one HTTP request per connection) from the client through the
+//! VIP, next to the same client reaching the same real without the VIP, for
+//! DR, TUN and NAT over IPv4 and IPv6; and the NAT rig's VIP served by
+//! nftables DNAT (kube-proxy's way) instead of lbd.
+//!
+//! Every rig has one real: iperf3's control and data connections must meet
+//! the same server, and "direct" can only ever reach one real, so the VIP
+//! gets no more servers than the direct path does.
 
-use anyhow::Result;
+use std::{
+    fs::File,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
-use crate::{Options, report::Report};
+use anyhow::{Context as _, Result, bail, ensure};
+use lb_tests::{
+    netns::Netns,
+    rig::{Mode, RealHost, Rig, VIP4, VIP6},
+};
+use lb_userspace::dataplane;
 
-pub fn run(_options: &Options, _report: &mut Report) -> Result<()> {
-    anyhow::bail!("not measured yet")
+use crate::{
+    Options, Section,
+    report::{Figure, Report, Target, format_value},
+};
+
+const IPERF_PORT: u16 = 5201;
+/// nginx's port on the real (and the VIP's): the rig's own responder holds
+/// port 80, and a thread per connection caps it near 10,000 connections/s,
+/// well under what the network paths here carry.
+const NGINX_PORT: u16 = 8081;
+/// The services the benchmark configures on both VIPs: (name, port, protocol).
+const SERVICES: [(&str, u16, &str); 2] =
+    [("http", NGINX_PORT, "tcp"), ("iperf", IPERF_PORT, "tcp")];
+const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
+/// wrk's load: one thread per core of this 2-core machine's client, and
+/// enough connections in flight that the client never waits on one.
+const WRK_THREADS: u32 = 2;
+const WRK_CONNECTIONS: u32 = 32;
+/// What a stuck tool gets before it is killed (beyond its own duration).
+const TOOL_GRACE: Duration = Duration::from_secs(20);
+
+/// Each comparison alternates its two sides this many times and reports
+/// the median: single runs on 2 shared cores swing by tens of percent.
+const ROUNDS: usize = 3;
+
+pub fn run(options: &Options, report: &mut Report) -> Result<()> {
+    for mode in MODES {
+        measure_mode(options, report, mode).with_context(|| format!("{} rig", label(mode)))?;
+    }
+    Ok(())
 }
 
-pub fn nftables_throughput(_options: &Options, _report: &mut Report) -> Result<()> {
-    anyhow::bail!("not measured yet")
+/// Alternates "direct" (measured while nothing of lbd is attached) with
+/// "via VIP" (lbd running).
+fn measure_mode(options: &Options, report: &mut Report, mode: Mode) -> Result<()> {
+    let mut rig = Rig::build(mode, &[1])?;
+    let _servers = start_servers(&rig, &rig.reals[0])?;
+    rig.route_client_to_reals()?;
+    let (mut direct, mut via_vip) = (Samples::default(), Samples::default());
+    for _ in 0..rounds(options) {
+        direct.measure_round(options, &rig, Route::Direct)?;
+        start_lbd(&mut rig)?;
+        via_vip.measure_round(options, &rig, Route::ViaVip)?;
+        remove_lbd(&mut rig)?;
+    }
+    for family in Family::BOTH {
+        add_e2e_figures(report, mode, family, &via_vip, &direct);
+    }
+    Ok(())
+}
+
+/// Alternates nftables DNAT (lbd not attached) with lbd, on one NAT rig.
+pub fn nftables_throughput(options: &Options, report: &mut Report) -> Result<()> {
+    let mut rig = Rig::build(Mode::Nat, &[1])?;
+    let _servers = start_servers(&rig, &rig.reals[0])?;
+    let (mut by_nftables, mut by_balancer) = (Samples::default(), Samples::default());
+    for _ in 0..rounds(options) {
+        load_nftables_dnat(&rig)?;
+        by_nftables.measure_round(options, &rig, Route::ViaVip)?;
+        remove_nftables_dnat(&rig)?;
+        start_lbd(&mut rig)?;
+        by_balancer.measure_round(options, &rig, Route::ViaVip)?;
+        remove_lbd(&mut rig)?;
+    }
+    for family in Family::BOTH {
+        add_nftables_figures(report, family, &by_balancer, &by_nftables);
+    }
+    Ok(())
+}
+
+fn rounds(options: &Options) -> usize {
+    if options.quick { 1 } else { ROUNDS }
+}
+
+fn start_lbd(rig: &mut Rig) -> Result<()> {
+    let config = rig.config_yaml_for(&SERVICES, &rig.all_reals(), "");
+    std::fs::write(rig.config_path(), config)?;
+    rig.start_lbd()
+}
+
+/// Stops lbd and detaches its program: pinned, it would keep forwarding
+/// (and sit in the direct path's way on the NAT balancer).
+fn remove_lbd(rig: &mut Rig) -> Result<()> {
+    rig.stop_lbd()?;
+    dataplane::teardown(&rig.pins)
+}
+
+fn load_nftables_dnat(rig: &Rig) -> Result<()> {
+    rig.balancer
+        .command("nft")
+        .args(["--file", "-"])
+        .run_with_input(&nftables_ruleset(rig))
+        .context("loading the nftables DNAT ruleset")?;
+    Ok(())
+}
+
+/// Deleting the table also takes conntrack off the balancer's traffic, so
+/// lbd's turn runs on a host without netfilter rules.
+fn remove_nftables_dnat(rig: &Rig) -> Result<()> {
+    rig.balancer
+        .command("nft")
+        .args(["delete", "table", "inet", NFT_TABLE])
+        .run_with_input("")?;
+    Ok(())
+}
+
+/// Every round's results along one route, per family (indexed by
+/// [`Family::index`]).
+#[derive(Default)]
+struct Samples {
+    gbits_per_second: [Vec<f64>; 2],
+    retransmits: [u64; 2],
+    connections_per_second: [Vec<f64>; 2],
+    failed_requests: [u64; 2],
+}
+
+impl Samples {
+    fn measure_round(&mut self, options: &Options, rig: &Rig, route: Route) -> Result<()> {
+        for family in Family::BOTH {
+            let index = family.index();
+            let throughput = iperf(
+                &rig.client,
+                target(rig, route, family, IPERF_PORT),
+                options.duration,
+            )?;
+            self.gbits_per_second[index].push(throughput.gbits_per_second);
+            self.retransmits[index] += throughput.retransmits;
+            let connections = wrk(
+                &rig.client,
+                target(rig, route, family, NGINX_PORT),
+                options.duration,
+            )?;
+            self.connections_per_second[index].push(connections.per_second);
+            self.failed_requests[index] += connections.failures;
+        }
+        Ok(())
+    }
+
+    fn throughput(&self, family: Family) -> Spread {
+        Spread::of(&self.gbits_per_second[family.index()])
+    }
+
+    fn connections(&self, family: Family) -> Spread {
+        Spread::of(&self.connections_per_second[family.index()])
+    }
+}
+
+/// The median of a few runs, and their range.
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+    runs: usize,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        } else {
+            sorted[middle]
+        };
+        Self {
+            median,
+            low: sorted[0],
+            high: sorted[sorted.len() - 1],
+            runs: sorted.len(),
+        }
+    }
+
+    /// "median of 3 runs (1.2..1.5)": the runs alternate with the other
+    /// side's, so the ranges show how much of a ratio is noise.
+    fn describe(&self) -> String {
+        format!(
+            "median of {} runs ({}..{})",
+            self.runs,
+            format_value(self.low),
+            format_value(self.high)
+        )
+    }
+}
+
+/// How the client reaches the real.
+#[derive(Clone, Copy)]
+enum Route {
+    ViaVip,
+    Direct,
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn vip(self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(VIP4),
+            Family::V6 => IpAddr::V6(VIP6),
+        }
+    }
+
+    fn address_of(self, real: &RealHost) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(real.v4),
+            Family::V6 => IpAddr::V6(real.v6),
+        }
+    }
+
+    /// nftables' name for the family in `ip daddr` and `dnat ip to`.
+    fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+fn label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dr => "DR",
+        Mode::Tun => "TUN",
+        Mode::Nat => "NAT",
+    }
+}
+
+/// Where the client connects for `service_port`: the VIP, or the real's own
+/// address and the port it listens on (NAT reals use other ports).
+fn target(rig: &Rig, route: Route, family: Family, service_port: u16) -> SocketAddr {
+    match route {
+        Route::ViaVip => SocketAddr::new(family.vip(), service_port),
+        Route::Direct => SocketAddr::new(
+            family.address_of(&rig.reals[0]),
+            rig.mode.real_port(service_port),
+        ),
+    }
+}
+
+fn add_e2e_figures(
+    report: &mut Report,
+    mode: Mode,
+    family: Family,
+    via_vip: &Samples,
+    direct: &Samples,
+) {
+    let name = format!("{} {}", label(mode), family.label());
+    let index = family.index();
+    let (vip_rate, direct_rate) = (via_vip.throughput(family), direct.throughput(family));
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} TCP throughput via VIP"),
+            vip_rate.median,
+            "Gbit/s",
+        )
+        .compared_to("direct to the real", direct_rate.median)
+        .target(Target::RatioAtLeast(0.95))
+        .note(format!(
+            "{}; {RIG_NOTE}; {} Gbit/s via VIP, {} direct; retransmits via VIP {}, direct {}",
+            direct_path(mode),
+            vip_rate.describe(),
+            direct_rate.describe(),
+            via_vip.retransmits[index],
+            direct.retransmits[index]
+        )),
+    );
+    let (vip_rate, direct_rate) = (via_vip.connections(family), direct.connections(family));
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} short connections via VIP"),
+            vip_rate.median,
+            "conn/s",
+        )
+        .compared_to("direct to the real", direct_rate.median)
+        .note(format!(
+            "{}; {WRK_NOTE}; {} via VIP, {} direct; failed requests via VIP {}, direct {}",
+            direct_path(mode),
+            vip_rate.describe(),
+            direct_rate.describe(),
+            via_vip.failed_requests[index],
+            direct.failed_requests[index]
+        )),
+    );
+}
+
+fn add_nftables_figures(
+    report: &mut Report,
+    family: Family,
+    by_balancer: &Samples,
+    by_nftables: &Samples,
+) {
+    let name = format!("NAT {}", family.label());
+    let index = family.index();
+    let (balancer, nftables) = (
+        by_balancer.throughput(family),
+        by_nftables.throughput(family),
+    );
+    report.add(
+        Figure::new(
+            Section::Nftables,
+            format!("{name} TCP throughput via VIP, balancer"),
+            balancer.median,
+            "Gbit/s",
+        )
+        .compared_to("nftables DNAT", nftables.median)
+        .note(format!(
+            "{NFTABLES_NOTE}; {RIG_NOTE}; {} Gbit/s balancer, {} nftables; retransmits balancer {}, nftables {}",
+            balancer.describe(),
+            nftables.describe(),
+            by_balancer.retransmits[index],
+            by_nftables.retransmits[index]
+        )),
+    );
+    let (balancer, nftables) = (
+        by_balancer.connections(family),
+        by_nftables.connections(family),
+    );
+    report.add(
+        Figure::new(
+            Section::Nftables,
+            format!("{name} short connections via VIP, balancer"),
+            balancer.median,
+            "conn/s",
+        )
+        .compared_to("nftables DNAT", nftables.median)
+        .note(format!(
+            "{NFTABLES_NOTE}; {WRK_NOTE}; {} balancer, {} nftables; failed requests balancer {}, nftables {}",
+            balancer.describe(),
+            nftables.describe(),
+            by_balancer.failed_requests[index],
+            by_nftables.failed_requests[index]
+        )),
+    );
+}
+
+/// What the VIP is compared with, per mode.
+fn direct_path(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dr => {
+            "direct: client -> real across the shared segment; via VIP the requests \
+             also cross the balancer (XDP_TX back onto the segment), replies go straight back"
+        }
+        Mode::Tun => {
+            "direct: client -> router (kernel forwarding) -> real; via VIP the requests \
+             first cross the balancer (XDP, IP-in-IP) and are decapsulated by lbd decap on \
+             the real, whose XDP program sees the direct traffic too; replies go back through \
+             the router either way"
+        }
+        Mode::Nat => {
+            "direct: client -> balancer host's kernel forwarding (no XDP program, no \
+             netfilter rules: measured before lbd starts) -> real, both ways; via VIP lbd's \
+             XDP program rewrites both directions on the same host"
+        }
+    }
+}
+
+const RIG_NOTE: &str = "one iperf3 stream to one real, veth pairs and bridges on 2 shared cores; \
+    tx checksum offload is off on every host in both paths (the rig needs it: XDP turns skbs \
+    into raw frames), so no TSO either; the switch ports facing the balancer run an XDP_PASS \
+    program (veth drops XDP_TX frames otherwise)";
+
+const WRK_NOTE: &str = "wrk, 2 threads, 32 connections, one request per connection \
+    (Connection: close) to nginx on one real; client, balancer and real share 2 cores";
+
+const NFTABLES_NOTE: &str = "same NAT rig and real; nftables: a prerouting DNAT rule per VIP:port \
+    with `numgen random mod N map` over the reals (kube-proxy's nftables shape, conntrack \
+    undoes it on replies), lbd not running; balancer: lbd in NAT mode, nftables table deleted";
+
+const NFT_TABLE: &str = "lb_bench";
+
+/// kube-proxy's nftables mode in miniature: per service a DNAT to an
+/// endpoint picked by `numgen` for each new connection; conntrack keeps
+/// the rest of the connection on it and reverses the translation on replies.
+fn nftables_ruleset(rig: &Rig) -> String {
+    let mut rules = String::new();
+    for (_, port, protocol) in SERVICES {
+        let real_port = rig.mode.real_port(port);
+        for family in Family::BOTH {
+            let endpoints: Vec<String> = rig
+                .reals
+                .iter()
+                .enumerate()
+                .map(|(index, real)| format!("{index} : {} . {real_port}", family.address_of(real)))
+                .collect();
+            rules.push_str(&format!(
+                "    {nft} daddr {vip} {protocol} dport {port} dnat {nft} to numgen random mod {count} map {{ {endpoints} }}\n",
+                nft = family.nft(),
+                vip = family.vip(),
+                count = rig.reals.len(),
+                endpoints = endpoints.join(", "),
+            ));
+        }
+    }
+    format!(
+        "table inet {NFT_TABLE} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{rules}  }}\n}}\n"
+    )
+}
+
+/// A server process in a namespace, stopped when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    /// SIGTERM first: SIGKILL on nginx's master would leave its workers
+    /// running, orphaned, in a namespace kept alive only by them.
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// iperf3 and nginx on `real`, once both listen.
+fn start_servers(rig: &Rig, real: &RealHost) -> Result<[Background; 2]> {
+    Ok([start_iperf_server(rig, real)?, start_nginx(rig, real)?])
+}
+
+/// nginx answering every request with a short body, with its files in the
+/// rig's work directory.
+fn start_nginx(rig: &Rig, real: &RealHost) -> Result<Background> {
+    let directory = rig.workdir.join(format!("nginx-{}", real.name));
+    std::fs::create_dir_all(&directory)?;
+    let config = directory.join("nginx.conf");
+    std::fs::write(&config, nginx_config(&directory, &real.name))?;
+    let log = File::create(directory.join("stderr.log"))?;
+    let child = real
+        .netns
+        .command("nginx")
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting nginx")?;
+    let server = Background(child);
+    wait_until_listening(&real.netns, NGINX_PORT, Duration::from_secs(10))
+        .with_context(|| format!("nginx on {}: see {}", real.name, directory.display()))?;
+    Ok(server)
+}
+
+fn nginx_config(directory: &Path, body: &str) -> String {
+    let directory = directory.display();
+    format!(
+        r#"worker_processes auto;
+daemon off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    server {{
+        listen {NGINX_PORT};
+        listen [::]:{NGINX_PORT};
+        location / {{ return 200 "{body}\n"; }}
+    }}
+}}
+"#
+    )
+}
+
+/// Polls a TCP connect to `port` on the namespace's loopback.
+fn wait_until_listening(netns: &Netns, port: u16, timeout: Duration) -> Result<()> {
+    netns.enter(|| {
+        let deadline = Instant::now() + timeout;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        while std::net::TcpStream::connect(address).is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "nothing listens on port {port} after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    })
+}
+
+/// `iperf3 --server` in the real's namespace, once it listens.
+fn start_iperf_server(rig: &Rig, real: &RealHost) -> Result<Background> {
+    let log_path = rig.workdir.join(format!("iperf3-{}.log", real.name));
+    let log = File::create(&log_path)?;
+    let child = real
+        .netns
+        .command("iperf3")
+        .args(["--server", "--port", &IPERF_PORT.to_string()])
+        // Its stdout is a file: without this the "listening" line would sit
+        // in a buffer.
+        .arg("--forceflush")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting iperf3 --server")?;
+    let server = Background(child);
+    wait_for_text(&log_path, "Server listening", Duration::from_secs(10))?;
+    Ok(server)
+}
+
+fn wait_for_text(path: &Path, text: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path)?.contains(text) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "{} did not show {text:?} within {timeout:?}: {}",
+        path.display(),
+        std::fs::read_to_string(path)?
+    )
+}
+
+/// iperf3 and wrk take whole seconds.
+fn whole_seconds(duration: Duration) -> u64 {
+    (duration.as_secs_f64().ceil() as u64).max(1)
+}
+
+struct Throughput {
+    gbits_per_second: f64,
+    retransmits: u64,
+}
+
+/// One iperf3 stream from `client` to `target` for `duration`; the rate
+/// the receiver counted.
+fn iperf(client: &Netns, target: SocketAddr, duration: Duration) -> Result<Throughput> {
+    let seconds = whole_seconds(duration);
+    let stdout = within(client, Duration::from_secs(seconds) + TOOL_GRACE, "iperf3")
+        .args(["--client", &target.ip().to_string()])
+        .args(["--port", &target.port().to_string()])
+        .args(["--time", &seconds.to_string()])
+        .args(["--connect-timeout", "3000", "--json"])
+        .run_with_input("")
+        .with_context(|| format!("iperf3 to {target}"))?;
+    parse_iperf(&stdout).with_context(|| format!("iperf3 to {target}"))
+}
+
+fn parse_iperf(stdout: &str) -> Result<Throughput> {
+    let json: serde_json::Value = serde_json::from_str(stdout).context("iperf3's JSON")?;
+    if let Some(error) = json.get("error") {
+        bail!("iperf3: {error}");
+    }
+    let end = &json["end"];
+    let bits_per_second = end["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("no end.sum_received.bits_per_second in iperf3's JSON")?;
+    Ok(Throughput {
+        gbits_per_second: bits_per_second / 1e9,
+        retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+    })
+}
+
+struct ConnectionRate {
+    per_second: f64,
+    /// Socket errors and non-2xx answers.
+    failures: u64,
+}
+
+/// wrk from `client` against `target` for `duration`, each request on a
+/// new connection.
+fn wrk(client: &Netns, target: SocketAddr, duration: Duration) -> Result<ConnectionRate> {
+    let seconds = whole_seconds(duration);
+    let stdout = within(client, Duration::from_secs(seconds) + TOOL_GRACE, "wrk")
+        .args(["--threads", &WRK_THREADS.to_string()])
+        .args(["--connections", &WRK_CONNECTIONS.to_string()])
+        .args(["--duration", &format!("{seconds}s")])
+        .args(["--header", "Connection: close"])
+        .arg(format!("http://{target}/"))
+        .run_with_input("")
+        .with_context(|| format!("wrk against {target}"))?;
+    parse_wrk(&stdout).with_context(|| format!("wrk against {target}:\n{stdout}"))
+}
+
+/// Reads `Requests/sec:`, and the failures from `Socket errors: connect
+/// A, read B, write C, timeout D` and `Non-2xx or 3xx responses: N` (wrk
+/// prints those lines only when they are not zero).
+fn parse_wrk(stdout: &str) -> Result<ConnectionRate> {
+    let mut per_second = None;
+    let mut failures = 0;
+    for line in stdout.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Requests/sec:") {
+            per_second = Some(rest.trim().parse::<f64>().context("Requests/sec")?);
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            for count in rest.split(',') {
+                let number = count.split_whitespace().last().unwrap_or_default();
+                failures += number.parse::<u64>().context("Socket errors")?;
+            }
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            failures += rest.trim().parse::<u64>().context("Non-2xx")?;
+        }
+    }
+    let per_second = per_second.context("no Requests/sec line")?;
+    ensure!(per_second > 0.0, "no request completed");
+    Ok(ConnectionRate {
+        per_second,
+        failures,
+    })
+}
+
+/// `program` in `netns`, killed by coreutils' `timeout` after `limit` so a
+/// path that stops forwarding fails the run instead of hanging it.
+fn within(netns: &Netns, limit: Duration, program: &str) -> Command {
+    let mut command = netns.command("timeout");
+    command.arg(limit.as_secs().to_string()).arg(program);
+    command
+}
+
+trait RunWithInput {
+    /// Runs to completion with `input` on stdin; its stdout, or an error
+    /// with its stderr when it fails.
+    fn run_with_input(&mut self, input: &str) -> Result<String>;
+}
+
+impl RunWithInput for Command {
+    fn run_with_input(&mut self, input: &str) -> Result<String> {
+        use std::io::Write as _;
+        let mut child = self
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {:?}", self.get_program()))?;
+        child
+            .stdin
+            .take()
+            .context("child's stdin")?
+            .write_all(input.as_bytes())?;
+        let output = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        ensure!(
+            output.status.success(),
+            "exited with {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            // iperf3 --json reports its errors on stdout.
+            stdout.trim()
+        );
+        Ok(stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_gives_rate_and_failures() {
+        let stdout = "Running 1s test @ http://198.18.1.10:80/\n  2 threads and 32 connections\n  \
+            12000 requests in 1.00s, 1.2MB read\n  Socket errors: connect 0, read 3, write 0, timeout 2\n  \
+            Non-2xx or 3xx responses: 1\nRequests/sec:  11990.51\nTransfer/sec:      1.20MB\n";
+        let rate = parse_wrk(stdout).unwrap();
+        assert_eq!(rate.per_second, 11990.51);
+        assert_eq!(rate.failures, 6);
+        assert!(parse_wrk("Requests/sec: 0.00\n").is_err());
+    }
+
+    #[test]
+    fn spread_is_the_median_and_range_of_the_runs() {
+        let odd = Spread::of(&[3.0, 1.0, 2.0]);
+        assert_eq!(
+            (odd.median, odd.low, odd.high, odd.runs),
+            (2.0, 1.0, 3.0, 3)
+        );
+        assert_eq!(Spread::of(&[4.0, 1.0]).median, 2.5);
+        assert_eq!(odd.describe(), "median of 3 runs (1.00..3.00)");
+    }
+
+    #[test]
+    fn iperf_json_gives_received_rate() {
+        let json = r#"{"end": {"sum_sent": {"retransmits": 7, "bits_per_second": 2.1e9},
+                               "sum_received": {"bits_per_second": 2.0e9}}}"#;
+        let throughput = parse_iperf(json).unwrap();
+        assert_eq!(throughput.gbits_per_second, 2.0);
+        assert_eq!(throughput.retransmits, 7);
+        assert!(parse_iperf(r#"{"error": "unable to connect"}"#).is_err());
+    }
 }
