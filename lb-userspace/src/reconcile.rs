@@ -18,7 +18,7 @@ use aya::maps::MapError;
 use lb_common::{
     Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
     REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
-    Service, ServiceKey, Settings, VipInfo, VipKey, capacity,
+    Service, ServiceKey, Settings, VipInfo, VipKey,
 };
 use tracing::{info, warn};
 
@@ -63,6 +63,7 @@ impl Ids {
     /// Keeps the ids of everything still configured, drops the rest and
     /// allocates ids for what is new.
     pub fn plan(&self, config: &Config) -> Result<Ids> {
+        let limits = Geometry::of(&config.dataplane);
         let mut next = Ids {
             next_service: self.next_service,
             next_real: self.next_real,
@@ -72,7 +73,7 @@ impl Ids {
             let key = service_key(service);
             let id = match self.services.get(&key) {
                 Some(&id) => id,
-                None => next.allocate_service(self)?,
+                None => next.allocate_service(self, &limits)?,
             };
             next.services.insert(key, id);
         }
@@ -82,7 +83,7 @@ impl Ids {
                 let identity = RealIdentity::new(service_id, real);
                 let id = match self.reals.get(&identity) {
                     Some(&id) => id,
-                    None => next.allocate_real(self)?,
+                    None => next.allocate_real(self, &limits)?,
                 };
                 next.reals.insert(identity, id);
             }
@@ -90,15 +91,15 @@ impl Ids {
         Ok(next)
     }
 
-    fn allocate_service(&mut self, previous: &Ids) -> Result<u32> {
+    fn allocate_service(&mut self, previous: &Ids, limits: &Geometry) -> Result<u32> {
         let taken = in_use(&previous.services, &self.services);
-        next_free(&taken, &mut self.next_service, capacity::MAX_SERVICES)
+        next_free(&taken, &mut self.next_service, limits.service_entries())
             .context("too many services for the data plane")
     }
 
-    fn allocate_real(&mut self, previous: &Ids) -> Result<u32> {
+    fn allocate_real(&mut self, previous: &Ids, limits: &Geometry) -> Result<u32> {
         let taken = in_use(&previous.reals, &self.reals);
-        next_free(&taken, &mut self.next_real, capacity::MAX_REALS)
+        next_free(&taken, &mut self.next_real, limits.real_entries())
             .context("too many reals for the data plane")
     }
 }
@@ -182,7 +183,7 @@ impl Reconciler {
             this.ids.services.insert(key, service.id);
             this.row_lens.insert(service.id, service.row_len);
         }
-        for id in 1..capacity::MAX_REALS {
+        for id in 1..geometry.real_entries() {
             let real = maps.reals.get(&id, 0)?;
             if real.flags & REAL_ACTIVE == 0 {
                 continue;
@@ -241,11 +242,12 @@ impl Reconciler {
         next_hops: &HashMap<IpAddr, Resolution>,
         marks: &HashMap<RealKey, Mark>,
     ) -> Result<Applied> {
-        if config.dataplane.maglev_table_size != self.geometry.maglev_table_size {
+        let wanted = Geometry::of(&config.dataplane);
+        if wanted != self.geometry {
             bail!(
-                "maglev_table_size changed from {} to {}: that needs `lbd teardown` and a fresh start",
-                self.geometry.maglev_table_size,
-                config.dataplane.maglev_table_size
+                "the dataplane sizes changed from {:?} to {wanted:?}: that needs `lbd teardown` \
+                 and a fresh start",
+                self.geometry
             );
         }
         let ids = self.ids.plan(config)?;
