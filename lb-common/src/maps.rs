@@ -75,14 +75,22 @@ pub mod globals {
     pub const MAGLEV_TABLE_SIZE: &str = "LB_MAGLEV_TABLE_SIZE";
 }
 
-/// Default sizes; all but the stats arrays can be changed in the YAML.
+/// Default sizes, as the BPF object declares them. The loader resizes
+/// every map from the YAML's `dataplane` settings (`maglev_table_size`,
+/// `flow_table_entries`, `max_services`, `max_reals`); only the interface,
+/// decap and counter maps keep these sizes.
 pub mod capacity {
     pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65_537;
-    /// Service ids are `1..MAX_SERVICES`; the Maglev ring holds
-    /// `MAX_SERVICES * table size` slots (a little over 32 MiB by default).
+    /// Default id space of the service-indexed maps: service ids are
+    /// `1..MAX_SERVICES` (0 is "none"); the Maglev ring holds `MAX_SERVICES *
+    /// table size` slots (a little over 32 MiB by default).
     pub const MAX_SERVICES: u32 = 128;
-    /// Real ids are `1..MAX_REALS`, one per (service, real) pair.
+    /// Default id space of the real-indexed maps: real ids are
+    /// `1..MAX_REALS`, one per (service, real) pair.
     pub const MAX_REALS: u32 = 16_384;
+    /// Real ids must stay below this whatever the configuration: the ICMP
+    /// relay packs a real id into 24 bits of a BPF function's return value.
+    pub const REAL_ID_LIMIT: u32 = 1 << 24;
     /// Local addresses the decap program accepts tunnels for.
     pub const MAX_DECAP_ADDRS: u32 = 64;
     pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;

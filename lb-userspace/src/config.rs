@@ -38,18 +38,29 @@ pub use health::{HealthCheck, QuorumLoss, ServiceHealth};
 // Limits and defaults. The capacities come from `lb-common`, which sizes the
 // data-plane maps, so the two cannot drift apart.
 
-/// Services the data plane holds: ids run `1..capacity::MAX_SERVICES`, 0 is "none".
-pub const MAX_SERVICES: usize = capacity::MAX_SERVICES as usize - 1;
-/// Reals across all services: one id per (service, real), `1..capacity::MAX_REALS`.
-pub const MAX_REALS: usize = capacity::MAX_REALS as usize - 1;
+/// Services configurable by default (`dataplane.max_services`): the BPF
+/// object's own id space, ids `1..capacity::MAX_SERVICES`, 0 is "none".
+pub const DEFAULT_MAX_SERVICES: u32 = capacity::MAX_SERVICES - 1;
+/// The most `dataplane.max_services` allows. The real bound is the Maglev
+/// ring, `(max_services + 1) * maglev_table_size` slots in a `u32` index
+/// (checked with the table size); this one keeps the service maps sane.
+pub const MAX_MAX_SERVICES: u32 = (1 << 20) - 1;
+/// Reals across all services by default (`dataplane.max_services`): one id
+/// per (service, real), `1..capacity::MAX_REALS`.
+pub const DEFAULT_MAX_REALS: u32 = capacity::MAX_REALS - 1;
+/// The most `dataplane.max_reals` allows: real ids stay below
+/// `capacity::REAL_ID_LIMIT`.
+pub const MAX_MAX_REALS: u32 = capacity::REAL_ID_LIMIT - 1;
 /// Interfaces: the data plane's egress device map has this many slots.
 pub const MAX_INTERFACES: usize = capacity::MAX_INTERFACES as usize;
 pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/lb";
 pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = capacity::DEFAULT_MAGLEV_TABLE_SIZE;
 pub const MIN_MAGLEV_TABLE_SIZE: u32 = 2;
 /// All services' Maglev tables live in one array indexed by a `u32`
-/// (`service id * size + slot`), so the whole ring must fit in `u32` slots.
-pub const MAX_MAGLEV_TABLE_SIZE: u32 = u32::MAX / capacity::MAX_SERVICES;
+/// (`service id * size + slot`), so the whole ring must fit in `u32` slots:
+/// with at least one service (ids 0 and 1), a row can be at most half of
+/// that. Checked against `max_services` once both are known.
+pub const MAX_MAGLEV_TABLE_SIZE: u32 = u32::MAX / 2;
 pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = capacity::DEFAULT_FLOW_TABLE_ENTRIES;
 pub const MIN_FLOW_TABLE_ENTRIES: u32 = 1024;
 pub const MAX_FLOW_TABLE_ENTRIES: u32 = 1 << 26;
@@ -114,6 +125,10 @@ pub struct DataplaneConfig {
     pub maglev_table_size: u32,
     /// Capacity of the connection-tracking LRU map.
     pub flow_table_entries: u32,
+    /// Services that can exist at once (YAML and lbadm together).
+    pub max_services: u32,
+    /// Reals across all services that can exist at once.
+    pub max_reals: u32,
 }
 
 impl Default for DataplaneConfig {
@@ -121,7 +136,16 @@ impl Default for DataplaneConfig {
         Self {
             maglev_table_size: DEFAULT_MAGLEV_TABLE_SIZE,
             flow_table_entries: DEFAULT_FLOW_TABLE_ENTRIES,
+            max_services: DEFAULT_MAX_SERVICES,
+            max_reals: DEFAULT_MAX_REALS,
         }
+    }
+}
+
+impl DataplaneConfig {
+    /// Slots of the Maglev ring: one row per service id, id 0 included.
+    fn maglev_ring_slots(&self) -> u64 {
+        (u64::from(self.max_services) + 1) * u64::from(self.maglev_table_size)
     }
 }
 
@@ -1201,7 +1225,15 @@ impl<'a> Reader<'a> {
     }
 
     fn decode_dataplane(&mut self, field: &Field<'_, '_>) -> Option<DataplaneConfig> {
-        let fields = self.mapping(field, &["maglev_table_size", "flow_table_entries"])?;
+        let fields = self.mapping(
+            field,
+            &[
+                "maglev_table_size",
+                "flow_table_entries",
+                "max_services",
+                "max_reals",
+            ],
+        )?;
         let maglev_table_size = self.optional(
             &fields,
             "maglev_table_size",
@@ -1214,9 +1246,17 @@ impl<'a> Reader<'a> {
             DEFAULT_FLOW_TABLE_ENTRIES,
             |r, f| r.u32_in(f, MIN_FLOW_TABLE_ENTRIES..=MAX_FLOW_TABLE_ENTRIES),
         );
+        let max_services = self.optional(&fields, "max_services", DEFAULT_MAX_SERVICES, |r, f| {
+            r.u32_in(f, 1..=MAX_MAX_SERVICES)
+        });
+        let max_reals = self.optional(&fields, "max_reals", DEFAULT_MAX_REALS, |r, f| {
+            r.u32_in(f, 1..=MAX_MAX_REALS)
+        });
         Some(DataplaneConfig {
             maglev_table_size: maglev_table_size?,
             flow_table_entries: flow_table_entries?,
+            max_services: max_services?,
+            max_reals: max_reals?,
         })
     }
 
@@ -1661,7 +1701,27 @@ impl Reader<'_> {
     fn validate(&mut self, draft: &Draft, interface_exists: &dyn Fn(&str) -> bool) {
         self.check_interfaces(&draft.interfaces, interface_exists);
         self.check_services(&draft.services);
-        self.check_capacity(draft);
+        // The limits come from `dataplane`; if it did not decode, its own
+        // error is the one to fix first.
+        if let Some(dataplane) = &draft.dataplane {
+            self.check_maglev_ring(dataplane);
+            self.check_capacity(dataplane, &draft.services);
+        }
+    }
+
+    /// The ring is indexed with a `u32` (`service id * size + slot`).
+    fn check_maglev_ring(&mut self, dataplane: &DataplaneConfig) {
+        let slots = dataplane.maglev_ring_slots();
+        if slots > u64::from(u32::MAX) {
+            let (services, size) = (dataplane.max_services, dataplane.maglev_table_size);
+            self.report_at(
+                "dataplane.max_services",
+                format!(
+                    "{services} services with maglev_table_size {size} need a Maglev ring of \
+                     {slots} slots, more than the 4294967295 a 32-bit index reaches"
+                ),
+            );
+        }
     }
 
     /// Reports at the node `path` names; a field left out (to its default)
@@ -1718,15 +1778,6 @@ impl Reader<'_> {
     }
 
     fn check_services(&mut self, services: &[Option<DraftService>]) {
-        if services.len() > MAX_SERVICES {
-            let count = services.len();
-            self.report_at(
-                &format!("services[{MAX_SERVICES}]"),
-                format!(
-                    "too many services: {count} configured, at most {MAX_SERVICES} are supported"
-                ),
-            );
-        }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut keys: HashMap<(IpAddr, u16, Protocol), usize> = HashMap::new();
         for (i, DraftService { service, reals }) in decoded(services) {
@@ -1884,12 +1935,28 @@ impl Reader<'_> {
         }
     }
 
-    /// Counts every real listed, decoded or not: each will need a slot.
-    fn check_capacity(&mut self, draft: &Draft) {
-        let services: Vec<_> = decoded(&draft.services).collect();
+    /// Counts every service and real listed, decoded or not: each will need
+    /// an id, and each real a slot.
+    fn check_capacity(
+        &mut self,
+        dataplane: &DataplaneConfig,
+        draft_services: &[Option<DraftService>],
+    ) {
+        let max_services = dataplane.max_services as usize;
+        if draft_services.len() > max_services {
+            let count = draft_services.len();
+            self.report_at(
+                &format!("services[{max_services}]"),
+                format!(
+                    "too many services: {count} configured, at most {max_services} are supported \
+                     (dataplane.max_services)"
+                ),
+            );
+        }
+        let services: Vec<_> = decoded(draft_services).collect();
         // Every real needs at least one slot in its service's Maglev table.
         let largest = services.iter().max_by_key(|(_, svc)| svc.reals.len());
-        if let (Some(dataplane), Some((i, svc))) = (&draft.dataplane, largest) {
+        if let Some((i, svc)) = largest {
             let (size, reals) = (dataplane.maglev_table_size, svc.reals.len());
             if u32::try_from(reals).is_ok_and(|reals| reals > size) {
                 let name = &svc.service.name;
@@ -1904,15 +1971,16 @@ impl Reader<'_> {
         }
         // Real ids are global to the data plane: point at the first real past the limit.
         let total: usize = services.iter().map(|(_, svc)| svc.reals.len()).sum();
+        let max_reals = dataplane.max_reals as usize;
         let mut before = 0;
         for (i, svc) in &services {
-            if before + svc.reals.len() > MAX_REALS {
-                let j = MAX_REALS - before;
+            if before + svc.reals.len() > max_reals {
+                let j = max_reals - before;
                 self.report_at(
                     &format!("services[{i}].reals[{j}]"),
                     format!(
                         "too many reals: {total} configured across all services, \
-                         at most {MAX_REALS} are supported"
+                         at most {max_reals} are supported (dataplane.max_reals)"
                     ),
                 );
                 return;
@@ -2030,6 +2098,8 @@ services:
             dataplane: DataplaneConfig {
                 maglev_table_size: 65_537,
                 flow_table_entries: 1 << 20,
+                max_services: 127,
+                max_reals: 16_383,
             },
             tunnel: TunnelConfig {
                 source_v4: None,
@@ -2089,6 +2159,8 @@ services:
             dataplane: DataplaneConfig {
                 maglev_table_size: 251,
                 flow_table_entries: 65_536,
+                max_services: 4_000,
+                max_reals: 200_000,
             },
             tunnel: TunnelConfig {
                 source_v4: Some(Ipv4Addr::new(198, 18, 0, 1)),
@@ -3364,14 +3436,24 @@ services:
             3,
             22,
             "dataplane.maglev_table_size",
-            "1 is out of range 2..=33554431",
+            "1 is out of range 2..=2147483647",
         );
         assert_one(
             &size("4294967291"),
             3,
             22,
             "dataplane.maglev_table_size",
-            "is out of range 2..=33554431",
+            "is out of range 2..=2147483647",
+        );
+        // A prime the default 127 services cannot afford: 128 rows of it
+        // overflow the ring's 32-bit index (reported where `dataplane`'s
+        // settings are, since max_services is left at its default).
+        assert_one(
+            &size("33554467"),
+            3,
+            3,
+            "dataplane.max_services",
+            "127 services with maglev_table_size 33554467 need a Maglev ring of 4294971776 slots",
         );
         assert_eq!(ok(&size("2")).dataplane.maglev_table_size, 2);
         assert_eq!(ok(&size("65521")).dataplane.maglev_table_size, 65_521);
@@ -3434,7 +3516,7 @@ services:
     #[test]
     fn too_many_services() {
         let mut body = String::new();
-        for i in 0..=MAX_SERVICES {
+        for i in 0..=DEFAULT_MAX_SERVICES {
             body += &format!(
                 "  - {{ name: s{i}, vip: 198.18.1.10, port: {}, protocol: tcp }}\n",
                 i + 1
@@ -3446,10 +3528,86 @@ services:
             130,
             5,
             "services[127]",
-            "too many services: 128 configured, at most 127 are supported",
+            "too many services: 128 configured, at most 127 are supported (dataplane.max_services)",
         );
         let last = body.rfind("  - ").unwrap();
         ok(&with_services(&body[..last]));
+    }
+
+    /// A config with `dataplane` set to `settings` (line 2) and `body` as its
+    /// `services:` list, starting on line 4.
+    fn with_dataplane(settings: &str, body: &str) -> String {
+        format!("interfaces: [{{ name: eth0 }}]\ndataplane: {{ {settings} }}\nservices:\n{body}")
+    }
+
+    #[test]
+    fn max_services_sets_the_service_limit() {
+        let body: String = (0..3)
+            .map(|i| {
+                format!(
+                    "  - {{ name: s{i}, vip: 198.18.1.10, port: {}, protocol: tcp }}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        assert_one(
+            &with_dataplane("max_services: 2", &body),
+            6,
+            5,
+            "services[2]",
+            "too many services: 3 configured, at most 2 are supported (dataplane.max_services)",
+        );
+        let config = ok(&with_dataplane("max_services: 3", &body));
+        assert_eq!(config.dataplane.max_services, 3);
+        assert_eq!(config.dataplane.max_reals, DEFAULT_MAX_REALS);
+        // Raised past the default: 200 services fit.
+        let body: String = (0..200)
+            .map(|i| {
+                format!(
+                    "  - {{ name: s{i}, vip: 198.18.1.10, port: {}, protocol: tcp }}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        ok(&with_dataplane("max_services: 1000", &body));
+    }
+
+    #[test]
+    fn max_services_and_max_reals_ranges() {
+        let setting =
+            |text: &str| format!("interfaces: [{{ name: eth0 }}]\ndataplane: {{ {text} }}\n");
+        assert_one(
+            &setting("max_services: 0"),
+            2,
+            28,
+            "dataplane.max_services",
+            "0 is out of range 1..=1048575",
+        );
+        assert_one(
+            &setting("max_reals: 16777216"),
+            2,
+            25,
+            "dataplane.max_reals",
+            "16777216 is out of range 1..=16777215",
+        );
+        let config = ok(&setting(
+            "max_services: 1048575, maglev_table_size: 4093, max_reals: 16777215",
+        ));
+        assert_eq!(config.dataplane.max_services, MAX_MAX_SERVICES);
+        assert_eq!(config.dataplane.max_reals, MAX_MAX_REALS);
+    }
+
+    #[test]
+    fn maglev_ring_must_fit_a_32_bit_index() {
+        // (65535 + 1) * 65537 = 4295032832 > u32::MAX.
+        assert_one(
+            "interfaces: [{ name: eth0 }]\ndataplane: { max_services: 65535 }\n",
+            2,
+            28,
+            "dataplane.max_services",
+            "65535 services with maglev_table_size 65537 need a Maglev ring of 4295032832 slots",
+        );
+        ok("interfaces: [{ name: eth0 }]\ndataplane: { max_services: 65533 }\n");
     }
 
     #[test]
@@ -3470,10 +3628,41 @@ services:
             16396,
             9,
             "services[1].reals[8191]",
-            "too many reals: 16384 configured across all services, at most 16383 are supported",
+            "too many reals: 16384 configured across all services, at most 16383 are supported \
+             (dataplane.max_reals)",
         );
         let last = body.rfind("      - ").unwrap();
         ok(&with_services(&body[..last]));
+    }
+
+    #[test]
+    fn max_reals_sets_the_real_limit() {
+        let service = |s: usize, reals: usize| {
+            let mut text = format!(
+                "  - name: s{s}\n    vip: 198.18.1.{s}\n    port: 80\n    protocol: tcp\n    reals:\n"
+            );
+            for j in 0..reals {
+                text += &format!("      - {{ address: 198.19.{s}.{j} }}\n");
+            }
+            text
+        };
+        // Lines 4-8: s1's header; 9-11 its reals; 12-16 s2's header; 17.. its reals.
+        let body = service(1, 3) + &service(2, 3);
+        assert_one(
+            &with_dataplane("max_reals: 4", &body),
+            18,
+            9,
+            "services[1].reals[1]",
+            "too many reals: 6 configured across all services, at most 4 are supported \
+             (dataplane.max_reals)",
+        );
+        ok(&with_dataplane("max_reals: 6", &body));
+        // Raised past the default: 20,000 reals fit.
+        let body: String = (1..=100).map(|s| service(s, 200)).collect();
+        ok(&with_dataplane(
+            "max_reals: 20000, max_services: 100",
+            &body,
+        ));
     }
 
     #[test]

@@ -52,10 +52,7 @@ pub fn load_config(path: &Path) -> Result<Config> {
 }
 
 pub fn geometry(config: &Config) -> Geometry {
-    Geometry {
-        maglev_table_size: config.dataplane.maglev_table_size,
-        flow_table_entries: config.dataplane.flow_table_entries,
-    }
+    Geometry::of(&config.dataplane)
 }
 
 fn xdp_mode(mode: config::XdpMode) -> XdpMode {

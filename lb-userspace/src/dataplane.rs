@@ -31,19 +31,58 @@ use lb_common::{
 };
 use tracing::{info, warn};
 
+use crate::config::DataplaneConfig;
+
 /// The compiled `lb-ebpf` object, built by this crate's build script.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
 
-/// Sizes fixed when the maps are created.
+/// Sizes fixed when the maps are created (the YAML's `dataplane` section).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     pub maglev_table_size: u32,
     pub flow_table_entries: u32,
+    /// Services that can be configured at once (ids `1..=max_services`).
+    pub max_services: u32,
+    /// Reals across all services (ids `1..=max_reals`).
+    pub max_reals: u32,
+}
+
+impl Default for Geometry {
+    /// The sizes the BPF object declares.
+    fn default() -> Self {
+        Self {
+            maglev_table_size: capacity::DEFAULT_MAGLEV_TABLE_SIZE,
+            flow_table_entries: capacity::DEFAULT_FLOW_TABLE_ENTRIES,
+            max_services: capacity::MAX_SERVICES - 1,
+            max_reals: capacity::MAX_REALS - 1,
+        }
+    }
 }
 
 impl Geometry {
+    pub fn of(dataplane: &DataplaneConfig) -> Self {
+        Self {
+            maglev_table_size: dataplane.maglev_table_size,
+            flow_table_entries: dataplane.flow_table_entries,
+            max_services: dataplane.max_services,
+            max_reals: dataplane.max_reals,
+        }
+    }
+
+    /// Entries of the maps indexed by service id: id 0 means "none".
+    pub fn service_entries(&self) -> u32 {
+        self.max_services + 1
+    }
+
+    /// Entries of the maps indexed by real id: id 0 means "no real".
+    pub fn real_entries(&self) -> u32 {
+        self.max_reals + 1
+    }
+
+    /// Slots of the Maglev ring: a row of `maglev_table_size` per service id.
+    /// Config validation keeps this within `u32`.
     pub fn maglev_entries(&self) -> u32 {
-        capacity::MAX_SERVICES * self.maglev_table_size
+        self.service_entries() * self.maglev_table_size
     }
 }
 
@@ -159,6 +198,14 @@ impl Dataplane {
                 true,
             )
             .map_max_entries(names::MAGLEV, geometry.maglev_entries())
+            .map_max_entries(names::VIPS, geometry.service_entries())
+            .map_max_entries(names::SERVICES, geometry.service_entries())
+            .map_max_entries(names::SERVICE_STATS, geometry.service_entries())
+            .map_max_entries(names::RR_CURSOR, geometry.service_entries())
+            .map_max_entries(names::REALS, geometry.real_entries())
+            .map_max_entries(names::REAL_STATS, geometry.real_entries())
+            .map_max_entries(names::NAT_REALS, geometry.real_entries())
+            .map_max_entries(names::REAL_CONNS, geometry.real_entries())
             .map_max_entries(names::FLOWS, geometry.flow_table_entries)
             .map_max_entries(names::NAT_REPLIES, geometry.flow_table_entries)
             .map_max_entries(names::PERSIST, geometry.flow_table_entries);
@@ -325,19 +372,27 @@ pub fn teardown(layout: &PinLayout) -> Result<()> {
 }
 
 /// Refuses to adopt maps whose sizes differ from what the config asks for:
-/// a Maglev ring of another size would be read with the wrong stride.
+/// a Maglev ring of another size would be read with the wrong stride, and
+/// id-indexed maps of another size would refuse or strand ids.
 fn check_pinned_geometry(layout: &PinLayout, geometry: Geometry) -> Result<()> {
-    let maglev = MapData::from_pin(layout.map(names::MAGLEV))?;
-    let entries = maglev.info()?.max_entries();
-    if entries != geometry.maglev_entries() {
-        bail!(
-            "the pinned Maglev map under {} holds {entries} slots, but the config asks for {} \
-             ({} services x table size {}); run `lbd teardown` to start afresh",
-            layout.root.display(),
+    let wanted = [
+        (
+            names::MAGLEV,
             geometry.maglev_entries(),
-            capacity::MAX_SERVICES,
-            geometry.maglev_table_size
-        );
+            "maglev_table_size and max_services",
+        ),
+        (names::SERVICES, geometry.service_entries(), "max_services"),
+        (names::REALS, geometry.real_entries(), "max_reals"),
+    ];
+    for (name, entries, settings) in wanted {
+        let pinned = MapData::from_pin(layout.map(name))?.info()?.max_entries();
+        if pinned != entries {
+            bail!(
+                "the pinned map {name} under {} holds {pinned} entries, but the config's {settings} \
+                 ask for {entries}; run `lbd teardown` to start afresh",
+                layout.root.display(),
+            );
+        }
     }
     Ok(())
 }

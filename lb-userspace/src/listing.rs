@@ -12,7 +12,7 @@ use std::{
 use anyhow::Result;
 use lb_common::{
     ConnectionState, Family, ForwardingMethod, REAL_ACTIVE, REAL_DOWN, Real, SCHED_FLAG_FALLBACK,
-    SCHED_FLAG_PORT, Scheduler, Service, ServiceKey, Settings, TrafficCounters, capacity, proto,
+    SCHED_FLAG_PORT, Scheduler, Service, ServiceKey, Settings, TrafficCounters, proto,
 };
 
 use crate::{
@@ -116,7 +116,8 @@ pub fn collect(maps: &Maps, sorted: bool) -> Result<Vec<ServiceRow>> {
     let connections = reaper::count_connections(maps, &settings, now_ns);
     let templates = template_counts(maps, now_ns)?;
     let mut reals_by_service: BTreeMap<u32, Vec<(u32, Real)>> = BTreeMap::new();
-    for id in 1..capacity::MAX_REALS {
+    // The array's length is the id space `max_reals` gave it.
+    for id in 1..maps.reals.len() {
         let real = maps.reals.get(&id, 0)?;
         if real.flags & REAL_ACTIVE != 0 {
             reals_by_service

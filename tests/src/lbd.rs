@@ -80,6 +80,11 @@ impl Lbd {
         self.child.id()
     }
 
+    /// The exit status, if lbd has exited.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -567,6 +567,7 @@ fn attach_pass(switch: &Netns, interface: &str) -> Result<Dataplane> {
     let geometry = Geometry {
         maglev_table_size: 3,
         flow_table_entries: 1024,
+        ..Geometry::default()
     };
     switch.enter(|| {
         let mut dataplane = Dataplane::load(geometry, None)?;

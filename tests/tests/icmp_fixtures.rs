@@ -720,6 +720,7 @@ impl SettingsRig {
         let geometry = Geometry {
             maglev_table_size: fixtures::MAGLEV_TABLE_SIZE,
             flow_table_entries: 1024,
+            ..Geometry::default()
         };
         let mut dataplane =
             Dataplane::load(geometry, None).expect("loading the data plane (needs root / CAP_BPF)");

@@ -439,6 +439,7 @@ impl NatLb {
         let geometry = Geometry {
             maglev_table_size: MAGLEV_TABLE_SIZE,
             flow_table_entries: 1024,
+            ..Geometry::default()
         };
         let dataplane =
             Dataplane::load(geometry, None).expect("loading the data plane (needs root / CAP_BPF)");
