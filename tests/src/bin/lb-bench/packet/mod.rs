@@ -37,6 +37,7 @@ use crate::{
     report::{Figure, Report, Target},
 };
 
+const QUICK_FLOW_TABLE_ENTRIES: u32 = 1 << 16;
 /// Known flows the "hit" cases cycle through.
 const KNOWN_FLOWS: u16 = 256;
 const FIRST_CLIENT_PORT: u16 = 40_000;
@@ -48,7 +49,14 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
     let _stats = enable_run_time_stats()?;
     let mut rig = XdpRig::build()?;
     let floor_before = reflector_costs(&rig, options)?;
-    rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES)?;
+    // The product's default table; a small one for --quick, whose debug
+    // lbd would take long to walk a million flows.
+    let flow_table = if options.quick {
+        QUICK_FLOW_TABLE_ENTRIES
+    } else {
+        capacity::DEFAULT_FLOW_TABLE_ENTRIES
+    };
+    rig.start_lbd(flow_table)?;
     let balancer = rig.balancer_program_id()?;
     let mut figures = Vec::new();
     for mode in Mode::ALL {
@@ -267,10 +275,12 @@ fn nat_reply_frames(rig: &XdpRig, family: Family) -> Result<Vec<Vec<u8>>> {
     Ok(frames)
 }
 
-fn small_geometry() -> Geometry {
+/// For programs that never read the big maps (reflector, sink, pass).
+pub(crate) fn small_geometry() -> Geometry {
     Geometry {
         maglev_table_size: 3,
         flow_table_entries: 1024,
+        ..Geometry::default()
     }
 }
 
@@ -289,7 +299,7 @@ pub fn rate(options: &Options, report: &mut Report) -> Result<()> {
     // same code and state, in this process so it can be test-run.
     let mut dataplane = rig
         .lb
-        .enter(|| Dataplane::load(default_geometry(), Some(&rig.pins)))?;
+        .enter(|| Dataplane::load(Geometry::default(), Some(&rig.pins)))?;
     let frame = request_frames(&rig, Mode::Dr, Family::V4, Transport::Udp).remove(0);
     let reflector = live_rate(
         &rig,
@@ -322,13 +332,6 @@ pub fn rate(options: &Options, report: &mut Report) -> Result<()> {
         )),
     );
     Ok(())
-}
-
-fn default_geometry() -> Geometry {
-    Geometry {
-        maglev_table_size: capacity::DEFAULT_MAGLEV_TABLE_SIZE,
-        flow_table_entries: capacity::DEFAULT_FLOW_TABLE_ENTRIES,
-    }
 }
 
 struct Rate {
@@ -427,7 +430,7 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
     let frame = request_frames(&rig, Mode::Nat, Family::V4, Transport::Udp).remove(0);
     let mut dataplane = rig
         .lb
-        .enter(|| Dataplane::load(default_geometry(), Some(&rig.pins)))?;
+        .enter(|| Dataplane::load(Geometry::default(), Some(&rig.pins)))?;
     // The NAT rewrite would stay in the recycled pages: restore each frame.
     let template = BenchFrame(
         frame

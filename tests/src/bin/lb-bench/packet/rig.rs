@@ -26,7 +26,7 @@ use lb_tests::{
     lbd::Lbd,
     netns::{Netns, run, unique_prefix},
 };
-use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps, PinLayout};
+use lb_userspace::dataplane::{self, Dataplane, Maps, PinLayout};
 
 use super::stats::program_behind_link;
 
@@ -391,12 +391,8 @@ pub fn mac_of(netns: &Netns, interface: &str) -> Result<[u8; 6]> {
 }
 
 fn attach_sink(netns: &Netns, interface: &str) -> Result<Dataplane> {
-    let geometry = Geometry {
-        maglev_table_size: 3,
-        flow_table_entries: 1024,
-    };
     netns.enter(|| {
-        let mut dataplane = Dataplane::load(geometry, None)?;
+        let mut dataplane = Dataplane::load(super::small_geometry(), None)?;
         dataplane
             .program_mut(programs::SINK)?
             .attach(interface, XdpMode::Driver)
