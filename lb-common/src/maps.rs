@@ -370,8 +370,10 @@ impl RealHealth {
 
 /// Value of `LB_REAL_CONNS`, indexed by real id: the real's connections as
 /// ipvsadm counts them. The daemon recounts from the flow table every
-/// second; between recounts the data plane adds each new connection (an
-/// atomic add to `inactive`, where IPVS counts SYN_RECV and UDP too).
+/// second while anything reads them (least-connection schedulers,
+/// thresholds, metrics); between recounts the data plane adds each new
+/// connection (an atomic add to `inactive`, where IPVS counts SYN_RECV and
+/// UDP too).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RealConns {

@@ -38,8 +38,9 @@ const NEXT_HOP_REFRESH: Duration = Duration::from_secs(1);
 /// How often idle flows are looked for. Expired entries are already
 /// ignored by the data plane; this only frees their space.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
-/// How often connections are counted per real (least-connection
-/// schedulers, thresholds, listings).
+/// How often connections are counted per real, while anything reads the
+/// counts (least-connection schedulers, thresholds, metrics; see
+/// `requests::connection_counts_read`). Listings count for themselves.
 const CONNECTION_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long start-up waits for ARP/ND before applying what it has.
 const INITIAL_RESOLUTION_WAIT: Duration = Duration::from_secs(3);
@@ -80,6 +81,8 @@ struct Daemon {
     /// republished after every apply; `None` when metrics are off.
     metrics: Option<(SocketAddr, watch::Sender<Arc<Labels>>)>,
     estimator: Estimator,
+    /// Whether the last count tick counted (something read the counts).
+    counting_connections: bool,
 }
 
 /// Runs until SIGTERM or SIGINT. The data plane keeps forwarding after this
@@ -115,6 +118,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
         next_hops: HashMap::new(),
         metrics: None,
         estimator: Estimator::default(),
+        counting_connections: false,
     };
     daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
@@ -168,7 +172,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
                 }
             }
             _ = reap.tick() => daemon.reap_idle_flows(),
-            _ = count.tick() => daemon.count_connections(),
+            _ = count.tick() => daemon.count_connections_if_read(),
             _ = estimate.tick() => daemon.sample_rates(),
             Some(report) = health_reports.recv() => daemon.on_health_reports(report, &mut health_reports),
             Some((request, reply)) = requests.recv() => {
@@ -251,6 +255,7 @@ impl Daemon {
                 changed
             });
         }
+        self.resume_counting_if_read();
         Ok(())
     }
 

@@ -7,6 +7,10 @@
 //! - `<pin>/links/<ifname>`: the XDP bpf_link of each interface. The link
 //!   outlives the process; a new daemon atomically swaps its own program in
 //!   with `bpf_link_update`, so there is no moment without a program.
+//!
+//! [`batch`] reads whole hash maps (the flow table) a batch per syscall.
+
+pub mod batch;
 
 use std::{
     ffi::CString,

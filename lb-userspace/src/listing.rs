@@ -17,7 +17,7 @@ use lb_common::{
 
 use crate::{
     control::{CheckStatus, Health, LiveService, QuorumStatus},
-    dataplane::{Maps, monotonic_now_ns},
+    dataplane::{Maps, batch, monotonic_now_ns},
     estimator::Rates,
     reaper,
 };
@@ -198,7 +198,7 @@ fn service_row(
 fn template_counts(maps: &Maps, now_ns: u64) -> Result<HashMap<u32, u64>> {
     let timeouts = reaper::persistence_timeouts(maps);
     let mut counts = HashMap::new();
-    for entry in maps.persist.iter() {
+    for entry in batch::entries(&maps.persist) {
         let Ok((key, template)) = entry else { break };
         let Some(&timeout) = timeouts.get(&key.service_id) else {
             continue;
@@ -517,8 +517,8 @@ pub fn collect_connections(maps: &Maps) -> Result<Vec<ConnectionRow>> {
     let settings = maps.settings.get(&0, 0).unwrap_or_default();
     let now_ns = monotonic_now_ns();
     let mut rows = Vec::new();
-    for entry in maps.flows.iter() {
-        // An entry evicted during the walk ends it early; the rest is shown.
+    for entry in batch::entries(&maps.flows) {
+        // A batch the kernel refuses ends the walk early; the rest is shown.
         let Ok((key, flow)) = entry else { break };
         let idle_ns = now_ns.saturating_sub(flow.last_seen_ns);
         let Some(left_ns) = settings.for_state_ns(flow.state).checked_sub(idle_ns) else {
@@ -565,7 +565,7 @@ fn template_rows(maps: &Maps, now_ns: u64) -> Result<Vec<ConnectionRow>> {
         }
     }
     let mut rows = Vec::new();
-    for entry in maps.persist.iter() {
+    for entry in batch::entries(&maps.persist) {
         let Ok((key, template)) = entry else { break };
         let Some((service_key, timeout)) = services.get(&key.service_id) else {
             continue;

@@ -33,12 +33,13 @@ use tracing::{debug, warn};
 use crate::{
     config::{Config, Protocol},
     control::{CheckStatus, LiveReal, LiveService, Request, Response, server::Pending},
-    dataplane::{Maps, PinLayout},
+    dataplane::{Maps, PinLayout, batch},
     reconcile::{Ids, RealIdentity, service_key},
 };
 
-/// The flow table is counted by walking its keys, one syscall each; the
-/// walk stops here so a scrape of a huge table stays around a second.
+/// The flow table is counted by walking it (a batch of entries per
+/// syscall, see `dataplane::batch`); the walk stops here, so a scrape's
+/// cost stays bounded whatever the table's size.
 pub const FLOW_WALK_LIMIT: u64 = 1 << 20;
 
 // ---------------------------------------------------------------------------
@@ -180,8 +181,8 @@ pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
     }
     let limit = FLOW_WALK_LIMIT.min(u64::from(labels.flow_table_capacity));
     let mut flow_table_entries = 0;
-    for key in maps.flows.keys() {
-        key.context("walking the flow table")?;
+    for entry in batch::entries(&maps.flows) {
+        entry.context("walking the flow table")?;
         flow_table_entries += 1;
         if flow_table_entries >= limit {
             break;

@@ -14,7 +14,7 @@ use lb_common::{
     ConnectionState, FlowKey, FlowState, PersistState, REAL_ACTIVE, Real, RealConns, Settings,
 };
 
-use crate::dataplane::Maps;
+use crate::dataplane::{Maps, batch};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reaped {
@@ -75,10 +75,8 @@ pub fn persistence_timeouts(maps: &Maps) -> HashMap<u32, u32> {
 /// Removes the templates past their service's timeout (`timeouts`: seconds
 /// per service id; a service missing from it has none).
 pub fn reap_templates(maps: &mut Maps, timeouts: &HashMap<u32, u32>, now_ns: u64) -> usize {
-    let expired: Vec<_> = maps
-        .persist
-        .iter()
-        // An entry evicted while we iterate just ends the walk early.
+    let expired: Vec<_> = batch::entries(&maps.persist)
+        // A batch the kernel refuses just ends the walk early.
         .map_while(Result::ok)
         .filter(|(key, template)| {
             let timeout = timeouts.get(&key.service_id).copied().unwrap_or(0);
@@ -98,9 +96,8 @@ pub fn reap_templates(maps: &mut Maps, timeouts: &HashMap<u32, u32>, now_ns: u64
 /// configured in the flow's service (an id freed by a removal may belong to
 /// another service's real by now).
 ///
-/// One walk of the flow table (a syscall per entry and one per distinct
-/// real): fine for the tables of a few hundred thousand flows this is
-/// meant for.
+/// One batched walk of the flow table (a syscall per few thousand
+/// entries, and one per distinct real).
 pub fn count_connections(maps: &Maps, settings: &Settings, now_ns: u64) -> HashMap<u32, RealConns> {
     let mut services: HashMap<u32, Option<u32>> = HashMap::new();
     let mut service_of = |real_id: u32| {
@@ -113,7 +110,7 @@ pub fn count_connections(maps: &Maps, settings: &Settings, now_ns: u64) -> HashM
         })
     };
     tally(
-        maps.flows.iter().map_while(Result::ok),
+        batch::entries(&maps.flows).map_while(Result::ok),
         settings,
         now_ns,
         &mut service_of,
@@ -162,8 +159,8 @@ pub fn write_connection_counts(
 /// One pass over the flow table.
 fn reap_flows(maps: &mut Maps, settings: &Settings, now_ns: u64) -> Result<Reaped> {
     let mut expired = Vec::new();
-    for entry in maps.flows.iter() {
-        // An entry evicted while we iterate just ends the walk early.
+    for entry in batch::entries(&maps.flows) {
+        // A batch the kernel refuses just ends the walk early.
         let Ok((key, flow)) = entry else { break };
         if is_expired(&flow, settings, now_ns) {
             expired.push((key, flow));

@@ -428,6 +428,11 @@ impl Reconciler {
         self.overloaded.contains(&id)
     }
 
+    /// Whether the schedulers currently skip any real.
+    pub fn any_overloaded(&self) -> bool {
+        !self.overloaded.is_empty()
+    }
+
     /// The health verdicts a previous daemon left in the pinned entries.
     pub fn pinned_health(&self) -> HashMap<RealKey, RealHealth> {
         let services: HashMap<u32, ServiceKey> = self

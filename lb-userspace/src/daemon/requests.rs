@@ -267,9 +267,41 @@ impl Daemon {
             .collect()
     }
 
+    /// Every second: recounts connections if anything reads the counts
+    /// (see [`connection_counts_read`]). Otherwise the walk of a flow table
+    /// of up to millions of entries would be spent on nothing.
+    pub(super) fn count_connections_if_read(&mut self) {
+        let read = self.connection_counts_read();
+        if read != self.counting_connections {
+            log_counting(read);
+        }
+        self.counting_connections = read;
+        if read {
+            self.count_connections();
+        }
+    }
+
+    /// After every apply: when the counts are read again after a pause (a
+    /// reload or `lbadm` added a least-connection service or a threshold),
+    /// recounts at once rather than at the next tick, because
+    /// `LB_REAL_CONNS` went stale meanwhile (the data plane only adds).
+    pub(super) fn resume_counting_if_read(&mut self) {
+        if !self.counting_connections && self.connection_counts_read() {
+            self.count_connections_if_read();
+        }
+    }
+
+    fn connection_counts_read(&self) -> bool {
+        connection_counts_read(
+            &self.running.services,
+            self.reconciler.any_overloaded(),
+            self.metrics.is_some(),
+        )
+    }
+
     /// Recounts connections per real from the flow table, publishes them
     /// for the least-connection schedulers and applies the thresholds.
-    pub(super) fn count_connections(&mut self) {
+    fn count_connections(&mut self) {
         let settings = settings_of(&self.config);
         let counts = reaper::count_connections(&self.dataplane.maps, &settings, monotonic_now_ns());
         let ids: BTreeSet<u32> = self.reconciler.reals().keys().copied().collect();
@@ -318,6 +350,34 @@ impl Daemon {
     }
 }
 
+/// Whether anything reads the connection counts the daemon takes every
+/// second: the least-connection schedulers (lc, wlc, sed, nq) in the data
+/// plane, through `LB_REAL_CONNS`; connection thresholds, and a real still
+/// marked overloaded (one more count releases it once its thresholds are
+/// gone); and the metrics endpoint, which exports `LB_REAL_CONNS`. Listings
+/// (`lbadm -L`) count for themselves.
+pub(super) fn connection_counts_read(
+    services: &[config::ServiceConfig],
+    any_real_overloaded: bool,
+    metrics_served: bool,
+) -> bool {
+    let reads_counts = |service: &config::ServiceConfig| {
+        service.scheduler.dataplane().is_least_connection()
+            || service.reals.iter().any(|real| real.upper_threshold != 0)
+    };
+    metrics_served || any_real_overloaded || services.iter().any(reads_counts)
+}
+
+fn log_counting(counting: bool) {
+    if counting {
+        info!(
+            "counting connections per real every second (least-connection schedulers, thresholds or metrics read them)"
+        );
+    } else {
+        info!("not counting connections per real: nothing reads them");
+    }
+}
+
 fn log_threshold(real_id: u32, overloaded: bool, conns: RealConns) {
     let total = u64::from(conns.active) + u64::from(conns.inactive);
     if overloaded {
@@ -332,5 +392,62 @@ fn log_threshold(real_id: u32, overloaded: bool, conns: RealConns) {
             connections = total,
             "real back below its lower threshold"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Services made from one line of YAML each: `scheduler` and the first
+    /// real's `upper_threshold`.
+    fn services(specs: &[(&str, u32)]) -> Vec<config::ServiceConfig> {
+        let mut yaml = String::from("interfaces: [{ name: eth0 }]\nservices:\n");
+        for (index, (scheduler, upper_threshold)) in specs.iter().enumerate() {
+            yaml += &format!(
+                "  - {{ name: s{index}, vip: 198.18.1.10, port: {port}, protocol: tcp, \
+                 scheduler: {scheduler}, \
+                 reals: [{{ address: 198.18.2.11, upper_threshold: {upper_threshold} }}] }}\n",
+                port = 80 + index,
+            );
+        }
+        config::parse(&yaml, "test.yaml", &|_| true)
+            .expect("valid")
+            .services
+    }
+
+    #[test]
+    fn nothing_reads_the_counts_of_hashing_and_round_robin_services() {
+        let hashing = services(&[("mh", 0), ("rr", 0), ("wrr", 0), ("sh", 0), ("dh", 0)]);
+        assert!(!connection_counts_read(&hashing, false, false));
+        assert!(!connection_counts_read(&[], false, false));
+    }
+
+    #[test]
+    fn least_connection_schedulers_read_the_counts() {
+        for scheduler in ["lc", "wlc", "sed", "nq"] {
+            assert!(
+                connection_counts_read(&services(&[("mh", 0), (scheduler, 0)]), false, false),
+                "{scheduler}"
+            );
+        }
+    }
+
+    #[test]
+    fn thresholds_and_overloaded_reals_read_the_counts() {
+        assert!(connection_counts_read(
+            &services(&[("mh", 10)]),
+            false,
+            false
+        ));
+        assert!(
+            connection_counts_read(&services(&[("mh", 0)]), true, false),
+            "a real still overloaded is released by the next count"
+        );
+    }
+
+    #[test]
+    fn the_metrics_endpoint_reads_the_counts() {
+        assert!(connection_counts_read(&services(&[("mh", 0)]), false, true));
     }
 }
