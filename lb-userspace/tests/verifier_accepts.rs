@@ -7,6 +7,7 @@ fn embedded_object_loads_and_verifies() {
     let geometry = Geometry {
         maglev_table_size: 251,
         flow_table_entries: 1024,
+        ..Geometry::default()
     };
     let dataplane = Dataplane::load(geometry, None).expect("the verifier accepts the data plane");
     assert!(!dataplane.adopted);

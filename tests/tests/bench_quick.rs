@@ -17,12 +17,22 @@ fn quick_bench_measures_every_section() {
         .expect("running lb-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "lb-bench failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "lb-bench failed:\n{stdout}\n{stderr}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
     let figures = json["figures"].as_array().expect("figures");
-    for section in ["cost", "rate", "nftables", "end_to_end", "control_plane", "conn_table"] {
+    for section in [
+        "cost",
+        "rate",
+        "nftables",
+        "end_to_end",
+        "control_plane",
+        "conn_table",
+    ] {
         assert!(
             figures.iter().any(|f| f["section"] == section),
             "no figure for {section}:\n{stdout}"
@@ -30,10 +40,16 @@ fn quick_bench_measures_every_section() {
     }
     for figure in figures {
         let value = figure["value"].as_f64().expect("a numeric value");
-        assert!(value.is_finite() && value > 0.0, "not a sane figure: {figure}");
+        assert!(
+            value.is_finite() && value > 0.0,
+            "not a sane figure: {figure}"
+        );
         if let Some(reference) = figure.get("compared_to") {
             let value = reference["value"].as_f64().expect("a numeric reference");
-            assert!(value.is_finite() && value > 0.0, "not a sane reference: {figure}");
+            assert!(
+                value.is_finite() && value > 0.0,
+                "not a sane reference: {figure}"
+            );
         }
         assert!(
             stdout.contains(figure["name"].as_str().unwrap()),

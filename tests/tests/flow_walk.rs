@@ -20,6 +20,7 @@ fn load(flow_table_entries: u32) -> Dataplane {
     let geometry = Geometry {
         maglev_table_size: MAGLEV_TABLE_SIZE,
         flow_table_entries,
+        ..Geometry::default()
     };
     Dataplane::load(geometry, None).expect("loading the data plane (needs root / CAP_BPF)")
 }
