@@ -17,13 +17,12 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the demo, tests and benchmarks shell out to, and the Debian
 /// package of each (the benchmark's `--quick` run is part of the tests).
-const DEBIAN_TOOLS: [(&str, &str); 10] = [
+const DEBIAN_TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
-    ("trafgen", "netsniff-ng"),
     ("nft", "nftables"),
     ("iperf3", "iperf3"),
     ("wrk", "wrk"),
