@@ -96,19 +96,21 @@ mod program {
             L3Verdict::NotIp => return (xdp_action::XDP_PASS, GlobalCounter::PassNotIp),
             L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
         };
+        let l4 = parse::l4(ctx, &l3);
         // The common case first: TCP or UDP for a service's own port is
         // found with one lookup, not two (is it a VIP? which service?).
         // Everything else takes the careful path below.
-        if let L4Verdict::Packet(l4) = parse::l4(ctx, &l3)
-            && let Some(service) = scheduling::find_exact_service(&l3, &l4)
+        if let L4Verdict::Packet(l4) = &l4
+            && let Some(service) = scheduling::find_exact_service(&l3, l4)
         {
-            return balance_service(ctx, &l3, &l4, &service);
+            return balance_service(ctx, &l3, l4, &service);
         }
         if !scheduling::is_vip(&l3) {
             return nat::reply(ctx, &l3)
                 .unwrap_or((xdp_action::XDP_PASS, GlobalCounter::PassNotVip));
         }
-        let l4 = match parse::l4(ctx, &l3) {
+        // Only a VIP's packets are dropped for what the parser found.
+        let l4 = match l4 {
             L4Verdict::Packet(l4) => l4,
             L4Verdict::Fragment => return (xdp_action::XDP_DROP, GlobalCounter::DropFragment),
             L4Verdict::ExtensionHeader => {
