@@ -97,6 +97,28 @@ impl Netns {
     }
 }
 
+/// A veth pair: `left_name` in `left`, its peer `right_name` in `right`.
+/// Both ends start down and unaddressed.
+pub fn veth_pair(left: &Netns, left_name: &str, right: &Netns, right_name: &str) -> Result<()> {
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            left_name,
+            "netns",
+            &left.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            right_name,
+            "netns",
+            &right.name,
+        ],
+    )
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "del", &self.name]);

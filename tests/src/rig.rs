@@ -486,23 +486,7 @@ fn connect(
     segment: u8,
     host: u8,
 ) -> Result<()> {
-    crate::netns::run(
-        "ip",
-        &[
-            "link",
-            "add",
-            interface,
-            "netns",
-            &netns.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            port,
-            "netns",
-            &switch.name,
-        ],
-    )?;
+    crate::netns::veth_pair(netns, interface, switch, port)?;
     switch.ip(&["link", "set", port, "master", "br0", "up"])?;
     netns.ip(&[
         "addr",
@@ -564,17 +548,28 @@ fn start_decap(netns: &Netns, workdir: &std::path::Path, number: u8) -> Result<L
 }
 
 fn attach_pass(switch: &Netns, interface: &str) -> Result<Dataplane> {
-    let geometry = Geometry {
+    attach_program(switch, interface, programs::PASS)
+}
+
+/// Geometry for a copy of the object whose programs never read the big
+/// maps (pass, sink, reflector): small maps load fast.
+pub fn small_geometry() -> Geometry {
+    Geometry {
         maglev_table_size: 3,
         flow_table_entries: 1024,
         ..Geometry::default()
-    };
-    switch.enter(|| {
-        let mut dataplane = Dataplane::load(geometry, None)?;
+    }
+}
+
+/// Loads a private copy of the BPF object in `netns` and attaches its
+/// `program` to `interface` in native mode; detached when dropped.
+pub fn attach_program(netns: &Netns, interface: &str, program: &str) -> Result<Dataplane> {
+    netns.enter(|| {
+        let mut dataplane = Dataplane::load(small_geometry(), None)?;
         dataplane
-            .program_mut(programs::PASS)?
+            .program_mut(program)?
             .attach(interface, aya::programs::XdpMode::Driver)
-            .with_context(|| format!("attaching XDP_PASS to {interface}"))?;
+            .with_context(|| format!("attaching {program} to {interface}"))?;
         Ok(dataplane)
     })
 }

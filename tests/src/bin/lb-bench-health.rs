@@ -21,7 +21,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
     lbd::Lbd,
-    netns::{Netns, run, unique_prefix},
+    netns::{Netns, unique_prefix, veth_pair},
 };
 use lb_userspace::dataplane::{self, PinLayout};
 
@@ -170,23 +170,7 @@ fn bench(options: &Options) -> Result<()> {
     std::fs::create_dir_all(&workdir)?;
     let balancer = Netns::create(&format!("{prefix}-lb"))?;
     let responder_ns = Netns::create(&format!("{prefix}-rs"))?;
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "eth0",
-            "netns",
-            &balancer.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &responder_ns.name,
-        ],
-    )?;
+    veth_pair(&balancer, "eth0", &responder_ns, "eth0")?;
     balancer.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"])?;
     balancer.ip(&["link", "set", "eth0", "up"])?;
     balancer.ip(&["route", "add", REAL_RANGE, "via", "198.18.0.2"])?;

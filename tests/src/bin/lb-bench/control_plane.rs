@@ -185,23 +185,7 @@ impl Rig {
         std::fs::create_dir_all(&workdir)?;
         let balancer = Netns::create(&format!("{prefix}-lb"))?;
         let gateway = Netns::create(&format!("{prefix}-gw"))?;
-        netns::run(
-            "ip",
-            &[
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                &balancer.name,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &gateway.name,
-            ],
-        )?;
+        netns::veth_pair(&balancer, "eth0", &gateway, "eth0")?;
         balancer.ip(&["addr", "add", BALANCER_ADDRESS, "dev", "eth0"])?;
         balancer.ip(&["link", "set", "eth0", "up"])?;
         balancer.ip(&["route", "add", REAL_RANGE, "via", GATEWAY])?;

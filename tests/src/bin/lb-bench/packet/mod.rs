@@ -22,8 +22,9 @@ mod stats;
 use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
-use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions, XdpMode};
+use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
 use lb_common::{BenchFrame, Family as AddrFamily, FlowKey, GlobalCounter, capacity, programs};
+use lb_tests::rig::{attach_program, small_geometry};
 use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps};
 
 use self::{
@@ -141,14 +142,7 @@ fn mode_case(mode: Mode) -> String {
 /// frames: the reflector does not look past Ethernet, but frame sizes
 /// differ by family).
 fn reflector_costs(rig: &XdpRig, options: &Options) -> Result<[f64; 2]> {
-    let mut reflector = rig.lb.enter(|| {
-        let mut dataplane = Dataplane::load(small_geometry(), None)?;
-        dataplane
-            .program_mut(programs::REFLECT)?
-            .attach("eth0", XdpMode::Driver)
-            .context("attaching lb_reflect")?;
-        Ok(dataplane)
-    })?;
+    let mut reflector = attach_program(&rig.lb, "eth0", programs::REFLECT)?;
     let id = reflector.program_mut(programs::REFLECT)?.info()?.id();
     let mut costs = [0.0; 2];
     for (index, family) in Family::BOTH.into_iter().enumerate() {
@@ -279,15 +273,6 @@ fn nat_reply_frames(rig: &XdpRig, family: Family) -> Result<Vec<Vec<u8>>> {
         family.name()
     );
     Ok(frames)
-}
-
-/// For programs that never read the big maps (reflector, sink, pass).
-pub(crate) fn small_geometry() -> Geometry {
-    Geometry {
-        maglev_table_size: 3,
-        flow_table_entries: 1024,
-        ..Geometry::default()
-    }
 }
 
 // ---------------------------------------------------------------- rate

@@ -20,11 +20,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::programs::XdpMode;
 use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, programs};
 use lb_tests::{
     lbd::Lbd,
-    netns::{Netns, run, unique_prefix},
+    netns::{Netns, unique_prefix, veth_pair},
+    rig::attach_program,
 };
 use lb_userspace::dataplane::{self, Dataplane, Maps, PinLayout};
 
@@ -176,7 +176,10 @@ impl XdpRig {
                 }
             }
         }
-        let sinks = vec![attach_sink(&clients, "eth0")?, attach_sink(&sink, "eth0")?];
+        let sinks = vec![
+            attach_program(&clients, "eth0", programs::SINK)?,
+            attach_program(&sink, "eth0", programs::SINK)?,
+        ];
         Ok(Self {
             lb_mac: mac_of(&lb, "eth0")?,
             lb_inner_mac: mac_of(&lb, "eth1")?,
@@ -243,8 +246,7 @@ impl XdpRig {
 
     /// One of the balancer's global counters, summed over the CPUs.
     pub fn global_counter(&self, counter: GlobalCounter) -> Result<u64> {
-        let maps = Maps::open_pinned(&self.pins)?;
-        Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
+        total(&Maps::open_pinned(&self.pins)?, counter)
     }
 
     /// The balancer's non-zero global counters, to explain a failure.
@@ -255,12 +257,7 @@ impl XdpRig {
         GlobalCounter::ALL
             .iter()
             .filter_map(|&counter| {
-                let total: u64 = maps
-                    .global_stats
-                    .get(&(counter as u32), 0)
-                    .ok()?
-                    .iter()
-                    .sum();
+                let total = total(&maps, counter).ok()?;
                 (total > 0).then(|| format!("{counter:?} {total}"))
             })
             .collect::<Vec<_>>()
@@ -344,23 +341,7 @@ fn pair(
     right_segment: u8,
     right_host: u8,
 ) -> Result<()> {
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            left_name,
-            "netns",
-            &left.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            right_name,
-            "netns",
-            &right.name,
-        ],
-    )?;
+    veth_pair(left, left_name, right, right_name)?;
     for (netns, name, segment, host) in [
         (left, left_name, segment, left_host),
         (right, right_name, right_segment, right_host),
@@ -390,13 +371,6 @@ pub fn mac_of(netns: &Netns, interface: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
-fn attach_sink(netns: &Netns, interface: &str) -> Result<Dataplane> {
-    netns.enter(|| {
-        let mut dataplane = Dataplane::load(super::small_geometry(), None)?;
-        dataplane
-            .program_mut(programs::SINK)?
-            .attach(interface, XdpMode::Driver)
-            .with_context(|| format!("attaching lb_sink to {interface}"))?;
-        Ok(dataplane)
-    })
+fn total(maps: &Maps, counter: GlobalCounter) -> Result<u64> {
+    Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
 }
