@@ -13,6 +13,8 @@
 #[cfg(target_arch = "bpf")]
 mod bench;
 #[cfg(target_arch = "bpf")]
+mod clock;
+#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod csum;

@@ -18,10 +18,9 @@
 // they would be copied to the stack once more.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service};
 
-use crate::{maps::LB_PERSIST, scheduling::live_real};
+use crate::{clock, maps::LB_PERSIST, scheduling::live_real};
 
 /// The template's key for `client` in service `service_id`.
 #[inline(always)]
@@ -42,7 +41,7 @@ fn timeout_ns(seconds: u32) -> u64 {
 pub fn lookup(key: &PersistKey, service: &Service, now: u64) -> Option<u32> {
     // SAFETY: LRU values stay valid while the program runs.
     let template = unsafe { &mut *LB_PERSIST.get_ptr_mut(key)? };
-    if now.wrapping_sub(template.last_seen_ns) > timeout_ns(service.persistence_timeout) {
+    if clock::elapsed_ns(now, template.last_seen_ns) > timeout_ns(service.persistence_timeout) {
         return None;
     }
     let real_id = template.real_id;
@@ -79,8 +78,7 @@ fn touch_call(key: usize, packed: u64, real_id: u32) -> u64 {
     // SAFETY: the caller's flow key, in its frame, which outlives this call.
     let flow = unsafe { &*(key as *const FlowKey) };
     let template_key = self::key(&flow.src, (packed >> 32) as u8, packed as u32);
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now_ns();
     match LB_PERSIST.get_ptr_mut(&template_key) {
         // SAFETY: LRU values stay valid while the program runs.
         Some(template) => {

@@ -1,13 +1,13 @@
 //! Which service a packet belongs to and which real serves it: the flow
 //! table first, the service's scheduler (and persistence) for new flows.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use lb_common::{
     ConnectionState, FlowKey, FlowState, GlobalCounter, NO_REAL, Real, SETTINGS_EXPIRE_NODEST_CONN,
     Service, ServiceKey, Settings, VipKey, proto,
 };
 
 use crate::{
+    clock,
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS},
     parse::{L3, L4, TCP_FIN, TCP_RST},
     persistence, schedulers,
@@ -99,8 +99,7 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         family: l3.family as u8,
         _pad: [0; 2],
     };
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now_ns();
     // A SYN always schedules afresh: a client reusing a port must not stick
     // to the real an old, dead connection went to.
     if !l4.is_tcp_syn
@@ -108,7 +107,7 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
     {
         // SAFETY: LRU values stay valid for the duration of the program.
         let flow = unsafe { &mut *flow };
-        let idle = now.wrapping_sub(flow.last_seen_ns);
+        let idle = clock::elapsed_ns(now, flow.last_seen_ns);
         let settings = settings();
         if idle > settings.for_state_ns(flow.state) {
             crate::counters::count(GlobalCounter::FlowExpired);

@@ -447,7 +447,6 @@ pub fn ifindex(interface: &str) -> Result<u32> {
     Ok(index)
 }
 
-/// The clock `bpf_ktime_get_ns` reads (flow timestamps are on it).
 /// Resets one id's per-CPU traffic counters: a newly created service or
 /// real starts from zero (an id may have been used before), and `-Z`.
 pub fn zero_traffic(counters: &mut PerCpuArray<MapData, TrafficCounters>, id: u32) -> Result<()> {
@@ -481,9 +480,12 @@ pub fn verify(program: &mut Xdp, name: &str) -> Result<()> {
     unreachable!("the last attempt returns")
 }
 
+/// Now, on the data plane's clock (CLOCK_MONOTONIC_COARSE, what
+/// `bpf_ktime_get_coarse_ns` reads; see lb-ebpf's `clock.rs`): the
+/// timestamps in flow, NAT and persistence entries are on it.
 pub fn monotonic_now_ns() -> u64 {
     // SAFETY: clock_gettime writes the zeroed timespec.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -873,6 +873,39 @@ fn age_flow_only(lb: &mut Lb, packet: &Packet) {
     lb.set_flow(packet.flow_key(), flow);
 }
 
+/// The data plane's clock is coarse (a tick behind the precise one), and a
+/// timestamp the daemon or another CPU wrote can be ahead of it: such a flow
+/// is fresh, not idle for centuries. One idle past its timeout is
+/// scheduled again.
+#[test]
+fn flows_expire_by_idle_time_and_a_timestamp_ahead_is_fresh() {
+    pin_to_current_cpu();
+    let mut lb = Lb::load();
+    let row = three_real_row();
+    service(&mut lb, Scheduler::Maglev, 0, &[1, 1, 1], &row);
+    let real = at(&row, addr_hash(&client_addr(CLIENT_IP)));
+    let syn = syn(&client(0));
+    let ack = Packet::tcp_ack(&client(0), WEB);
+    lb.expect(&new_to(&lb, "SYN", &syn, real));
+    let set_last_seen = |lb: &mut Lb, last_seen_ns: u64| {
+        let mut flow = lb.flow(&ack.flow_key()).expect("the flow");
+        flow.last_seen_ns = last_seen_ns;
+        lb.set_flow(ack.flow_key(), flow);
+    };
+
+    set_last_seen(&mut lb, monotonic_now_ns() + SECOND);
+    lb.expect(&Case::tx("ACK, timestamp ahead", &ack, lb.real(real)).counts(FlowHit));
+
+    // Established: IPVS's 900 s of idle time expire it.
+    set_last_seen(&mut lb, monotonic_now_ns() - 901 * SECOND);
+    lb.expect(&new_to(&lb, "ACK after 901 s idle", &ack, real).counts(FlowExpired));
+    let flow = lb.flow(&ack.flow_key()).expect("scheduled again");
+    assert!(
+        flow.last_seen_ns + SECOND > monotonic_now_ns(),
+        "fresh again"
+    );
+}
+
 #[test]
 fn the_reaper_removes_expired_templates() {
     let mut lb = Lb::load();

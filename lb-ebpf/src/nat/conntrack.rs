@@ -7,7 +7,7 @@
 // or map memory, and by value they would be copied to the stack first.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use lb_common::{NatReply, Real, proto};
 
 use super::{
@@ -15,6 +15,7 @@ use super::{
     scratch::Scratch,
 };
 use crate::{
+    clock,
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
     parse::{L4, TCP_FIN, TCP_RST, TCP_SYN},
     scheduling::{LAST_SEEN_GRANULARITY_NS, next_state},
@@ -119,10 +120,9 @@ pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
     if flow.real_id != entry.real_id {
         return;
     }
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now_ns();
     let state = reply_state(flow.state, protocol, tcp_flags);
-    if state != flow.state || now.wrapping_sub(flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+    if state != flow.state || clock::elapsed_ns(now, flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
         flow.state = state;
         flow.last_seen_ns = now;
     }
