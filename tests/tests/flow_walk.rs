@@ -2,7 +2,7 @@
 //! counts every second and reaps every five. Needs root (loads the data
 //! plane's maps into this process, unpinned).
 
-use std::{collections::HashMap, time::Instant};
+use std::collections::HashMap;
 
 use lb_common::{Addr, ConnectionState, FlowKey, FlowState, REAL_ACTIVE, Real};
 use lb_tests::require_root;
@@ -13,8 +13,6 @@ use lb_userspace::{
 
 /// A small prime keeps loading fast; the Maglev table plays no part here.
 const MAGLEV_TABLE_SIZE: u32 = 13;
-/// lbd's default `flow_table_entries`.
-const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;
 
 fn load(flow_table_entries: u32) -> Dataplane {
     let geometry = Geometry {
@@ -132,35 +130,4 @@ fn counting_and_reaping_walk_the_whole_table() {
     let reaped = reaper::reap(&mut dataplane.maps, &settings, later_ns).expect("reaping");
     assert_eq!(reaped.flows, FLOWS as usize);
     assert_eq!(walk(&dataplane, batch::DEFAULT_BATCH_ENTRIES).len(), 0);
-}
-
-/// How long one `count_connections` takes over a full default-sized table
-/// (release build: `cargo test --release -p lb-tests --test flow_walk --
-/// --ignored --nocapture`).
-#[test]
-#[ignore = "a measurement, not a check: run it by hand in a release build"]
-fn time_counting_a_million_flows() {
-    if !require_root("time_counting_a_million_flows") {
-        return;
-    }
-    const FLOWS: u32 = 1_000_000;
-    let mut dataplane = load(DEFAULT_FLOW_TABLE_ENTRIES);
-    let now_ns = monotonic_now_ns();
-    fill(&mut dataplane, FLOWS, now_ns);
-    let settings = lb_common::Settings::IPVS_DEFAULTS;
-    let mut fastest = f64::INFINITY;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let counts = reaper::count_connections(&dataplane.maps, &settings, now_ns);
-        fastest = fastest.min(started.elapsed().as_secs_f64());
-        assert_eq!(counts[&1].active, FLOWS, "every flow counted");
-    }
-    println!("count_connections over {FLOWS} flows: {fastest:.3} s (best of 3)");
-    for batch_entries in [1_024, batch::DEFAULT_BATCH_ENTRIES, 16_384] {
-        let started = Instant::now();
-        let walked = batch::entries_in_batches_of(&dataplane.maps.flows, batch_entries).count();
-        let seconds = started.elapsed().as_secs_f64();
-        assert_eq!(walked, FLOWS as usize);
-        println!("the walk alone, in batches of {batch_entries}: {seconds:.3} s");
-    }
 }
