@@ -55,6 +55,10 @@ pub struct Choice<'a> {
     pub real_id: u32,
     pub real: &'a Real,
     pub new_connection: bool,
+    /// This packet wrote the flow's entry (a new flow, a state change, or
+    /// the once-a-second timestamp): the moment for checks too costly to
+    /// make on every packet.
+    pub refreshed: bool,
     /// The flow's key (client -> VIP), for NAT's reverse entry.
     pub key: FlowKey,
 }
@@ -113,7 +117,8 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
             crate::counters::count(GlobalCounter::FlowExpired);
         } else if let Some(real) = live_real(flow.real_id, service.id) {
             let state = next_state(flow.state, l3.protocol, l4.tcp_flags, false);
-            if state != flow.state || idle > LAST_SEEN_GRANULARITY_NS {
+            let refreshed = state != flow.state || idle > LAST_SEEN_GRANULARITY_NS;
+            if refreshed {
                 flow.state = state;
                 flow.last_seen_ns = now;
                 if service.persistence_timeout != 0 {
@@ -125,6 +130,7 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
                 real_id: flow.real_id,
                 real,
                 new_connection: false,
+                refreshed,
                 key,
             });
         } else if settings.flags & SETTINGS_EXPIRE_NODEST_CONN != 0 {
@@ -158,6 +164,7 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         real_id,
         real,
         new_connection: true,
+        refreshed: true,
         key,
     })
 }

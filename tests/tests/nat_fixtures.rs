@@ -43,7 +43,7 @@ use lb_common::{
     GlobalCounter::*, NatRealKey, NatReply, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
     Service, ServiceKey, TrafficCounters, VipInfo, VipKey, proto,
 };
-use lb_userspace::dataplane::{Dataplane, Geometry};
+use lb_userspace::dataplane::{Dataplane, Geometry, monotonic_now_ns};
 
 // Services: the real listens on another port than the service's.
 const WEB4: &str = "198.18.0.10:80";
@@ -554,6 +554,17 @@ impl NatLb {
         self.dataplane.maps.flows.get(key, 0).ok()
     }
 
+    /// Makes the flow's entry look `seconds` old.
+    fn age_flow(&mut self, key: &FlowKey, seconds: u64) {
+        let mut flow = self.flow(key).expect("the flow");
+        flow.last_seen_ns = monotonic_now_ns() - seconds * 1_000_000_000;
+        self.dataplane
+            .maps
+            .flows
+            .insert(key, flow, 0)
+            .expect("write the flow");
+    }
+
     /// The real's traffic counters, summed over the CPUs.
     fn real_counters(&self, real_id: u32) -> TrafficCounters {
         let values = self
@@ -852,7 +863,9 @@ fn real_without_next_hop_is_dropped() {
 }
 
 /// The reverse entry lives in an LRU of its own: if it was evicted while
-/// the flow survived, the next request writes it again.
+/// the flow survived, the next request that refreshes the flow (a state
+/// change, or its once-a-second timestamp) writes it again; the requests
+/// in between do not look.
 #[test]
 fn missing_reverse_entry_is_written_again() {
     let mut lb = NatLb::load();
@@ -869,13 +882,31 @@ fn missing_reverse_entry_is_written_again() {
     )]);
     lb.forget_nat_reply(&key);
     lb.expect_all(&[case(
-        "ACK after eviction",
+        "ACK after eviction (established now)",
         &ack,
         xdp::TX,
         Some(&ack.to_real(&real, WEB4_REAL)),
         &[Forwarded, FlowHit],
     )]);
     assert_eq!(lb.nat_reply(&key), Some(expected));
+
+    lb.forget_nat_reply(&key);
+    let next_ack = [case(
+        "ACK",
+        &ack,
+        xdp::TX,
+        Some(&ack.to_real(&real, WEB4_REAL)),
+        &[Forwarded, FlowHit],
+    )];
+    lb.expect_all(&next_ack);
+    assert_eq!(
+        lb.nat_reply(&key),
+        None,
+        "within the second: not looked for"
+    );
+    lb.age_flow(&syn.key(), 2);
+    lb.expect_all(&next_ack);
+    assert_eq!(lb.nat_reply(&key), Some(expected), "on the refresh");
 }
 
 // ---------------------------------------------------------------------------

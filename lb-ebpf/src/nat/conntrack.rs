@@ -18,7 +18,7 @@ use crate::{
     clock,
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
     parse::{L4, TCP_FIN, TCP_RST, TCP_SYN},
-    scheduling::{LAST_SEEN_GRANULARITY_NS, next_state},
+    scheduling::{Choice, LAST_SEEN_GRANULARITY_NS, next_state},
 };
 
 /// Is the packet's source the address of a real behind a NAT service?
@@ -31,12 +31,48 @@ pub fn is_nat_real(ctx: &XdpContext, scratch: &mut Scratch, at: Layout) -> bool 
     headers::source(ctx, at, &mut key.addr).is_some() && LB_NAT_REALS.get_ptr(&*key).is_some()
 }
 
+/// What a request does to its flow's reverse entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReverseEntry {
+    /// A new connection: the real or the VIP may differ from a previous
+    /// connection's with the same client port.
+    Write,
+    /// The flow just refreshed its own entry: the LRU may have evicted the
+    /// reverse one while the flow survived (a flow whose replies stopped).
+    WriteIfMissing,
+    /// Any other packet of the flow: the lookup that would check is a third
+    /// of a flow-table hit's cost, and a missing entry waits for the next
+    /// refresh (a second at most).
+    Keep,
+}
+
+impl ReverseEntry {
+    #[inline(always)]
+    pub fn for_choice(choice: &Choice) -> Self {
+        if choice.new_connection {
+            Self::Write
+        } else if choice.refreshed {
+            Self::WriteIfMissing
+        } else {
+            Self::Keep
+        }
+    }
+
+    #[inline(always)]
+    pub fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Write,
+            1 => Self::WriteIfMissing,
+            _ => Self::Keep,
+        }
+    }
+}
+
 /// Records how replies to this request will arrive (real:port -> client:
-/// port) and what they must be turned back into. Written for every new
-/// connection (the real or the VIP may differ from a previous one with the
-/// same client port), and whenever the entry is missing: the LRU may have
-/// evicted it while the flow itself survived. Called before the rewrite:
-/// the addresses are read from the frame as the client sent it.
+/// port) and what they must be turned back into, as `reverse` says. Called
+/// before the rewrite: the addresses are read from the frame as the client
+/// sent it.
 #[inline(always)]
 pub fn remember_reply(
     ctx: &XdpContext,
@@ -45,9 +81,11 @@ pub fn remember_reply(
     l4: &L4,
     real: &Real,
     real_port: u16,
-    choice: (u32, bool),
+    (real_id, reverse): (u32, ReverseEntry),
 ) -> Option<()> {
-    let (real_id, new_connection) = choice;
+    if reverse == ReverseEntry::Keep {
+        return Some(());
+    }
     // `forward` is the flow table's key for the request, as
     // `scheduling::choose_real` builds it.
     let value = &mut scratch.reply;
@@ -70,7 +108,7 @@ pub fn remember_reply(
     key.protocol = at.protocol;
     key.family = at.family as u8;
     key._pad = [0; 2];
-    if !new_connection && LB_NAT_REPLIES.get_ptr(&*key).is_some() {
+    if reverse == ReverseEntry::WriteIfMissing && LB_NAT_REPLIES.get_ptr(&*key).is_some() {
         return Some(());
     }
     // An LRU insert only fails if the kernel cannot allocate; the request

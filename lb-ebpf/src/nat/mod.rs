@@ -35,6 +35,7 @@ use aya_ebpf::{
 use lb_common::{GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 
 use self::{
+    conntrack::ReverseEntry,
     headers::Layout,
     rewrite::End,
     route::{FibParams, Route},
@@ -67,17 +68,17 @@ pub fn request(
         ctx.ctx,
         real,
         choice.real_id,
-        choice.new_connection,
+        ReverseEntry::for_choice(choice) as u8,
     ))
 }
 
 #[inline(never)]
-fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, new_connection: bool) -> u64 {
+fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, reverse: u8) -> u64 {
     call::encode_result(to_real(
         &XdpContext::new(ctx),
         real,
         real_id,
-        new_connection,
+        ReverseEntry::from_u8(reverse),
     ))
 }
 
@@ -86,7 +87,7 @@ fn to_real(
     ctx: &XdpContext,
     real: &Real,
     real_id: u32,
-    new_connection: bool,
+    reverse: ReverseEntry,
 ) -> Result<Verdict, GlobalCounter> {
     // The lookup comes first: what the parse yields would otherwise be
     // kept across it, on the stack.
@@ -113,16 +114,8 @@ fn to_real(
     };
     // None of these can fail (the headers were just parsed); the verifier
     // still wants every pointer proved again.
-    conntrack::remember_reply(
-        ctx,
-        scratch,
-        at,
-        &l4,
-        real,
-        real_port,
-        (real_id, new_connection),
-    )
-    .ok_or(GlobalCounter::DropTruncatedL4)?;
+    conntrack::remember_reply(ctx, scratch, at, &l4, real, real_port, (real_id, reverse))
+        .ok_or(GlobalCounter::DropTruncatedL4)?;
     rewrite::translate(ctx, at, End::Destination, &real.addr, real_port)
         .ok_or(GlobalCounter::DropTruncatedL4)?;
     rewrite::set_macs(ctx, &real.dst_mac, &real.src_mac).ok_or(GlobalCounter::DropTruncatedL4)?;
