@@ -33,7 +33,7 @@ use aya::{
 };
 
 /// `BPF_MAP_LOOKUP_BATCH` from `enum bpf_cmd` (uapi `linux/bpf.h`).
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+pub(super) const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
 /// Entries asked for per syscall: a few hundred KiB of buffers for the
 /// flow table, and 256 syscalls for a million entries.
@@ -45,24 +45,24 @@ pub const DEFAULT_BATCH_ENTRIES: usize = 4096;
 /// fields it knows of to be zero, and we pass exactly these.
 #[repr(C)]
 #[derive(Debug, Default)]
-struct BatchAttr {
+pub(super) struct BatchAttr {
     /// Where to resume (the previous call's `out_batch`), or 0 (null) to
     /// start at the first bucket.
-    in_batch: u64,
+    pub(super) in_batch: u64,
     /// Where the kernel writes the cursor for the next call.
-    out_batch: u64,
+    pub(super) out_batch: u64,
     /// Room for `count` keys.
-    keys: u64,
+    pub(super) keys: u64,
     /// Room for `count` values.
-    values: u64,
+    pub(super) values: u64,
     /// In: how many entries `keys` and `values` have room for. Out: how
     /// many the kernel wrote.
-    count: u32,
-    map_fd: u32,
+    pub(super) count: u32,
+    pub(super) map_fd: u32,
     /// Only `BPF_F_LOCK` (for values holding a spin lock) exists; 0.
-    elem_flags: u64,
+    pub(super) elem_flags: u64,
     /// Must be 0.
-    flags: u64,
+    pub(super) flags: u64,
 }
 
 const _: () = assert!(size_of::<BatchAttr>() == 56);
