@@ -222,13 +222,20 @@ impl Daemon {
     }
 
     fn apply(&mut self) -> Result<()> {
-        for hop in self.next_hops.values().flatten() {
-            // Redirect needs the egress device in the devmap; inserting an
-            // existing key is harmless.
+        // Redirect needs every egress device in the devmap; inserting an
+        // existing key is harmless. Once per device, not per real: reals
+        // share a handful of interfaces.
+        let egress: BTreeSet<u32> = self
+            .next_hops
+            .values()
+            .flatten()
+            .map(|hop| hop.ifindex)
+            .collect();
+        for ifindex in egress {
             self.dataplane
                 .maps
                 .tx_ports
-                .insert(hop.ifindex, hop.ifindex, None, 0)
+                .insert(ifindex, ifindex, None, 0)
                 .context("adding an egress interface to the redirect map")?;
         }
         let (running, marks) = self.health.plan(&self.config);
