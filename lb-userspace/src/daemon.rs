@@ -202,8 +202,11 @@ impl Daemon {
     async fn resolve_initial(&self) -> Result<HashMap<IpAddr, Resolution>> {
         let addresses = real_addresses(&self.config);
         let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
+        // Routes once (the expensive part, one lookup per real); then only
+        // the neighbour table while ARP/ND answers.
+        let routes = self.resolver.routes(&addresses).await?;
         loop {
-            let hops = self.resolver.resolve(&addresses).await?;
+            let hops = self.resolver.next_hops(&routes).await?;
             let pending = hops
                 .values()
                 .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))
