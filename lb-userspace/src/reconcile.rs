@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
-    dataplane::{Geometry, Maps, ring::Ring, zero_traffic},
+    dataplane::{Geometry, Maps, batch, ring::Ring, zero_traffic},
     health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
     parallel,
@@ -281,16 +281,20 @@ impl Reconciler {
             }
         }
         let known_reals: BTreeSet<u32> = self.ids.reals.values().copied().collect();
-        for (&id, entry) in &wanted_reals {
-            if !known_reals.contains(&id) {
-                zero_traffic(&mut maps.real_stats, id)?;
-            }
-            if self.reals.get(&id) != Some(entry) {
-                maps.reals.set(id, entry, 0)?;
-                self.reals.insert(id, *entry);
-                applied.reals_written += 1;
-            }
-        }
+        let new_reals: Vec<u32> = wanted_reals
+            .keys()
+            .filter(|id| !known_reals.contains(id))
+            .copied()
+            .collect();
+        batch::zero_all(&maps.real_stats, &new_reals).context("zeroing new reals' counters")?;
+        let (changed, entries): (Vec<u32>, Vec<Real>) = wanted_reals
+            .iter()
+            .filter(|(id, entry)| self.reals.get(id) != Some(entry))
+            .map(|(&id, &entry)| (id, entry))
+            .unzip();
+        batch::set_all(&maps.reals, &changed, &entries).context("writing real entries")?;
+        self.reals.extend(changed.iter().copied().zip(entries));
+        applied.reals_written += changed.len();
 
         // 2. Scheduling rows (and zeroed counters for new services).
         let mut rows = Vec::with_capacity(config.services.len());

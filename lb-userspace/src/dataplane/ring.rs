@@ -20,7 +20,6 @@
 
 use std::{
     io,
-    mem::size_of,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, Ordering},
@@ -29,13 +28,10 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use aya::maps::{Array, IterableMap as _, MapData};
 
-use super::batch::{BPF_MAP_LOOKUP_BATCH, BatchAttr};
+use super::batch::{BPF_MAP_LOOKUP_BATCH, BPF_MAP_UPDATE_BATCH, BatchAttr, command};
 
 /// `BPF_F_MMAPABLE` from uapi `linux/bpf.h`: the map may be `mmap`ed.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
-
-/// `BPF_MAP_UPDATE_BATCH` from `enum bpf_cmd` (uapi `linux/bpf.h`).
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 /// How rows reach the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +159,7 @@ impl<'map> Ring<'map> {
         // and values of 4 bytes each (the map's key and value sizes, which
         // aya checked for `Array<_, u32>`) into buffers of `count` `u32`s,
         // all of which outlive the call.
-        unsafe { bpf_batch(BPF_MAP_LOOKUP_BATCH, &mut attr) }?;
+        unsafe { command(BPF_MAP_LOOKUP_BATCH, &mut attr) }?;
         // Every key past `first` exists in an array, so the kernel reads
         // the whole row unless the row runs past the map's end, which
         // `check_row` rules out.
@@ -201,32 +197,9 @@ impl<'map> Ring<'map> {
         // SAFETY: as in `lookup_row`; for an update the kernel only reads
         // `count` keys and values (4 bytes each) from our two buffers of
         // exactly that many `u32`s, and writes back `count`.
-        unsafe { bpf_batch(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
+        unsafe { command(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
         Ok(keys.len())
     }
-}
-
-/// Issues one `BPF_MAP_*_BATCH` command.
-///
-/// # Safety
-///
-/// Every address in `attr` must be valid for what `command` reads and
-/// writes there, for the map `attr.map_fd` names.
-unsafe fn bpf_batch(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
-    // SAFETY: the caller vouches for the addresses in `attr`; we pass its
-    // exact size.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            attr as *mut BatchAttr,
-            size_of::<BatchAttr>() as libc::c_uint,
-        )
-    };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The kernel lays an array's values `value_size` rounded up to 8 bytes
