@@ -137,14 +137,14 @@ fn plain_array(entries: u32) -> io::Result<Array<MapData, u32>> {
 
 #[test]
 fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
-    let layout = PinLayout::new(format!("/sys/fs/bpf/lb-test-ring-{}", std::process::id()));
-    let _ = dataplane::teardown(&layout);
-    let config = config::parse(&config_yaml(&layout, 3), "ring.yaml", &|_| true).unwrap();
+    let pins = Pins::new(format!("/sys/fs/bpf/lb-test-ring-{}", std::process::id()));
+    let layout = &pins.0;
+    let config = config::parse(&config_yaml(layout, 3), "ring.yaml", &|_| true).unwrap();
     let hops = next_hops(&config);
     let none = HashMap::new();
 
     let first_rows = {
-        let mut dataplane = Dataplane::load(geometry(), Some(&layout)).unwrap();
+        let mut dataplane = Dataplane::load(geometry(), Some(layout)).unwrap();
         assert!(!dataplane.adopted);
         let mut reconciler = Reconciler::new(geometry());
         let applied = reconciler
@@ -155,7 +155,7 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
     };
     assert!(first_rows.iter().flatten().all(|&id| id != NO_REAL));
 
-    let mut dataplane = Dataplane::load(geometry(), Some(&layout)).unwrap();
+    let mut dataplane = Dataplane::load(geometry(), Some(layout)).unwrap();
     assert!(dataplane.adopted);
     let mut reconciler = Reconciler::adopt(geometry(), &dataplane.maps).unwrap();
     let applied = reconciler
@@ -165,7 +165,7 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
     assert_eq!(rows_by_syscall(&dataplane.maps.maglev, 2), first_rows);
 
     // One real fewer in each service: its slots go to the others.
-    let fewer = config::parse(&config_yaml(&layout, 2), "ring.yaml", &|_| true).unwrap();
+    let fewer = config::parse(&config_yaml(layout, 2), "ring.yaml", &|_| true).unwrap();
     let applied = reconciler
         .apply(&mut dataplane.maps, &fewer, &hops, &none)
         .unwrap();
@@ -178,8 +178,23 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
             "only current reals"
         );
     }
-    drop(dataplane);
-    dataplane::teardown(&layout).unwrap();
+}
+
+/// A pin directory of the test's own, removed however the test ends.
+struct Pins(PinLayout);
+
+impl Pins {
+    fn new(root: String) -> Self {
+        let layout = PinLayout::new(root);
+        let _ = dataplane::teardown(&layout);
+        Self(layout)
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = dataplane::teardown(&self.0);
+    }
 }
 
 /// Rows `1..=services` read one lookup syscall per slot.
