@@ -3,6 +3,7 @@
 //! (so tests can load the same object without touching a running daemon's).
 
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
@@ -24,10 +25,12 @@ pub static LB_REALS: Array<Real> = Array::with_max_entries(capacity::MAX_REALS, 
 /// Every service's Maglev table back to back: slot `s` of service `id` is at
 /// `id * LB_MAGLEV_TABLE_SIZE + s`. One flat array instead of map-in-map: a
 /// single lookup per new flow, and no inner-map churn on updates.
+/// Mmapable, so the daemon writes whole rows with plain stores instead of
+/// one `bpf()` call per slot (a row is 65,537 slots).
 #[map]
 pub static LB_MAGLEV: Array<u32> = Array::with_max_entries(
     capacity::MAX_SERVICES * capacity::DEFAULT_MAGLEV_TABLE_SIZE,
-    0,
+    BPF_F_MMAPABLE,
 );
 
 /// Shared (not per-CPU) LRU: replies and retransmits may land on any CPU,

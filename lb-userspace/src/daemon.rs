@@ -97,7 +97,16 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let control_socket = control::server::bind(&config.control.socket)?;
     let layout = PinLayout::new(&config.pin_path);
     let geometry = geometry(&config);
-    let dataplane = Dataplane::load(geometry, Some(&layout))?;
+    // Loading (verifying the programs, creating or opening the maps) and
+    // resolving (a route lookup per real) are independent, and each takes
+    // a good part of a second at scale: both at once.
+    let loading = {
+        let layout = PinLayout::new(&config.pin_path);
+        tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
+    };
+    let resolver = Resolver::new()?;
+    let next_hops = resolve_initial(&resolver, &config).await?;
+    let dataplane = loading.await.context("loading the data plane")??;
     let reconciler = if dataplane.adopted {
         Reconciler::adopt(geometry, &dataplane.maps)?
     } else {
@@ -114,13 +123,12 @@ pub async fn run(config_path: &Path) -> Result<()> {
         layout,
         dataplane,
         reconciler,
-        resolver: Resolver::new()?,
-        next_hops: HashMap::new(),
+        resolver,
+        next_hops,
         metrics: None,
         estimator: Estimator::default(),
         counting_connections: false,
     };
-    daemon.next_hops = daemon.resolve_initial().await?;
     daemon.apply()?;
     daemon.attach_interfaces(&[])?;
     // Control requests (the socket, and health for metrics scrapes).
@@ -196,39 +204,53 @@ impl Drop for AbortOnDrop {
     }
 }
 
-impl Daemon {
-    /// Resolves every real, giving ARP/ND a moment for the ones not yet in
-    /// the neighbour table, so the first tables include every reachable real.
-    async fn resolve_initial(&self) -> Result<HashMap<IpAddr, Resolution>> {
-        let addresses = real_addresses(&self.config);
-        let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
-        loop {
-            let hops = self.resolver.resolve(&addresses).await?;
-            let pending = hops
-                .values()
-                .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))
-                .count();
-            if pending == 0 || tokio::time::Instant::now() >= deadline {
-                if pending > 0 {
-                    warn!(
-                        pending,
-                        "some reals have no next hop yet; they get traffic once resolved"
-                    );
-                }
-                return Ok(hops);
+/// Resolves every real of `config`, giving ARP/ND a moment for the ones not
+/// yet in the neighbour table, so the first tables include every reachable
+/// real.
+async fn resolve_initial(
+    resolver: &Resolver,
+    config: &Config,
+) -> Result<HashMap<IpAddr, Resolution>> {
+    let addresses = real_addresses(config);
+    let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
+    // Routes once (the expensive part, one lookup per real); then only the
+    // neighbour table while ARP/ND answers.
+    let routes = resolver.routes(&addresses).await?;
+    loop {
+        let hops = resolver.next_hops(&routes).await?;
+        let pending = hops
+            .values()
+            .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))
+            .count();
+        if pending == 0 || tokio::time::Instant::now() >= deadline {
+            if pending > 0 {
+                warn!(
+                    pending,
+                    "some reals have no next hop yet; they get traffic once resolved"
+                );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(hops);
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 
+impl Daemon {
     fn apply(&mut self) -> Result<()> {
-        for hop in self.next_hops.values().flatten() {
-            // Redirect needs the egress device in the devmap; inserting an
-            // existing key is harmless.
+        // Redirect needs every egress device in the devmap; inserting an
+        // existing key is harmless. Once per device, not per real: reals
+        // share a handful of interfaces.
+        let egress: BTreeSet<u32> = self
+            .next_hops
+            .values()
+            .flatten()
+            .map(|hop| hop.ifindex)
+            .collect();
+        for ifindex in egress {
             self.dataplane
                 .maps
                 .tx_ports
-                .insert(hop.ifindex, hop.ifindex, None, 0)
+                .insert(ifindex, ifindex, None, 0)
                 .context("adding an egress interface to the redirect map")?;
         }
         let (running, marks) = self.health.plan(&self.config);

@@ -8,9 +8,11 @@
 //!   outlives the process; a new daemon atomically swaps its own program in
 //!   with `bpf_link_update`, so there is no moment without a program.
 //!
-//! [`batch`] reads whole hash maps (the flow table) a batch per syscall.
+//! [`batch`] reads whole hash maps (the flow table) a batch per syscall;
+//! [`ring`] reads and writes the scheduling rows a row at a time.
 
 pub mod batch;
+pub mod ring;
 
 use std::{
     ffi::CString,
@@ -36,6 +38,7 @@ use lb_common::{
 use tracing::{info, warn};
 
 use crate::config::DataplaneConfig;
+use ring::{Access, Ring};
 
 /// The compiled `lb-ebpf` object, built by this crate's build script.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb"));
@@ -248,6 +251,7 @@ impl Dataplane {
             verify(program, name)?;
         }
         let maps = Maps::take_from(&mut ebpf)?;
+        log_ring_access(&maps.maglev, geometry)?;
         Ok(Self {
             ebpf,
             maps,
@@ -371,6 +375,21 @@ pub fn teardown(layout: &PinLayout) -> Result<()> {
     if layout.root.exists() {
         fs::remove_dir_all(&layout.root)
             .with_context(|| format!("removing {}", layout.root.display()))?;
+    }
+    Ok(())
+}
+
+/// Says how scheduling rows will be written: a ring pinned by an lbd from
+/// before `BPF_F_MMAPABLE` is kept (forwarding depends on it) but is
+/// written more slowly.
+fn log_ring_access(maglev: &Array<MapData, u32>, geometry: Geometry) -> Result<()> {
+    match Ring::new(maglev, geometry.maglev_table_size)?.access() {
+        Access::Mapped => info!("scheduling rows are written through a shared mapping"),
+        Access::Batched => warn!(
+            "the pinned scheduling ring was created without BPF_F_MMAPABLE (by an older lbd): \
+             rows are written with batch syscalls, which is slower; `lbd teardown` and a start \
+             recreate it (that interrupts forwarding)"
+        ),
     }
     Ok(())
 }

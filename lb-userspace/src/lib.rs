@@ -13,6 +13,7 @@ pub mod listing;
 pub mod maglev;
 pub mod metrics;
 pub mod neighbours;
+pub mod parallel;
 pub mod reaper;
 pub mod reconcile;
 pub mod rows;

@@ -9,7 +9,7 @@
 //! its MAC is picked up by the next refresh.
 
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    collections::{HashMap, HashSet, hash_map::Entry},
     net::IpAddr,
 };
 
@@ -63,6 +63,9 @@ struct Link {
 
 pub type Resolution = Result<NextHop, Unresolved>;
 
+/// The kernel's route to each real, as [`Resolver::routes`] found them.
+pub struct Routes(HashMap<IpAddr, Result<Route, Unresolved>>);
+
 pub struct Resolver {
     handle: Handle,
 }
@@ -79,24 +82,45 @@ impl Resolver {
     /// Resolves every address, asking the kernel to start resolving the
     /// ones it does not know yet.
     pub async fn resolve(&self, reals: &[IpAddr]) -> Result<HashMap<IpAddr, Resolution>> {
+        let routes = self.routes(reals).await?;
+        self.next_hops(&routes).await
+    }
+
+    /// The kernel's route to every address: one lookup each, the expensive
+    /// half of [`Self::resolve`].
+    pub async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
+        let mut routes = HashMap::with_capacity(reals.len());
+        for &real in reals {
+            routes.insert(real, self.route(real).await?);
+        }
+        Ok(Routes(routes))
+    }
+
+    /// The next hop of every routed real, from the neighbour table as it is
+    /// now: the cheap half of [`Self::resolve`], to repeat while waiting
+    /// for ARP/ND. Neighbours not yet managed become so, once each however
+    /// many reals are behind them (typically all behind one gateway).
+    pub async fn next_hops(&self, routes: &Routes) -> Result<HashMap<IpAddr, Resolution>> {
         let neighbours = self.neighbours().await?;
         let mut links: HashMap<u32, Link> = HashMap::new();
-        let mut out = HashMap::new();
-        for &real in reals {
-            let route = match self.route(real).await? {
+        let mut made_managed: HashSet<(u32, IpAddr)> = HashSet::new();
+        let mut out = HashMap::with_capacity(routes.0.len());
+        for (&real, route) in &routes.0 {
+            let route = match route {
                 Ok(route) => route,
                 Err(unresolved) => {
-                    out.insert(real, Err(unresolved));
+                    out.insert(real, Err(unresolved.clone()));
                     continue;
                 }
             };
             // The frame goes to the gateway's MAC when there is one.
-            let neighbour = route.gateway.unwrap_or(real);
-            let resolution = match neighbours.get(&(route.ifindex, neighbour)) {
+            let neighbour = (route.ifindex, route.gateway.unwrap_or(real));
+            let entry = neighbours.get(&neighbour);
+            if !entry.is_some_and(|entry| entry.managed) && made_managed.insert(neighbour) {
+                self.manage(neighbour.0, neighbour.1).await?;
+            }
+            let resolution = match entry {
                 Some(entry) if entry.usable => {
-                    if !entry.managed {
-                        self.manage(route.ifindex, neighbour).await?;
-                    }
                     if let Entry::Vacant(slot) = links.entry(route.ifindex) {
                         slot.insert(self.link(route.ifindex).await?);
                     }
@@ -110,11 +134,7 @@ impl Resolver {
                         source: route.source,
                     })
                 }
-                Some(entry) if entry.managed => Err(Unresolved::Resolving),
-                _ => {
-                    self.manage(route.ifindex, neighbour).await?;
-                    Err(Unresolved::Resolving)
-                }
+                _ => Err(Unresolved::Resolving),
             };
             out.insert(real, resolution);
         }

@@ -14,19 +14,20 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use aya::maps::MapError;
+use aya::maps::{Array, MapData, MapError};
 use lb_common::{
     Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
     REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
-    Service, ServiceKey, Settings, VipInfo, VipKey,
+    Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey,
 };
 use tracing::{info, warn};
 
 use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
-    dataplane::{Geometry, Maps, zero_traffic},
+    dataplane::{Geometry, Maps, batch, ring::Ring, zero_traffic},
     health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
+    parallel,
     rows::{RowReal, build_row},
 };
 
@@ -147,12 +148,14 @@ pub struct Applied {
     pub maglev_slots_written: usize,
 }
 
-/// The daemon's view of what the maps hold.
+/// The daemon's view of what the maps hold. Not the scheduling rows: a
+/// thousand of them are a quarter of a GiB, and the ring itself says what
+/// each slot holds (`dataplane::ring`), so a row is compared with the ring
+/// when it is written.
 pub struct Reconciler {
     geometry: Geometry,
     ids: Ids,
     reals: HashMap<u32, Real>,
-    rows: HashMap<u32, Vec<u32>>,
     /// Slots in use per service row (rr, wrr, least-connection lists).
     row_lens: HashMap<u32, u32>,
     /// Reals over their upper connection threshold (the daemon decides).
@@ -168,7 +171,6 @@ impl Reconciler {
             geometry,
             ids: Ids::default(),
             reals: HashMap::new(),
-            rows: HashMap::new(),
             row_lens: HashMap::new(),
             overloaded: BTreeSet::new(),
             vips: BTreeMap::new(),
@@ -202,15 +204,6 @@ impl Reconciler {
             if real.flags & REAL_OVERLOADED != 0 {
                 this.overloaded.insert(id);
             }
-        }
-        for &id in this.ids.services.values() {
-            let row = (0..geometry.maglev_table_size)
-                .map(|slot| {
-                    maps.maglev
-                        .get(&(id * geometry.maglev_table_size + slot), 0)
-                })
-                .collect::<Result<Vec<_>, MapError>>()?;
-            this.rows.insert(id, row);
         }
         for entry in maps.vips.iter() {
             let (key, info) = entry?;
@@ -288,18 +281,23 @@ impl Reconciler {
             }
         }
         let known_reals: BTreeSet<u32> = self.ids.reals.values().copied().collect();
-        for (&id, entry) in &wanted_reals {
-            if !known_reals.contains(&id) {
-                zero_traffic(&mut maps.real_stats, id)?;
-            }
-            if self.reals.get(&id) != Some(entry) {
-                maps.reals.set(id, entry, 0)?;
-                self.reals.insert(id, *entry);
-                applied.reals_written += 1;
-            }
-        }
+        let new_reals: Vec<u32> = wanted_reals
+            .keys()
+            .filter(|id| !known_reals.contains(id))
+            .copied()
+            .collect();
+        batch::zero_all(&maps.real_stats, &new_reals).context("zeroing new reals' counters")?;
+        let (changed, entries): (Vec<u32>, Vec<Real>) = wanted_reals
+            .iter()
+            .filter(|(id, entry)| self.reals.get(id) != Some(entry))
+            .map(|(&id, &entry)| (id, entry))
+            .unzip();
+        batch::set_all(&maps.reals, &changed, &entries).context("writing real entries")?;
+        self.reals.extend(changed.iter().copied().zip(entries));
+        applied.reals_written += changed.len();
 
         // 2. Scheduling rows (and zeroed counters for new services).
+        let mut rows = Vec::with_capacity(config.services.len());
         for service in &config.services {
             let service_id = ids.services[&service_key(service)];
             if !self.ids.services.contains_key(&service_key(service)) {
@@ -320,14 +318,13 @@ impl Reconciler {
                     }
                 })
                 .collect();
-            let (row, row_len) = build_row(
-                service.scheduler.dataplane(),
-                &candidates,
-                self.geometry.maglev_table_size,
-            )?;
-            applied.maglev_slots_written += self.write_row(maps, service_id, row)?;
-            self.row_lens.insert(service_id, row_len);
+            rows.push(RowPlan {
+                service_id,
+                scheduler: service.scheduler.dataplane(),
+                candidates,
+            });
         }
+        applied.maglev_slots_written += self.write_rows(&maps.maglev, &rows)?;
 
         // 3. Services and VIPs, now that their tables are complete.
         let mut wanted_vips: BTreeMap<VipKey, VipInfo> = BTreeMap::new();
@@ -368,15 +365,12 @@ impl Reconciler {
             .filter(|(key, _)| !ids.services.contains_key(key))
             .map(|(key, id)| (*key, *id))
             .collect();
-        for (key, id) in removed_services {
-            {
+        if !removed_services.is_empty() {
+            let ring = Ring::new(&maps.maglev, self.geometry.maglev_table_size)?;
+            let empty = vec![NO_REAL; self.geometry.maglev_table_size as usize];
+            for (key, id) in removed_services {
                 remove_missing(maps.services.remove(&key))?;
-                self.write_row(
-                    maps,
-                    id,
-                    vec![NO_REAL; self.geometry.maglev_table_size as usize],
-                )?;
-                self.rows.remove(&id);
+                ring.write_row(id, &empty)?;
                 self.row_lens.remove(&id);
                 applied.services_removed += 1;
             }
@@ -495,21 +489,32 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Writes the slots of a service's row that differ from what is there.
-    fn write_row(&mut self, maps: &mut Maps, service_id: u32, row: Vec<u32>) -> Result<usize> {
-        let size = self.geometry.maglev_table_size;
-        let current = self.rows.get(&service_id);
+    /// Builds every planned row and writes the slots that differ from what
+    /// the ring holds; returns how many slots were written. Rows are
+    /// independent, so they are built and written on every core (a Maglev
+    /// row of 65,537 slots takes over a millisecond to build).
+    fn write_rows(&mut self, maglev: &Array<MapData, u32>, rows: &[RowPlan]) -> Result<usize> {
+        let table_size = self.geometry.maglev_table_size;
+        let ring = Ring::new(maglev, table_size)?;
+        let outcomes = parallel::map(rows, |plan| -> Result<(u32, usize)> {
+            let (row, row_len) = build_row(plan.scheduler, &plan.candidates, table_size)?;
+            Ok((row_len, ring.write_row(plan.service_id, &row)?))
+        });
         let mut written = 0;
-        for (slot, &real_id) in row.iter().enumerate() {
-            if current.map(|c| c[slot]) != Some(real_id) {
-                maps.maglev
-                    .set(service_id * size + slot as u32, real_id, 0)?;
-                written += 1;
-            }
+        for (plan, outcome) in rows.iter().zip(outcomes) {
+            let (row_len, slots) = outcome?;
+            self.row_lens.insert(plan.service_id, row_len);
+            written += slots;
         }
-        self.rows.insert(service_id, row);
         Ok(written)
     }
+}
+
+/// What one service's scheduling row is built from.
+struct RowPlan {
+    service_id: u32,
+    scheduler: Scheduler,
+    candidates: Vec<RowReal>,
 }
 
 fn remove_missing(result: Result<(), MapError>) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Reading a whole hash map a few thousand entries per syscall, with
-//! `BPF_MAP_LOOKUP_BATCH` (Linux 5.6+).
+//! `BPF_MAP_LOOKUP_BATCH` (Linux 5.6+), and writing many entries of an
+//! array with one `BPF_MAP_UPDATE_BATCH`.
 //!
 //! aya's map iterator costs two `bpf()` calls per entry (`GET_NEXT_KEY`,
 //! then `LOOKUP_ELEM`): over a full flow table of a million entries that
@@ -29,11 +30,13 @@ use std::{
 
 use aya::{
     Pod,
-    maps::{HashMap, IterableMap as _, MapData},
+    maps::{Array, HashMap, IterableMap as _, MapData, PerCpuArray},
 };
 
-/// `BPF_MAP_LOOKUP_BATCH` from `enum bpf_cmd` (uapi `linux/bpf.h`).
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+/// `BPF_MAP_LOOKUP_BATCH` and `BPF_MAP_UPDATE_BATCH` from `enum bpf_cmd`
+/// (uapi `linux/bpf.h`).
+pub(super) const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+pub(super) const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 /// Entries asked for per syscall: a few hundred KiB of buffers for the
 /// flow table, and 256 syscalls for a million entries.
@@ -45,24 +48,24 @@ pub const DEFAULT_BATCH_ENTRIES: usize = 4096;
 /// fields it knows of to be zero, and we pass exactly these.
 #[repr(C)]
 #[derive(Debug, Default)]
-struct BatchAttr {
+pub(super) struct BatchAttr {
     /// Where to resume (the previous call's `out_batch`), or 0 (null) to
     /// start at the first bucket.
-    in_batch: u64,
+    pub(super) in_batch: u64,
     /// Where the kernel writes the cursor for the next call.
-    out_batch: u64,
+    pub(super) out_batch: u64,
     /// Room for `count` keys.
-    keys: u64,
+    pub(super) keys: u64,
     /// Room for `count` values.
-    values: u64,
+    pub(super) values: u64,
     /// In: how many entries `keys` and `values` have room for. Out: how
     /// many the kernel wrote.
-    count: u32,
-    map_fd: u32,
+    pub(super) count: u32,
+    pub(super) map_fd: u32,
     /// Only `BPF_F_LOCK` (for values holding a spin lock) exists; 0.
-    elem_flags: u64,
+    pub(super) elem_flags: u64,
     /// Must be 0.
-    flags: u64,
+    pub(super) flags: u64,
 }
 
 const _: () = assert!(size_of::<BatchAttr>() == 56);
@@ -174,22 +177,13 @@ impl<'map, K: Pod, V: Pod> Entries<'map, K, V> {
             map_fd: self.map.fd().as_fd().as_raw_fd() as u32,
             ..BatchAttr::default()
         };
-        // SAFETY: `attr` is a valid `batch` member of `bpf_attr`, and we pass
-        // its exact size. Every address in it points to memory we own, that
+        // SAFETY: every address in `attr` points to memory we own, that
         // outlives the call and is large enough for what the kernel writes
         // there: `count` keys into `keys` and values into `values` (`count`
         // is at most their length; the sizes are the map's, as aya checked,
         // and its values are not per CPU), and a cursor into `out_batch`
         // (at least 4 bytes, and a key's size). `in_batch` is read only.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>() as libc::c_uint,
-            )
-        };
-        let error = (result < 0).then(io::Error::last_os_error);
+        let error = unsafe { command(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
         let at_end = error
             .as_ref()
             .is_some_and(|error| error.raw_os_error() == Some(libc::ENOENT));
@@ -233,4 +227,66 @@ impl<K: Pod, V: Pod> Iterator for Entries<'_, K, V> {
         };
         Some(Ok(entry))
     }
+}
+
+/// Issues one `BPF_MAP_*_BATCH` command.
+///
+/// # Safety
+///
+/// Every address in `attr` must be valid for what `command` reads and
+/// writes there, for the map `attr.map_fd` names.
+pub(super) unsafe fn command(command: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+    // SAFETY: `attr` is a valid `batch` member of `bpf_attr` and we pass its
+    // exact size; the caller vouches for the addresses in it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            attr as *mut BatchAttr,
+            size_of::<BatchAttr>() as libc::c_uint,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes `values[i]` at index `indices[i]` of `array`, all with one
+/// syscall (one per entry costs a microsecond or two each, and a
+/// configuration has up to 100,000 reals).
+pub fn set_all<V: Pod>(array: &Array<MapData, V>, indices: &[u32], values: &[V]) -> io::Result<()> {
+    assert_eq!(indices.len(), values.len(), "one value per index");
+    update(array.map(), indices, values.as_ptr().cast())
+}
+
+/// Zeroes entries `indices` of `array` on every CPU, with one syscall.
+pub fn zero_all<V: Pod>(array: &PerCpuArray<MapData, V>, indices: &[u32]) -> io::Result<()> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, error)| error)?;
+    // The kernel lays out a per-CPU value as one value per possible CPU,
+    // each rounded up to 8 bytes.
+    let per_cpu_words = size_of::<V>().div_ceil(8);
+    let zeros = vec![0u64; indices.len() * cpus * per_cpu_words];
+    update(array.map(), indices, zeros.as_ptr().cast())
+}
+
+/// One `BPF_MAP_UPDATE_BATCH` of `keys.len()` entries of `map`, whose
+/// values are read from `values`: `keys.len()` values of the size the map
+/// takes per entry, which the callers guarantee.
+fn update(map: &MapData, keys: &[u32], values: *const u8) -> io::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values as u64,
+        count: u32::try_from(keys.len()).map_err(io::Error::other)?,
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        ..BatchAttr::default()
+    };
+    // SAFETY: for an update the kernel only reads: `count` keys of 4 bytes
+    // (arrays are indexed by `u32`) from `keys`, and `count` values of the
+    // map's value size from `values`, which the callers size accordingly
+    // (aya checked `V` against the map when the handle was made).
+    unsafe { command(BPF_MAP_UPDATE_BATCH, &mut attr) }
 }

@@ -90,8 +90,8 @@ const LISTING_QUICK: Scale = Scale {
 const MAGLEV_REALS: [usize; 3] = [10, 100, 1_000];
 /// What the issue holds applying 1,000 x 100 to.
 const APPLY_TARGET_SECONDS: f64 = 2.0;
-/// A generous bound for one apply: writing a 65,537-slot row per service
-/// one map update at a time takes a while at 1,000 services.
+/// A generous bound for one apply (it took over half a minute when rows
+/// were written one map update per slot).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Reals are `REAL_BASE + i` (wrapping within the /16) on port
