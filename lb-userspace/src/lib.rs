@@ -13,7 +13,6 @@ pub mod listing;
 pub mod maglev;
 pub mod metrics;
 pub mod neighbours;
-pub mod parallel;
 pub mod reaper;
 pub mod reconcile;
 pub mod rows;

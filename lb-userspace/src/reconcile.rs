@@ -20,6 +20,7 @@ use lb_common::{
     REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
     Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey,
 };
+use rayon::prelude::*;
 use tracing::{info, warn};
 
 use crate::{
@@ -27,7 +28,6 @@ use crate::{
     dataplane::{Geometry, Maps, batch, ring::Ring, zero_traffic},
     health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
-    parallel,
     rows::{RowReal, build_row},
 };
 
@@ -496,10 +496,13 @@ impl Reconciler {
     fn write_rows(&mut self, maglev: &Array<MapData, u32>, rows: &[RowPlan]) -> Result<usize> {
         let table_size = self.geometry.maglev_table_size;
         let ring = Ring::new(maglev, table_size)?;
-        let outcomes = parallel::map(rows, |plan| -> Result<(u32, usize)> {
-            let (row, row_len) = build_row(plan.scheduler, &plan.candidates, table_size)?;
-            Ok((row_len, ring.write_row(plan.service_id, &row)?))
-        });
+        let outcomes: Vec<Result<(u32, usize)>> = rows
+            .par_iter()
+            .map(|plan| {
+                let (row, row_len) = build_row(plan.scheduler, &plan.candidates, table_size)?;
+                Ok((row_len, ring.write_row(plan.service_id, &row)?))
+            })
+            .collect();
         let mut written = 0;
         for (plan, outcome) in rows.iter().zip(outcomes) {
             let (row_len, slots) = outcome?;
