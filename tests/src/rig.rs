@@ -136,6 +136,12 @@ impl Rig {
         let client = Netns::create(&format!("{prefix}-cl"))?;
         connect(&balancer, "eth0", &segment_a, "p-lb0", 0, BALANCER_HOST)?;
         connect(&client, "eth0", &segment_a, "p-cl", 0, CLIENT_HOST)?;
+        // Tests send from fixed source ports (40,000-48,999, so Maglev's
+        // choice is the same every run); the kernel's default ephemeral
+        // range (32,768-60,999) overlaps them, and a connection that took
+        // one of them by chance (bulk transfers, iperf3) makes the fixed
+        // bind fail or collide. IANA's range leaves them alone.
+        client.sysctl("net.ipv4.ip_local_port_range", "49152 60999")?;
         for (vip, gateway) in [
             (format!("{VIP4}/32"), v4(0, BALANCER_HOST).to_string()),
             (format!("{VIP6}/128"), v6(0, BALANCER_HOST).to_string()),
