@@ -53,7 +53,19 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn keyword(self) -> &'static str {
+    pub const ALL: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
+
+    /// As people write it ("DR").
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Dr => "DR",
+            Mode::Tun => "TUN",
+            Mode::Nat => "NAT",
+        }
+    }
+
+    /// As the configuration writes it (`forwarding: dr`).
+    pub fn keyword(self) -> &'static str {
         match self {
             Mode::Dr => "dr",
             Mode::Tun => "tun",
@@ -72,7 +84,8 @@ impl Mode {
         }
     }
 
-    fn real_segment(self) -> u8 {
+    /// The segment the mode's reals are on (0: the client's).
+    pub fn real_segment(self) -> u8 {
         match self {
             Mode::Dr => 0,
             Mode::Tun | Mode::Nat => 2,

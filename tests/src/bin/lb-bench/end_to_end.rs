@@ -36,7 +36,6 @@ const NGINX_PORT: u16 = 8081;
 /// The services the benchmark configures on both VIPs: (name, port, protocol).
 const SERVICES: [(&str, u16, &str); 2] =
     [("http", NGINX_PORT, "tcp"), ("iperf", IPERF_PORT, "tcp")];
-const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
 /// wrk's load: one thread per core of this 2-core machine's client, and
 /// enough connections in flight that the client never waits on one.
 const WRK_THREADS: u32 = 2;
@@ -49,8 +48,8 @@ const TOOL_GRACE: Duration = Duration::from_secs(20);
 const ROUNDS: usize = 3;
 
 pub fn run(options: &Options, report: &mut Report) -> Result<()> {
-    for mode in MODES {
-        measure_mode(options, report, mode).with_context(|| format!("{} rig", label(mode)))?;
+    for mode in Mode::ALL {
+        measure_mode(options, report, mode).with_context(|| format!("{} rig", mode.name()))?;
     }
     Ok(())
 }
@@ -261,14 +260,6 @@ impl Family {
     }
 }
 
-fn label(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Dr => "DR",
-        Mode::Tun => "TUN",
-        Mode::Nat => "NAT",
-    }
-}
-
 /// Where the client connects for `service_port`: the VIP, or the real's own
 /// address and the port it listens on (NAT reals use other ports).
 fn target(rig: &Rig, route: Route, family: Family, service_port: u16) -> SocketAddr {
@@ -288,7 +279,7 @@ fn add_e2e_figures(
     via_vip: &Samples,
     direct: &Samples,
 ) {
-    let name = format!("{} {}", label(mode), family.label());
+    let name = format!("{} {}", mode.name(), family.label());
     let index = family.index();
     let (vip_rate, direct_rate) = (via_vip.throughput(family), direct.throughput(family));
     report.add(

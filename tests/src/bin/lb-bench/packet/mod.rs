@@ -394,7 +394,7 @@ const NFTABLES_TARGET: f64 = 3.0;
 fn nftables_ruleset(family: Family) -> String {
     let vip = family.vip(Mode::Nat);
     let [first, second] = family.reals(Mode::Nat);
-    let port = Mode::Nat.real_port();
+    let port = Mode::Nat.real_port(SERVICE_PORT);
     format!(
         "table ip lb-bench {{
   chain prerouting {{

@@ -21,6 +21,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, programs};
+pub use lb_tests::rig::Mode;
 use lb_tests::{
     lbd::Lbd,
     netns::{Netns, unique_prefix, veth_pair},
@@ -31,59 +32,16 @@ use lb_userspace::dataplane::{self, Dataplane, Maps, PinLayout};
 use super::stats::program_behind_link;
 
 pub const SERVICE_PORT: u16 = 80;
-pub const NAT_REAL_PORT: u16 = 8000;
 pub const CLIENT_HOST: u8 = 100;
 /// Two reals per service: (tcp, udp) x (IPv4, IPv6) x (DR, TUN, NAT).
 const CONFIGURED_REALS: usize = 2 * 2 * 2 * 3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Dr,
-    Tun,
-    Nat,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Dr => "DR",
-            Mode::Tun => "TUN",
-            Mode::Nat => "NAT",
-        }
-    }
-
-    fn keyword(self) -> &'static str {
-        match self {
-            Mode::Dr => "dr",
-            Mode::Tun => "tun",
-            Mode::Nat => "nat",
-        }
-    }
-
-    /// Each mode has its own VIP: 198.18.1.10 + n, fd00:18:1::10 + n.
-    fn vip_host(self) -> u8 {
-        match self {
-            Mode::Dr => 0x10,
-            Mode::Tun => 0x11,
-            Mode::Nat => 0x12,
-        }
-    }
-
-    /// The segment the mode's reals are on (0: the clients', 2: the sink's).
-    fn real_segment(self) -> u8 {
-        match self {
-            Mode::Dr => 0,
-            Mode::Tun | Mode::Nat => 2,
-        }
-    }
-
-    pub fn real_port(self) -> u16 {
-        match self {
-            Mode::Nat => NAT_REAL_PORT,
-            Mode::Dr | Mode::Tun => SERVICE_PORT,
-        }
+/// Each mode has its own VIP: 198.18.1.10 + n, fd00:18:1::10 + n.
+fn vip_host(mode: Mode) -> u8 {
+    match mode {
+        Mode::Dr => 0x10,
+        Mode::Tun => 0x11,
+        Mode::Nat => 0x12,
     }
 }
 
@@ -127,7 +85,7 @@ impl Family {
     }
 
     pub fn vip(self, mode: Mode) -> IpAddr {
-        self.address(1, mode.vip_host())
+        self.address(1, vip_host(mode))
     }
 
     pub fn client(self) -> IpAddr {
@@ -284,7 +242,10 @@ impl XdpRig {
                         .reals(mode)
                         .iter()
                         .map(|real| {
-                            format!("{{ address: \"{real}\", port: {} }}", mode.real_port())
+                            format!(
+                                "{{ address: \"{real}\", port: {} }}",
+                                mode.real_port(SERVICE_PORT)
+                            )
                         })
                         .collect();
                     services.push_str(&reals.join(", "));
