@@ -22,6 +22,7 @@ mod conntrack;
 mod control_plane;
 mod end_to_end;
 mod packet;
+mod process;
 mod report;
 
 use std::{path::PathBuf, time::Duration};

@@ -35,6 +35,7 @@ use self::{
 };
 use crate::{
     Options, Section,
+    process::RunWithInput as _,
     report::{Figure, Report, Target},
 };
 
@@ -450,7 +451,11 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
     drop(dataplane);
     rig.stop_lbd()?;
     let ruleset = nftables_ruleset(Family::V4);
-    rig.lb.enter(|| nft(&ruleset))?;
+    rig.lb
+        .command("nft")
+        .args(["--file", "-"])
+        .run_with_input(&ruleset)
+        .context("loading the nftables DNAT ruleset")?;
     let mut plain = rig.lb.enter(|| Dataplane::load(small_geometry(), None))?;
     // XDP_PASS in live-frames mode hands each frame to the stack, as the
     // driver would: routing, conntrack and the DNAT rules all run. The
@@ -474,21 +479,5 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
                 balancer.offered_mpps, kernel.offered_mpps
             )),
     );
-    Ok(())
-}
-
-fn nft(ruleset: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .context("running nft")?;
-    child
-        .stdin
-        .take()
-        .context("nft stdin")?
-        .write_all(ruleset.as_bytes())?;
-    ensure!(child.wait()?.success(), "nft rejected:\n{ruleset}");
     Ok(())
 }
