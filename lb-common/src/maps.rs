@@ -424,9 +424,9 @@ pub struct FlowKey {
 pub struct FlowState {
     pub real_id: u32,
     pub service_id: u32,
-    /// The data plane's clock (CLOCK_MONOTONIC_COARSE) at the last packet, refreshed at most once a
-    /// second so an established flow does not write the map per packet
-    /// (and at once whenever `state` changes).
+    /// The data plane's clock (CLOCK_MONOTONIC_COARSE) at the last packet,
+    /// refreshed at most once a second so an established flow does not
+    /// write the map per packet (and at once whenever `state` changes).
     pub last_seen_ns: u64,
     /// A [`ConnectionState`]: picks the timeout, as in IPVS.
     pub state: u8,

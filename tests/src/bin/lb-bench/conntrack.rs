@@ -225,18 +225,8 @@ fn fill_flows(dataplane: &mut Dataplane, count: u32, now_ns: u64) -> Result<()> 
         state: ConnectionState::TcpEstablished as u8,
         ..FlowState::default()
     };
-    for index in 0..count {
-        let client = u32::from(CLIENT_BASE) + index / CLIENT_PORTS;
-        let key = FlowKey {
-            src: Addr::from_v4_octets(client.to_be_bytes()),
-            dst: Addr::from_v4_octets(VIP.octets()),
-            src_port: (10_000 + (index % CLIENT_PORTS) as u16).to_be(),
-            dst_port: VIP_PORT.to_be(),
-            protocol: proto::TCP,
-            family: Family::V4 as u8,
-            _pad: [0; 2],
-        };
-        maps.flows.insert(key, state, 0)?;
+    for n in 0..count {
+        maps.flows.insert(flow_key(n), state, 0)?;
     }
     Ok(())
 }
@@ -509,8 +499,7 @@ struct Flow {
 
 /// Flow `n`: a SYN opening it, or an ACK within it.
 fn flow(n: u32, syn: bool) -> Flow {
-    let client = Ipv4Addr::from(u32::from(CLIENT_BASE) + n / CLIENT_PORTS);
-    let port = (10_000 + n % CLIENT_PORTS) as u16;
+    let (client, port) = client_of(n);
     let builder = PacketBuilder::ethernet2(ROUTER_MAC, LB_MAC)
         .ipv4(client.octets(), VIP.octets(), 64)
         .tcp(port, VIP_PORT, 1_000, 64_240);
@@ -519,7 +508,22 @@ fn flow(n: u32, syn: bool) -> Flow {
     builder
         .write(&mut frame, b"bench")
         .expect("etherparse builds the frame");
-    let key = FlowKey {
+    Flow {
+        frame,
+        key: flow_key(n),
+    }
+}
+
+/// Flow `n`'s client address and source port.
+fn client_of(n: u32) -> (Ipv4Addr, u16) {
+    let client = Ipv4Addr::from(u32::from(CLIENT_BASE) + n / CLIENT_PORTS);
+    (client, (10_000 + n % CLIENT_PORTS) as u16)
+}
+
+/// Flow `n`'s key in the flow table.
+fn flow_key(n: u32) -> FlowKey {
+    let (client, port) = client_of(n);
+    FlowKey {
         src: Addr::from(std::net::IpAddr::V4(client)),
         dst: Addr::from(std::net::IpAddr::V4(VIP)),
         src_port: port.to_be(),
@@ -527,6 +531,5 @@ fn flow(n: u32, syn: bool) -> Flow {
         protocol: proto::TCP,
         family: Family::V4 as u8,
         _pad: [0; 2],
-    };
-    Flow { frame, key }
+    }
 }
