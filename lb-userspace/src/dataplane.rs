@@ -469,12 +469,7 @@ pub fn ifindex(interface: &str) -> Result<u32> {
 /// Resets one id's per-CPU traffic counters: a newly created service or
 /// real starts from zero (an id may have been used before), and `-Z`.
 pub fn zero_traffic(counters: &mut PerCpuArray<MapData, TrafficCounters>, id: u32) -> Result<()> {
-    let cpus = aya::util::nr_cpus()
-        .map_err(|(_, error)| error)
-        .context("counting CPUs")?;
-    let zeros = aya::maps::PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])?;
-    counters.set(id, zeros, 0)?;
-    Ok(())
+    batch::zero_all(counters, &[id]).with_context(|| format!("zeroing the counters of id {id}"))
 }
 
 /// Loads (verifies) an XDP program. The kernel gives up verifying with

@@ -25,7 +25,7 @@ use std::{
     borrow::Borrow,
     io,
     mem::{MaybeUninit, size_of},
-    os::fd::{AsFd as _, AsRawFd as _},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
 };
 
 use aya::{
@@ -36,7 +36,7 @@ use aya::{
 /// `BPF_MAP_LOOKUP_BATCH` and `BPF_MAP_UPDATE_BATCH` from `enum bpf_cmd`
 /// (uapi `linux/bpf.h`).
 pub(super) const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-pub(super) const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 /// Entries asked for per syscall: a few hundred KiB of buffers for the
 /// flow table, and 256 syscalls for a million entries.
@@ -257,7 +257,7 @@ pub(super) unsafe fn command(command: libc::c_long, attr: &mut BatchAttr) -> io:
 /// configuration has up to 100,000 reals).
 pub fn set_all<V: Pod>(array: &Array<MapData, V>, indices: &[u32], values: &[V]) -> io::Result<()> {
     assert_eq!(indices.len(), values.len(), "one value per index");
-    update(array.map(), indices, values.as_ptr().cast())
+    update(array.map().fd().as_fd(), indices, values.as_ptr().cast())
 }
 
 /// Zeroes entries `indices` of `array` on every CPU, with one syscall.
@@ -267,13 +267,13 @@ pub fn zero_all<V: Pod>(array: &PerCpuArray<MapData, V>, indices: &[u32]) -> io:
     // each rounded up to 8 bytes.
     let per_cpu_words = size_of::<V>().div_ceil(8);
     let zeros = vec![0u64; indices.len() * cpus * per_cpu_words];
-    update(array.map(), indices, zeros.as_ptr().cast())
+    update(array.map().fd().as_fd(), indices, zeros.as_ptr().cast())
 }
 
-/// One `BPF_MAP_UPDATE_BATCH` of `keys.len()` entries of `map`, whose
-/// values are read from `values`: `keys.len()` values of the size the map
-/// takes per entry, which the callers guarantee.
-fn update(map: &MapData, keys: &[u32], values: *const u8) -> io::Result<()> {
+/// One `BPF_MAP_UPDATE_BATCH` of `keys.len()` entries of the array `map`,
+/// whose values are read from `values`: `keys.len()` values of the size the
+/// map takes per entry, which the callers guarantee.
+pub(super) fn update(map: BorrowedFd<'_>, keys: &[u32], values: *const u8) -> io::Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -281,7 +281,7 @@ fn update(map: &MapData, keys: &[u32], values: *const u8) -> io::Result<()> {
         keys: keys.as_ptr() as u64,
         values: values as u64,
         count: u32::try_from(keys.len()).map_err(io::Error::other)?,
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        map_fd: map.as_raw_fd() as u32,
         ..BatchAttr::default()
     };
     // SAFETY: for an update the kernel only reads: `count` keys of 4 bytes

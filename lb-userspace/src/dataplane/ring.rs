@@ -28,7 +28,7 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use aya::maps::{Array, IterableMap as _, MapData};
 
-use super::batch::{BPF_MAP_LOOKUP_BATCH, BPF_MAP_UPDATE_BATCH, BatchAttr, command};
+use super::batch::{self, BPF_MAP_LOOKUP_BATCH, BatchAttr, command};
 
 /// `BPF_F_MMAPABLE` from uapi `linux/bpf.h`: the map may be `mmap`ed.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
@@ -184,20 +184,8 @@ impl<'map> Ring<'map> {
             .filter(|(_, (wanted, held))| wanted != held)
             .map(|(key, (&wanted, _))| (key, wanted))
             .unzip();
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let mut attr = BatchAttr {
-            keys: keys.as_ptr() as u64,
-            values: values.as_ptr() as u64,
-            count: keys.len() as u32,
-            map_fd: self.fd.as_raw_fd() as u32,
-            ..BatchAttr::default()
-        };
-        // SAFETY: as in `lookup_row`; for an update the kernel only reads
-        // `count` keys and values (4 bytes each) from our two buffers of
-        // exactly that many `u32`s, and writes back `count`.
-        unsafe { command(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
+        // The ring's values are `u32`s, one per key.
+        batch::update(self.fd, &keys, values.as_ptr().cast())?;
         Ok(keys.len())
     }
 }
