@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
-    dataplane::{Geometry, Maps, batch, ring::Ring, zero_traffic},
+    dataplane::{Geometry, Maps, batch, ring::Ring},
     health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
     rows::{RowReal, build_row},
@@ -297,12 +297,17 @@ impl Reconciler {
         applied.reals_written += changed.len();
 
         // 2. Scheduling rows (and zeroed counters for new services).
+        let new_services: Vec<u32> = config
+            .services
+            .iter()
+            .filter(|service| !self.ids.services.contains_key(&service_key(service)))
+            .map(|service| ids.services[&service_key(service)])
+            .collect();
+        batch::zero_all(&maps.service_stats, &new_services)
+            .context("zeroing new services' counters")?;
         let mut rows = Vec::with_capacity(config.services.len());
         for service in &config.services {
             let service_id = ids.services[&service_key(service)];
-            if !self.ids.services.contains_key(&service_key(service)) {
-                zero_traffic(&mut maps.service_stats, service_id)?;
-            }
             let candidates: Vec<RowReal> = service
                 .reals
                 .iter()
