@@ -27,11 +27,16 @@ pub mod names {
     pub const PERSIST: &str = "LB_PERSIST";
     /// Round-robin position per service (per CPU).
     pub const RR_CURSOR: &str = "LB_RR_CURSOR";
+    /// Entry 0: the flow cache's generation (see [`super::FlowCacheEntry`]).
+    pub const FLOW_CACHE_GENERATION: &str = "LB_FLOW_CACHE_GEN";
+    /// The per-CPU flow cache itself. Not pinned: a new program starts with
+    /// an empty one, and the pinned generation invalidates the old one's.
+    pub const FLOW_CACHE: &str = "LB_FLOW_CACHE";
     /// The benchmark's frame template and tail-call target (not pinned).
     pub const BENCH_FRAME: &str = "LB_BENCH_FRAME";
     pub const BENCH_NEXT: &str = "LB_BENCH_NEXT";
     /// Every map the daemon pins, in a fixed order.
-    pub const ALL_PINNED: [&str; 15] = [
+    pub const ALL_PINNED: [&str; 16] = [
         VIPS,
         SERVICES,
         REALS,
@@ -47,6 +52,7 @@ pub mod names {
         REAL_CONNS,
         PERSIST,
         RR_CURSOR,
+        FLOW_CACHE_GENERATION,
     ];
 }
 
@@ -94,6 +100,9 @@ pub mod capacity {
     /// Local addresses the decap program accepts tunnels for.
     pub const MAX_DECAP_ADDRS: u32 = 64;
     pub const DEFAULT_FLOW_TABLE_ENTRIES: u32 = 1 << 20;
+    /// Slots of each CPU's flow cache (a power of two: the slot is the low
+    /// bits of a hash). 512 KiB per CPU.
+    pub const FLOW_CACHE_SLOTS: u32 = 1 << 13;
     pub const MAX_INTERFACES: u32 = 64;
 }
 
@@ -433,6 +442,35 @@ pub struct FlowState {
     pub _pad: [u8; 7],
 }
 
+/// A slot of `LB_FLOW_CACHE`: one CPU's copy of a flow's decision, so an
+/// established flow's packets skip both hash lookups (service and flow
+/// table), which are most of a hit's cost.
+///
+/// The flow table stays the truth. A slot only answers while the flow's
+/// table entry needs no write: within a second of the last refresh (what
+/// the table's own timestamp granularity allows), and for packets that
+/// leave the state as it is. Anything else (a SYN, FIN or RST, a real that
+/// is no longer live, a slot filled before the daemon's last change)
+/// falls through to the table, which refills the slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheEntry {
+    pub key: FlowKey,
+    pub real_id: u32,
+    pub service_id: u32,
+    /// The flow table entry's `last_seen_ns` when the slot was filled.
+    pub last_seen_ns: u64,
+    /// `LB_FLOW_CACHE_GEN` when the slot was filled. The daemon bumps it
+    /// whenever it changes what a flow's packets should do other than
+    /// through the real's entry (which every hit reads anyway): services,
+    /// VIPs, settings, flow entries it writes or removes. (A zeroed slot
+    /// never matches whatever the generation: its key's family is 0.)
+    pub generation: u32,
+    /// The flow's [`ConnectionState`].
+    pub state: u8,
+    pub _pad: [u8; 3],
+}
+
 /// Connection states, each with its own idle timeout (see [`Settings`]).
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -544,6 +582,7 @@ const _: () = {
     assert!(core::mem::size_of::<PersistState>() == 16);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowState>() == 24);
+    assert!(core::mem::size_of::<FlowCacheEntry>() == 64);
     assert!(core::mem::size_of::<Settings>() == 16);
     assert!(core::mem::size_of::<NatReply>() == 64);
 };
@@ -566,6 +605,7 @@ mod pod {
     unsafe impl aya::Pod for Real {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowState {}
+    unsafe impl aya::Pod for FlowCacheEntry {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for NatReply {}
     unsafe impl aya::Pod for RealConns {}

@@ -23,6 +23,8 @@ mod decap;
 #[cfg(target_arch = "bpf")]
 mod encap;
 #[cfg(target_arch = "bpf")]
+mod flow_cache;
+#[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
 mod icmp;
@@ -45,11 +47,11 @@ mod program {
     use lb_common::{ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
 
     use crate::{
-        bench,
+        bench, clock,
         counters::{count, count_real, count_service},
-        decap, encap, forward, icmp, nat, parse,
+        decap, encap, flow_cache, forward, icmp, nat, parse,
         parse::{L3, L3Verdict, L4, L4Verdict},
-        scheduling,
+        scheduling::{self, Choice},
     };
 
     #[xdp]
@@ -99,13 +101,20 @@ mod program {
             L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
         };
         let l4 = parse::l4(ctx, &l3);
-        // The common case first: TCP or UDP for a service's own port is
-        // found with one lookup, not two (is it a VIP? which service?).
-        // Everything else takes the careful path below.
-        if let L4Verdict::Packet(l4) = &l4
-            && let Some(service) = scheduling::find_exact_service(&l3, l4)
-        {
-            return balance_service(ctx, &l3, l4, &service);
+        let now = clock::now_ns();
+        // The common cases first: a packet of a flow this CPU has cached
+        // needs no hash lookup at all, and TCP or UDP for a service's own
+        // port is found with one lookup, not two (is it a VIP? which
+        // service?). Everything else takes the careful path below.
+        if let L4Verdict::Packet(l4) = &l4 {
+            let key = scheduling::flow_key(&l3, l4);
+            if let Some(choice) = flow_cache::find(&key, l4, now) {
+                count(GlobalCounter::FlowHit);
+                return forward(ctx, &l3, l4, &choice);
+            }
+            if let Some(service) = scheduling::find_exact_service(&l3, l4) {
+                return balance_service(ctx, &l3, l4, &service, now);
+            }
         }
         if !scheduling::is_vip(&l3) {
             return nat::reply(ctx, &l3)
@@ -129,7 +138,7 @@ mod program {
         let Some(service) = scheduling::find_every_port_service(&l3) else {
             return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
         };
-        balance_service(ctx, &l3, &l4, &service)
+        balance_service(ctx, &l3, &l4, &service, now)
     }
 
     /// Schedules and forwards a packet of `service`.
@@ -139,24 +148,43 @@ mod program {
         l3: &L3,
         l4: &L4,
         service: &Service,
+        now: u64,
     ) -> (u32, GlobalCounter) {
+        let key = scheduling::flow_key(l3, l4);
+        match scheduling::choose_real(l3, l4, service, key, now) {
+            Ok(choice) => forward(ctx, l3, l4, &choice),
+            Err(reason) => {
+                count_ipv4_options(l3);
+                count_service(service.id, frame_len(ctx), false, true);
+                (xdp_action::XDP_DROP, reason)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn frame_len(ctx: &XdpContext) -> u64 {
+        (ctx.data_end() - ctx.data()) as u64
+    }
+
+    #[inline(always)]
+    fn count_ipv4_options(l3: &L3) {
         if l3.has_ipv4_options {
             count(GlobalCounter::Ipv4Options);
         }
-        let frame_len = (ctx.data_end() - ctx.data()) as u64;
-        let choice = match scheduling::choose_real(l3, l4, service) {
-            Ok(choice) => choice,
-            Err(reason) => {
-                count_service(service.id, frame_len, false, true);
-                return (xdp_action::XDP_DROP, reason);
-            }
-        };
-        count_service(service.id, frame_len, choice.new_connection, false);
+    }
+
+    /// Forwards a packet to the real `choice` names, counting it for the
+    /// real and its service.
+    #[inline(always)]
+    fn forward(ctx: &XdpContext, l3: &L3, l4: &L4, choice: &Choice) -> (u32, GlobalCounter) {
+        count_ipv4_options(l3);
+        let frame_len = frame_len(ctx);
+        count_service(choice.service_id, frame_len, choice.new_connection, false);
         let forwarded = match ForwardingMethod::from_u8(choice.real.forwarding) {
             Some(ForwardingMethod::Tunnel) => {
                 encap::tunnel(ctx, l3, choice.real, flow_hash(&choice.key))
             }
-            Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, l4, &choice, choice.real),
+            Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, l4, choice, choice.real),
             _ => forward::direct_routing(ctx, l3, choice.real)
                 .map(|action| (action, GlobalCounter::Forwarded)),
         };

@@ -8,8 +8,9 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, PersistKey, PersistState, Real,
-    RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity,
+    FlowCacheEntry, FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, PersistKey,
+    PersistState, Real, RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey,
+    capacity,
 };
 
 #[map]
@@ -38,6 +39,17 @@ pub static LB_MAGLEV: Array<u32> = Array::with_max_entries(
 #[map]
 pub static LB_FLOWS: LruHashMap<FlowKey, FlowState> =
     LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
+
+/// Each CPU's exact-match cache in front of `LB_FLOWS` (see
+/// `flow_cache.rs`): an array, so a lookup is an address computation the
+/// verifier inlines, not a hash-table walk.
+#[map]
+pub static LB_FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
+    PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);
+
+/// Entry 0: the generation flow cache slots must carry to be used.
+#[map]
+pub static LB_FLOW_CACHE_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Egress interfaces for redirect, keyed by ifindex.
 #[map]

@@ -7,7 +7,7 @@ use lb_common::{
 };
 
 use crate::{
-    clock,
+    clock, flow_cache,
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS},
     parse::{L3, L4, TCP_FIN, TCP_RST},
     persistence, schedulers,
@@ -53,6 +53,7 @@ fn find_service_on_port(l3: &L3, port_be: u16) -> Option<Service> {
 
 pub struct Choice<'a> {
     pub real_id: u32,
+    pub service_id: u32,
     pub real: &'a Real,
     pub new_connection: bool,
     /// This packet wrote the flow's entry (a new flow, a state change, or
@@ -90,11 +91,10 @@ pub fn settings() -> Settings {
         .unwrap_or(Settings::IPVS_DEFAULTS)
 }
 
-/// Picks the real for this packet, recording new flows. The error is the
-/// drop counter that explains why no real could be chosen.
+/// The flow table's key for this packet (client -> VIP).
 #[inline(always)]
-pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static>, GlobalCounter> {
-    let key = FlowKey {
+pub fn flow_key(l3: &L3, l4: &L4) -> FlowKey {
+    FlowKey {
         src: l3.src,
         dst: l3.dst,
         src_port: l4.src_port,
@@ -102,8 +102,20 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
         protocol: l3.protocol,
         family: l3.family as u8,
         _pad: [0; 2],
-    };
-    let now = clock::now_ns();
+    }
+}
+
+/// Picks the real for this packet, recording new flows (in the flow table
+/// and this CPU's flow cache). The error is the drop counter that explains
+/// why no real could be chosen.
+#[inline(always)]
+pub fn choose_real(
+    l3: &L3,
+    l4: &L4,
+    service: &Service,
+    key: FlowKey,
+    now: u64,
+) -> Result<Choice<'static>, GlobalCounter> {
     // A SYN always schedules afresh: a client reusing a port must not stick
     // to the real an old, dead connection went to.
     if !l4.is_tcp_syn
@@ -125,9 +137,17 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
                     persistence::touch(&key, service, flow.real_id);
                 }
             }
+            flow_cache::remember(
+                &key,
+                flow.real_id,
+                service.id,
+                flow.last_seen_ns,
+                flow.state,
+            );
             crate::counters::count(GlobalCounter::FlowHit);
             return Ok(Choice {
                 real_id: flow.real_id,
+                service_id: service.id,
                 real,
                 new_connection: false,
                 refreshed,
@@ -159,9 +179,11 @@ pub fn choose_real(l3: &L3, l4: &L4, service: &Service) -> Result<Choice<'static
     // allocation failure; the packet still goes to the scheduler's choice,
     // and the next packet of the flow is scheduled again.
     let _ = LB_FLOWS.insert(&key, &state, 0);
+    flow_cache::remember(&key, real_id, service.id, now, state.state);
     crate::counters::count(GlobalCounter::FlowNew);
     Ok(Choice {
         real_id,
+        service_id: service.id,
         real,
         new_connection: true,
         refreshed: true,

@@ -136,6 +136,9 @@ pub struct Maps {
     pub persist: HashMap<MapData, PersistKey, PersistState>,
     /// rr / wrr position per service id, per CPU.
     pub rr_cursor: PerCpuArray<MapData, u32>,
+    /// Entry 0: the generation the data plane's flow cache slots must
+    /// carry (see [`Maps::invalidate_flow_cache`]).
+    pub flow_cache_generation: Array<MapData, u32>,
 }
 
 impl Maps {
@@ -157,7 +160,21 @@ impl Maps {
             real_conns: source(names::REAL_CONNS)?.try_into()?,
             persist: source(names::PERSIST)?.try_into()?,
             rr_cursor: source(names::RR_CURSOR)?.try_into()?,
+            flow_cache_generation: source(names::FLOW_CACHE_GENERATION)?.try_into()?,
         })
+    }
+
+    /// Makes every CPU's flow cache forget what it holds, so the next
+    /// packet of each flow goes through the flow table and the services.
+    /// Call it after changing anything a cached decision depends on other
+    /// than the real's own entry: services, VIPs, settings, or flow
+    /// entries written or removed from here (`lb_common::FlowCacheEntry`).
+    pub fn invalidate_flow_cache(&mut self) -> Result<()> {
+        let current = self.flow_cache_generation.get(&0, 0)?;
+        self.flow_cache_generation
+            .set(0, current.wrapping_add(1), 0)
+            .context("bumping the flow cache generation")?;
+        Ok(())
     }
 
     /// Takes the maps out of a freshly loaded object.

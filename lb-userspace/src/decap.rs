@@ -136,6 +136,7 @@ impl Decap {
                 loader.map_max_entries(name, 1);
             }
         }
+        loader.map_max_entries(names::FLOW_CACHE, 1);
         if let Some(layout) = pins {
             ensure_bpffs(&layout.root)?;
             fs::create_dir_all(layout.maps_dir())

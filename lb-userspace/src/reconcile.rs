@@ -332,6 +332,7 @@ impl Reconciler {
         applied.maglev_slots_written += self.write_rows(&maps.maglev, &rows)?;
 
         // 3. Services and VIPs, now that their tables are complete.
+        let mut services_changed = false;
         let mut wanted_vips: BTreeMap<VipKey, VipInfo> = BTreeMap::new();
         for service in &config.services {
             let key = service_key(service);
@@ -347,6 +348,7 @@ impl Reconciler {
             };
             if maps.services.get(&key, 0).ok() != Some(entry) {
                 maps.services.insert(key, entry, 0)?;
+                services_changed = true;
                 if !self.ids.services.contains_key(&key) {
                     applied.services_added += 1;
                 }
@@ -356,11 +358,12 @@ impl Reconciler {
         for (key, info) in &wanted_vips {
             if self.vips.get(key) != Some(info) {
                 maps.vips.insert(key, info, 0)?;
+                services_changed = true;
             }
         }
 
         self.apply_nat_reals(maps, config)?;
-        self.apply_settings(maps, config)?;
+        services_changed |= self.apply_settings(maps, config)?;
 
         // 4. Removals, in reverse: unreachable first, then freed.
         let removed_services: Vec<(ServiceKey, u32)> = self
@@ -379,10 +382,12 @@ impl Reconciler {
                 self.row_lens.remove(&id);
                 applied.services_removed += 1;
             }
+            services_changed = true;
         }
         for key in self.vips.keys() {
             if !wanted_vips.contains_key(key) {
                 remove_missing(maps.vips.remove(key))?;
+                services_changed = true;
             }
         }
         for &id in self.ids.reals.values() {
@@ -392,6 +397,12 @@ impl Reconciler {
                 self.overloaded.remove(&id);
                 applied.reals_removed += 1;
             }
+        }
+        // Cached flows carry the real's id only, and every packet reads the
+        // real's entry: real changes need no invalidation, service-level
+        // ones do.
+        if services_changed {
+            maps.invalidate_flow_cache()?;
         }
         self.vips = wanted_vips;
         self.ids = ids;
@@ -486,12 +497,14 @@ impl Reconciler {
         Ok(())
     }
 
-    fn apply_settings(&mut self, maps: &mut Maps, config: &Config) -> Result<()> {
+    /// Returns whether the settings changed.
+    fn apply_settings(&mut self, maps: &mut Maps, config: &Config) -> Result<bool> {
         let settings = settings_of(config);
-        if maps.settings.get(&0, 0).ok() != Some(settings) {
-            maps.settings.set(0, settings, 0)?;
+        if maps.settings.get(&0, 0).ok() == Some(settings) {
+            return Ok(false);
         }
-        Ok(())
+        maps.settings.set(0, settings, 0)?;
+        Ok(true)
     }
 
     /// Builds every planned row and writes the slots that differ from what

@@ -563,6 +563,10 @@ impl NatLb {
             .flows
             .insert(key, flow, 0)
             .expect("write the flow");
+        self.dataplane
+            .maps
+            .invalidate_flow_cache()
+            .expect("bump the flow cache generation");
     }
 
     /// The real's traffic counters, summed over the CPUs.
