@@ -9,7 +9,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -235,6 +235,14 @@ async fn resolve_initial(
     }
 }
 
+/// Where a switch to a new configuration spent its time (logged).
+struct SwitchPhases {
+    /// Routes and neighbours of every real.
+    resolve: Duration,
+    /// Health plan, real entries, scheduling rows, services, attachments.
+    apply: Duration,
+}
+
 impl Daemon {
     fn apply(&mut self) -> Result<()> {
         // Redirect needs every egress device in the devmap; inserting an
@@ -316,21 +324,30 @@ impl Daemon {
     /// Re-reads the config file. Anything invalid leaves the running state
     /// exactly as it was; changes made with `lbadm` since are replaced.
     async fn reload(&mut self) -> Result<()> {
+        let started = Instant::now();
         let config = load_config(&self.config_path)?;
+        let parsed = started.elapsed();
         if config.pin_path != self.config.pin_path || geometry(&config) != geometry(&self.config) {
             bail!("pin_path and dataplane sizes only change with a restart");
         }
         if config.control != self.config.control {
             warn!("control.socket changed: that takes effect when lbd restarts");
         }
-        self.switch_to(config).await?;
-        info!("reloaded {}", self.config_path.display());
+        let phases = self.switch_to(config).await?;
+        info!(
+            parse_ms = parsed.as_millis(),
+            resolve_ms = phases.resolve.as_millis(),
+            apply_ms = phases.apply.as_millis(),
+            "reloaded {}",
+            self.config_path.display()
+        );
         Ok(())
     }
 
     /// Makes `config` the running state: resolves its reals and applies
-    /// it, or leaves everything as it was.
-    async fn switch_to(&mut self, config: Config) -> Result<()> {
+    /// it, or leaves everything as it was. Returns how long each step took.
+    async fn switch_to(&mut self, config: Config) -> Result<SwitchPhases> {
+        let started = Instant::now();
         let previous = std::mem::replace(&mut self.config, config);
         let addresses = real_addresses(&self.config);
         match self.resolver.resolve(&addresses).await {
@@ -340,6 +357,7 @@ impl Daemon {
                 return Err(error);
             }
         }
+        let resolve = started.elapsed();
         // Reals already probed keep their verdicts; new ones start unknown.
         self.health.configure(&self.config, &HashMap::new());
         if let Err(error) = self.apply() {
@@ -361,7 +379,10 @@ impl Daemon {
                 show(self.config.metrics.listen)
             );
         }
-        Ok(())
+        Ok(SwitchPhases {
+            resolve,
+            apply: started.elapsed() - resolve,
+        })
     }
 
     fn reap_idle_flows(&mut self) {

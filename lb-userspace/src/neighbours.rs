@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use futures_util::TryStreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use netlink_packet_route::{
     link::LinkAttribute,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
@@ -63,6 +63,11 @@ struct Link {
 
 pub type Resolution = Result<NextHop, Unresolved>;
 
+/// Route lookups [`Resolver::routes`] keeps in flight at once. The socket's
+/// receive buffer must hold the replies of all of them (each well under
+/// 200 bytes).
+const ROUTE_LOOKUPS_IN_FLIGHT: usize = 64;
+
 /// The kernel's route to each real, as [`Resolver::routes`] found them.
 pub struct Routes(HashMap<IpAddr, Result<Route, Unresolved>>);
 
@@ -89,10 +94,15 @@ impl Resolver {
     /// The kernel's route to every address: one lookup each, the expensive
     /// half of [`Self::resolve`].
     pub async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
-        let mut routes = HashMap::with_capacity(reals.len());
-        for &real in reals {
-            routes.insert(real, self.route(real).await?);
-        }
+        // Many requests in flight on the one netlink socket (replies are
+        // matched by sequence number): the connection task then sends and
+        // receives in bursts instead of one round trip through the runtime
+        // per real, which is most of the time for tens of thousands.
+        let routes = futures_util::stream::iter(reals.iter().copied())
+            .map(|real| async move { Ok::<_, anyhow::Error>((real, self.route(real).await?)) })
+            .buffer_unordered(ROUTE_LOOKUPS_IN_FLIGHT)
+            .try_collect()
+            .await?;
         Ok(Routes(routes))
     }
 

@@ -6,7 +6,7 @@ use std::{fmt, net::SocketAddr, time::Duration};
 use saphyr::Scalar;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-use super::{ConfigError, Field, Reader, load_document, scalar};
+use super::{ConfigError, Field, Positions, Reader, load_document, scalar};
 
 /// How a real is probed. A service's `health_check` applies to every real;
 /// a real's own `health_check` overrides it field by field.
@@ -782,7 +782,7 @@ impl Reader<'_> {
 /// Reads a `health_check` mapping on its own (the control API's
 /// `set_health_check`), fields left out taken from `base`.
 pub fn parse_health_check(text: &str, base: &HealthCheck) -> Result<HealthCheck, ConfigError> {
-    let mut reader = Reader::new("health_check");
+    let mut reader = Reader::new("health_check", Positions::Record);
     let check = match load_document(text) {
         Ok(root) => reader.decode_health_check(&Field::root(&root), base),
         Err((pos, reason)) => {
