@@ -273,6 +273,7 @@ impl Daemon {
             reals_written = applied.reals_written,
             reals_removed = applied.reals_removed,
             maglev_slots_written = applied.maglev_slots_written,
+            rows_built = applied.rows_built,
             "applied configuration"
         );
         if let Some((_, labels)) = &self.metrics {

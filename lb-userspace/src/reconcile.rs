@@ -146,6 +146,8 @@ pub struct Applied {
     pub reals_written: usize,
     pub reals_removed: usize,
     pub maglev_slots_written: usize,
+    /// Scheduling rows built (the others were as last written).
+    pub rows_built: usize,
 }
 
 /// The daemon's view of what the maps hold. Not the scheduling rows: a
@@ -158,6 +160,11 @@ pub struct Reconciler {
     reals: HashMap<u32, Real>,
     /// Slots in use per service row (rr, wrr, least-connection lists).
     row_lens: HashMap<u32, u32>,
+    /// What each service's row was last built from: a row whose plan is
+    /// unchanged is neither built nor written again (a health change of one
+    /// real rebuilds one row, not a thousand). Empty after adoption, when
+    /// nothing says what the pinned rows were built from.
+    rows_written: HashMap<u32, RowSource>,
     /// Reals over their upper connection threshold (the daemon decides).
     overloaded: BTreeSet<u32>,
     vips: BTreeMap<VipKey, VipInfo>,
@@ -172,6 +179,7 @@ impl Reconciler {
             ids: Ids::default(),
             reals: HashMap::new(),
             row_lens: HashMap::new(),
+            rows_written: HashMap::new(),
             overloaded: BTreeSet::new(),
             vips: BTreeMap::new(),
             nat_reals: BTreeSet::new(),
@@ -323,13 +331,16 @@ impl Reconciler {
                     }
                 })
                 .collect();
-            rows.push(RowPlan {
-                service_id,
+            let source = RowSource {
                 scheduler: service.scheduler.dataplane(),
                 candidates,
-            });
+            };
+            if self.rows_written.get(&service_id) != Some(&source) {
+                rows.push(RowPlan { service_id, source });
+            }
         }
-        applied.maglev_slots_written += self.write_rows(&maps.maglev, &rows)?;
+        applied.rows_built += rows.len();
+        applied.maglev_slots_written += self.write_rows(&maps.maglev, rows)?;
 
         // 3. Services and VIPs, now that their tables are complete.
         let mut services_changed = false;
@@ -380,6 +391,7 @@ impl Reconciler {
                 remove_missing(maps.services.remove(&key))?;
                 ring.write_row(id, &empty)?;
                 self.row_lens.remove(&id);
+                self.rows_written.remove(&id);
                 applied.services_removed += 1;
             }
             services_changed = true;
@@ -511,31 +523,51 @@ impl Reconciler {
     /// the ring holds; returns how many slots were written. Rows are
     /// independent, so they are built and written on every core (a Maglev
     /// row of 65,537 slots takes over a millisecond to build).
-    fn write_rows(&mut self, maglev: &Array<MapData, u32>, rows: &[RowPlan]) -> Result<usize> {
+    fn write_rows(&mut self, maglev: &Array<MapData, u32>, rows: Vec<RowPlan>) -> Result<usize> {
         let table_size = self.geometry.maglev_table_size;
         let ring = Ring::new(maglev, table_size)?;
         let outcomes: Vec<Result<(u32, usize)>> = rows
             .par_iter()
             .map(|plan| {
-                let (row, row_len) = build_row(plan.scheduler, &plan.candidates, table_size)?;
+                let source = &plan.source;
+                let (row, row_len) = build_row(source.scheduler, &source.candidates, table_size)?;
                 Ok((row_len, ring.write_row(plan.service_id, &row)?))
             })
             .collect();
         let mut written = 0;
-        for (plan, outcome) in rows.iter().zip(outcomes) {
-            let (row_len, slots) = outcome?;
-            self.row_lens.insert(plan.service_id, row_len);
-            written += slots;
+        let mut first_error = None;
+        for (plan, outcome) in rows.into_iter().zip(outcomes) {
+            match outcome {
+                Ok((row_len, slots)) => {
+                    self.row_lens.insert(plan.service_id, row_len);
+                    self.rows_written.insert(plan.service_id, plan.source);
+                    written += slots;
+                }
+                Err(error) => {
+                    // The row may be half written: build it again next time.
+                    self.rows_written.remove(&plan.service_id);
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        Ok(written)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(written),
+        }
     }
 }
 
 /// What one service's scheduling row is built from.
-struct RowPlan {
-    service_id: u32,
+#[derive(PartialEq, Eq)]
+struct RowSource {
     scheduler: Scheduler,
     candidates: Vec<RowReal>,
+}
+
+/// A row to build and write.
+struct RowPlan {
+    service_id: u32,
+    source: RowSource,
 }
 
 fn remove_missing(result: Result<(), MapError>) -> Result<()> {

@@ -20,7 +20,8 @@ use lb_userspace::{
         ring::{Access, Ring},
     },
     neighbours::{NextHop, Resolution},
-    reconcile::{Reconciler, real_addresses},
+    health::{admission::Mark, tracker::RealKey},
+    reconcile::{Reconciler, real_addresses, service_key},
 };
 
 /// Prime, and a row of it (8 bytes a slot) is not a whole number of pages:
@@ -151,6 +152,12 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
             .apply(&mut dataplane.maps, &config, &hops, &none)
             .unwrap();
         assert_eq!(applied.maglev_slots_written, 2 * TABLE_SIZE as usize);
+        assert_eq!(applied.rows_built, 2);
+        // The same plan again: nothing to build, nothing to write.
+        let again = reconciler
+            .apply(&mut dataplane.maps, &config, &hops, &none)
+            .unwrap();
+        assert_eq!((again.rows_built, again.maglev_slots_written), (0, 0));
         rows_by_syscall(&dataplane.maps.maglev, 2)
     };
     assert!(first_rows.iter().flatten().all(|&id| id != NO_REAL));
@@ -162,6 +169,10 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
         .apply(&mut dataplane.maps, &config, &hops, &none)
         .unwrap();
     assert_eq!(applied.maglev_slots_written, 0, "the rows were adopted");
+    assert_eq!(
+        applied.rows_built, 2,
+        "nothing says what adopted rows were built from"
+    );
     assert_eq!(rows_by_syscall(&dataplane.maps.maglev, 2), first_rows);
 
     // One real fewer in each service: its slots go to the others.
@@ -170,6 +181,27 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
         .apply(&mut dataplane.maps, &fewer, &hops, &none)
         .unwrap();
     assert!(applied.maglev_slots_written > 0);
+    assert_eq!(applied.rows_built, 2);
+
+    // Health checking takes one real of service a out: only a's row is
+    // built again.
+    let service_a = &fewer.services[0];
+    let marks = HashMap::from([(
+        RealKey::new(service_key(service_a), &service_a.reals[0]),
+        Mark {
+            removed: true,
+            ..Mark::default()
+        },
+    )]);
+    let applied = reconciler
+        .apply(&mut dataplane.maps, &fewer, &hops, &marks)
+        .unwrap();
+    assert_eq!(applied.rows_built, 1);
+    assert!(applied.maglev_slots_written > 0);
+    let applied = reconciler
+        .apply(&mut dataplane.maps, &fewer, &hops, &none)
+        .unwrap();
+    assert_eq!(applied.rows_built, 1, "back in");
     let current: Vec<u32> = reconciler.ids().reals.values().copied().collect();
     assert_eq!(current.len(), 4);
     for row in rows_by_syscall(&dataplane.maps.maglev, 2) {
