@@ -19,8 +19,8 @@ use lb_userspace::{
         self, Dataplane, Geometry, PinLayout,
         ring::{Access, Ring},
     },
-    neighbours::{NextHop, Resolution},
     health::{admission::Mark, tracker::RealKey},
+    neighbours::{NextHop, Resolution},
     reconcile::{Reconciler, real_addresses, service_key},
 };
 
