@@ -101,12 +101,12 @@ mod program {
             L3Verdict::Truncated => return (xdp_action::XDP_PASS, GlobalCounter::PassTruncatedL3),
         };
         let l4 = parse::l4(ctx, &l3);
-        let now = clock::now_ns();
         // The common cases first: a packet of a flow this CPU has cached
         // needs no hash lookup at all, and TCP or UDP for a service's own
         // port is found with one lookup, not two (is it a VIP? which
         // service?). Everything else takes the careful path below.
         if let L4Verdict::Packet(l4) = &l4 {
+            let now = clock::now_ns();
             let key = scheduling::flow_key(&l3, l4);
             if let Some(choice) = flow_cache::find(&key, l4, now) {
                 count(GlobalCounter::FlowHit);
@@ -138,7 +138,7 @@ mod program {
         let Some(service) = scheduling::find_every_port_service(&l3) else {
             return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
         };
-        balance_service(ctx, &l3, &l4, &service, now)
+        balance_service(ctx, &l3, &l4, &service, clock::now_ns())
     }
 
     /// Schedules and forwards a packet of `service`.
