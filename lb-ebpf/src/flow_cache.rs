@@ -18,7 +18,7 @@ use crate::{
     clock,
     maps::{LB_FLOW_CACHE, LB_FLOW_CACHE_GEN},
     parse::L4,
-    scheduling::{Choice, LAST_SEEN_GRANULARITY_NS, live_real, next_state},
+    scheduling::{Choice, live_real, next_state, writes_flow_entry},
 };
 
 /// Compares the ten words of two keys with one branch instead of ten.
@@ -59,11 +59,12 @@ pub fn find(key: &FlowKey, l4: &L4, now: u64) -> Option<Choice<'static>> {
     let slot = LB_FLOW_CACHE.get_ptr(flow_cache_slot(key))?;
     // SAFETY: this CPU's slot; nothing else writes it while we run.
     let slot = unsafe { &*slot };
-    if !same_flow(&slot.key, key)
-        || slot.generation != generation()
-        || clock::elapsed_ns(now, slot.last_seen_ns) > LAST_SEEN_GRANULARITY_NS
-        || next_state(slot.state, key.protocol, l4.tcp_flags, false) != slot.state
-    {
+    if !same_flow(&slot.key, key) || slot.generation != generation() {
+        return None;
+    }
+    let next = next_state(slot.state, key.protocol, l4.tcp_flags, false);
+    let idle = clock::elapsed_ns(now, slot.last_seen_ns);
+    if writes_flow_entry(slot.state, next, idle) {
         return None;
     }
     let real = live_real(slot.real_id, slot.service_id)?;

@@ -44,7 +44,7 @@ mod scheduling;
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-    use lb_common::{ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
+    use lb_common::{FlowKey, ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
 
     use crate::{
         bench, clock,
@@ -113,7 +113,7 @@ mod program {
                 return forward(ctx, &l3, l4, &choice);
             }
             if let Some(service) = scheduling::find_exact_service(&l3, l4) {
-                return balance_service(ctx, &l3, l4, &service, now);
+                return balance_service(ctx, &l3, l4, &service, key, now);
             }
         }
         if !scheduling::is_vip(&l3) {
@@ -138,7 +138,8 @@ mod program {
         let Some(service) = scheduling::find_every_port_service(&l3) else {
             return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
         };
-        balance_service(ctx, &l3, &l4, &service, clock::now_ns())
+        let key = scheduling::flow_key(&l3, &l4);
+        balance_service(ctx, &l3, &l4, &service, key, clock::now_ns())
     }
 
     /// Schedules and forwards a packet of `service`.
@@ -148,9 +149,9 @@ mod program {
         l3: &L3,
         l4: &L4,
         service: &Service,
+        key: FlowKey,
         now: u64,
     ) -> (u32, GlobalCounter) {
-        let key = scheduling::flow_key(l3, l4);
         match scheduling::choose_real(l3, l4, service, key, now) {
             Ok(choice) => forward(ctx, l3, l4, &choice),
             Err(reason) => {

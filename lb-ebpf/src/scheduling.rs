@@ -83,6 +83,14 @@ pub fn next_state(current: u8, protocol: u8, tcp_flags: u8, is_tcp_syn: bool) ->
     ConnectionState::TcpEstablished as u8
 }
 
+/// Whether a packet of an established flow writes its table entry: when
+/// it changes the flow's state, and once a second for the timestamp. The
+/// flow cache answers exactly the packets for which this is false.
+#[inline(always)]
+pub fn writes_flow_entry(state: u8, next_state: u8, idle_ns: u64) -> bool {
+    next_state != state || idle_ns > LAST_SEEN_GRANULARITY_NS
+}
+
 #[inline(always)]
 pub fn settings() -> Settings {
     LB_SETTINGS
@@ -129,7 +137,7 @@ pub fn choose_real(
             crate::counters::count(GlobalCounter::FlowExpired);
         } else if let Some(real) = live_real(flow.real_id, service.id) {
             let state = next_state(flow.state, l3.protocol, l4.tcp_flags, false);
-            let refreshed = state != flow.state || idle > LAST_SEEN_GRANULARITY_NS;
+            let refreshed = writes_flow_entry(flow.state, state, idle);
             if refreshed {
                 flow.state = state;
                 flow.last_seen_ns = now;

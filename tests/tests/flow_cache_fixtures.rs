@@ -44,6 +44,14 @@ fn other_real(real_id: u32) -> u32 {
     1 + real_id % 3
 }
 
+/// A balancer on `WEB` with one established flow from `client`: its ACK
+/// and its real.
+fn balancer_with_a_flow(client: &str) -> (Lb, Packet, u32) {
+    let mut lb = balancer(WEB);
+    let real = established(&mut lb, client, WEB);
+    (lb, Packet::tcp_ack(client, WEB), real)
+}
+
 /// Opens a flow (SYN, then the ACK that establishes it) and returns its
 /// real.
 fn established(lb: &mut Lb, client: &str, vip: &str) -> u32 {
@@ -126,10 +134,7 @@ fn packets_that_change_a_flows_state_go_through_the_table() {
 /// entry fresh (and sees a rewritten entry within a second).
 #[test]
 fn a_cached_decision_is_checked_against_the_table_once_a_second() {
-    let mut lb = balancer(WEB);
-    let client = "198.19.7.7:40000";
-    let real = established(&mut lb, client, WEB);
-    let ack = Packet::tcp_ack(client, WEB);
+    let (mut lb, ack, real) = balancer_with_a_flow("198.19.7.7:40000");
     let key = ack.flow_key();
     let moved = other_real(real);
     rewrite_behind_the_cache(&mut lb, &key, moved);
@@ -150,10 +155,7 @@ fn a_cached_decision_is_checked_against_the_table_once_a_second() {
 /// sent to, exactly as without the cache (IPVS's default: dropped).
 #[test]
 fn a_cached_flow_whose_real_went_away_is_not_sent_there() {
-    let mut lb = balancer(WEB);
-    let client = "198.19.7.7:40000";
-    let real = established(&mut lb, client, WEB);
-    let ack = Packet::tcp_ack(client, WEB);
+    let (mut lb, ack, real) = balancer_with_a_flow("198.19.7.7:40000");
     let mut entry = *lb.real(real);
     entry.flags |= REAL_DOWN;
     lb.set_real(real, entry);

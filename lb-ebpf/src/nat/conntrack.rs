@@ -18,7 +18,7 @@ use crate::{
     clock,
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
     parse::{L4, TCP_FIN, TCP_RST, TCP_SYN},
-    scheduling::{Choice, LAST_SEEN_GRANULARITY_NS, next_state},
+    scheduling::{Choice, next_state, writes_flow_entry},
 };
 
 /// Is the packet's source the address of a real behind a NAT service?
@@ -160,7 +160,7 @@ pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
     }
     let now = clock::now_ns();
     let state = reply_state(flow.state, protocol, tcp_flags);
-    if state != flow.state || clock::elapsed_ns(now, flow.last_seen_ns) > LAST_SEEN_GRANULARITY_NS {
+    if writes_flow_entry(flow.state, state, clock::elapsed_ns(now, flow.last_seen_ns)) {
         flow.state = state;
         flow.last_seen_ns = now;
     }
