@@ -463,8 +463,8 @@ pub struct FlowCacheEntry {
     /// `LB_FLOW_CACHE_GEN` when the slot was filled. The daemon bumps it
     /// whenever it changes what a flow's packets should do other than
     /// through the real's entry (which every hit reads anyway): services,
-    /// VIPs, settings, flow entries it writes or removes. (A zeroed slot
-    /// never matches whatever the generation: its key's family is 0.)
+    /// VIPs, settings, a flow entry it writes. (A zeroed slot never matches
+    /// whatever the generation: its key's family is 0.)
     pub generation: u32,
     /// The flow's [`ConnectionState`].
     pub state: u8,

@@ -101,7 +101,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     // resolving (a route lookup per real) are independent, and each takes
     // a good part of a second at scale: both at once.
     let loading = {
-        let layout = PinLayout::new(&config.pin_path);
+        let layout = layout.clone();
         tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
     };
     let resolver = Resolver::new()?;

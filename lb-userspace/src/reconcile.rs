@@ -410,9 +410,8 @@ impl Reconciler {
                 applied.reals_removed += 1;
             }
         }
-        // Cached flows carry the real's id only, and every packet reads the
-        // real's entry: real changes need no invalidation, service-level
-        // ones do.
+        // Every cached packet reads its real's entry, so real changes need
+        // no invalidation; service-level ones do.
         if services_changed {
             maps.invalidate_flow_cache()?;
         }
