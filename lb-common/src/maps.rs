@@ -32,11 +32,16 @@ pub mod names {
     /// The per-CPU flow cache itself. Not pinned: a new program starts with
     /// an empty one, and the pinned generation invalidates the old one's.
     pub const FLOW_CACHE: &str = "LB_FLOW_CACHE";
+    /// Entry 0: the flood guard's limit (see [`super::FloodGuard`]).
+    pub const FLOOD_GUARD: &str = "LB_FLOOD_GUARD";
+    /// Each CPU's count of new flows recorded this second (not pinned: a
+    /// new program starts a fresh second).
+    pub const NEW_FLOW_WINDOW: &str = "LB_NEW_FLOW_WINDOW";
     /// The benchmark's frame template and tail-call target (not pinned).
     pub const BENCH_FRAME: &str = "LB_BENCH_FRAME";
     pub const BENCH_NEXT: &str = "LB_BENCH_NEXT";
     /// Every map the daemon pins, in a fixed order.
-    pub const ALL_PINNED: [&str; 16] = [
+    pub const ALL_PINNED: [&str; 17] = [
         VIPS,
         SERVICES,
         REALS,
@@ -53,6 +58,7 @@ pub mod names {
         PERSIST,
         RR_CURSOR,
         FLOW_CACHE_GENERATION,
+        FLOOD_GUARD,
     ];
 }
 
@@ -263,6 +269,16 @@ impl Scheduler {
             .find(|scheduler| scheduler.name() == name)
     }
 
+    /// The real is a function of the packet and the row alone, so a flow's
+    /// packets find the same real without a flow entry (while the row and
+    /// the reals' availability stay as they are).
+    pub const fn is_stateless_hash(self) -> bool {
+        matches!(
+            self,
+            Self::Maglev | Self::SourceHash | Self::DestinationHash
+        )
+    }
+
     /// The row is scanned as a candidate list (connection counts decide).
     pub const fn is_least_connection(self) -> bool {
         matches!(
@@ -471,6 +487,40 @@ pub struct FlowCacheEntry {
     pub _pad: [u8; 3],
 }
 
+/// Entry 0 of `LB_FLOOD_GUARD`: how many new flows a second each CPU
+/// records in the flow table before it stops recording the ones that can
+/// do without (Katran's "under flood" rule). A flood of new 5-tuples (a
+/// SYN flood, a scan) would otherwise make every packet pay for an insert
+/// and the eviction of an older flow, a microsecond or more, and push
+/// established flows out of a full table.
+///
+/// Past the limit, a new flow is forwarded to the real its scheduler picks
+/// but not recorded when nothing needs its entry: the scheduler is a
+/// stateless hash (mh, sh, dh), the service is not persistent, and the
+/// real is not reached through NAT (whose replies need the flow's
+/// entry). Its later packets are hashed to the same real; the flow is
+/// recorded with the first of them that arrives under the limit. Until
+/// then a change of the service's row may move it, as it would any
+/// Maglev balancer without a connection table, and it is not in
+/// `ipvsadm -L -c` or the real's connection counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloodGuard {
+    /// New flows recorded per second per CPU; 0 records every new flow.
+    pub new_flows_per_second: u32,
+    pub _pad: u32,
+}
+
+/// A CPU's entry in `LB_NEW_FLOW_WINDOW`: the second being counted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NewFlowWindow {
+    /// When the second began (the data plane's coarse clock).
+    pub started_ns: u64,
+    /// New flows recorded since then.
+    pub recorded: u64,
+}
+
 /// Connection states, each with its own idle timeout (see [`Settings`]).
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -607,6 +657,8 @@ mod pod {
     unsafe impl aya::Pod for FlowState {}
     unsafe impl aya::Pod for FlowCacheEntry {}
     unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for FloodGuard {}
+    unsafe impl aya::Pod for NewFlowWindow {}
     unsafe impl aya::Pod for NatReply {}
     unsafe impl aya::Pod for RealConns {}
     unsafe impl aya::Pod for PersistKey {}

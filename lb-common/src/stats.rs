@@ -71,10 +71,14 @@ pub enum GlobalCounter {
     DropRealRemoved,
     /// New connections sent to a real by a persistence template.
     PersistenceHit,
+    /// New flows forwarded without a flow entry: the flood guard's limit
+    /// of recorded new flows this second was reached (see
+    /// `lb_common::FloodGuard`). Also counted in `FlowNew`.
+    FlowUnrecorded,
 }
 
 impl GlobalCounter {
-    pub const COUNT: u32 = 30;
+    pub const COUNT: u32 = 31;
     pub const ALL: [GlobalCounter; Self::COUNT as usize] = [
         Self::Received,
         Self::Forwarded,
@@ -106,6 +110,7 @@ impl GlobalCounter {
         Self::PassReplyTooBig,
         Self::DropRealRemoved,
         Self::PersistenceHit,
+        Self::FlowUnrecorded,
     ];
 
     /// Stable snake_case name, used in logs and metrics.
@@ -141,6 +146,7 @@ impl GlobalCounter {
             Self::PassReplyTooBig => "pass_reply_too_big",
             Self::DropRealRemoved => "drop_real_removed",
             Self::PersistenceHit => "persistence_hit",
+            Self::FlowUnrecorded => "flow_unrecorded",
         }
     }
 }

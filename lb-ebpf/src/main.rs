@@ -23,6 +23,8 @@ mod decap;
 #[cfg(target_arch = "bpf")]
 mod encap;
 #[cfg(target_arch = "bpf")]
+mod flood_guard;
+#[cfg(target_arch = "bpf")]
 mod flow_cache;
 #[cfg(target_arch = "bpf")]
 mod forward;

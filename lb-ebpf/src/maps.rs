@@ -8,9 +8,9 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    FlowCacheEntry, FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply, PersistKey,
-    PersistState, Real, RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey,
-    capacity,
+    FloodGuard, FlowCacheEntry, FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply,
+    NewFlowWindow, PersistKey, PersistState, Real, RealConns, Service, ServiceKey, Settings,
+    TrafficCounters, VipInfo, VipKey, capacity,
 };
 
 #[map]
@@ -50,6 +50,15 @@ pub static LB_FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
 /// Entry 0: the generation flow cache slots must carry to be used.
 #[map]
 pub static LB_FLOW_CACHE_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Entry 0: how many new flows a second each CPU records (see
+/// `flood_guard.rs`).
+#[map]
+pub static LB_FLOOD_GUARD: Array<FloodGuard> = Array::with_max_entries(1, 0);
+
+/// Each CPU's second of recorded new flows, for the flood guard.
+#[map]
+pub static LB_NEW_FLOW_WINDOW: PerCpuArray<NewFlowWindow> = PerCpuArray::with_max_entries(1, 0);
 
 /// Egress interfaces for redirect, keyed by ifindex.
 #[map]

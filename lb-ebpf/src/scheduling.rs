@@ -7,7 +7,7 @@ use lb_common::{
 };
 
 use crate::{
-    clock, flow_cache,
+    clock, flood_guard, flow_cache,
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES, LB_SETTINGS, LB_VIPS},
     parse::{L3, L4, TCP_FIN, TCP_RST},
     persistence, schedulers,
@@ -183,11 +183,17 @@ pub fn choose_real(
         state: next_state(0, l3.protocol, l4.tcp_flags, l4.is_tcp_syn),
         _pad: [0; 7],
     };
-    // A full LRU evicts its oldest entry, so insert only fails on a kernel
-    // allocation failure; the packet still goes to the scheduler's choice,
-    // and the next packet of the flow is scheduled again.
-    let _ = LB_FLOWS.insert(&key, &state, 0);
-    flow_cache::remember(&key, real_id, service.id, now, state.state);
+    if flood_guard::records(service, real, now) {
+        // A full LRU evicts its oldest entry, so insert only fails on a
+        // kernel allocation failure; the packet still goes to the
+        // scheduler's choice, and the next packet of the flow is scheduled
+        // again.
+        let _ = LB_FLOWS.insert(&key, &state, 0);
+        flow_cache::remember(&key, real_id, service.id, now, state.state);
+    } else {
+        // Not cached either: a slot answers only for flows in the table.
+        crate::counters::count(GlobalCounter::FlowUnrecorded);
+    }
     crate::counters::count(GlobalCounter::FlowNew);
     Ok(Choice {
         real_id,

@@ -78,6 +78,10 @@ pub const MIN_TIMEOUT: u32 = 1;
 /// about 24 days): what `ipvsadm --set` accepts on every build.
 pub const MAX_TIMEOUT: u32 = 2_147_483;
 pub const DEFAULT_ICMP_ECHO_REPLY: bool = true;
+/// New flows a second each CPU records before the flood guard holds back
+/// the ones that need no entry (Katran's default is of the same order):
+/// at about a microsecond an insert, a tenth of a core.
+pub const DEFAULT_FLOOD_GUARD_NEW_FLOWS: u32 = 100_000;
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lb/lbd.sock";
 /// ipvsadm's `-p` without a value.
 pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 300;
@@ -99,6 +103,7 @@ pub struct Config {
     /// removed go to a newly scheduled real. Off (the IPVS default), they
     /// are dropped until the connection idles out.
     pub expire_nodest_conn: bool,
+    pub flood_guard: FloodGuardConfig,
     pub metrics: MetricsConfig,
     pub services: Vec<ServiceConfig>,
 }
@@ -177,6 +182,21 @@ impl Default for TimeoutsConfig {
             tcp: DEFAULT_TCP_TIMEOUT,
             tcp_fin: DEFAULT_TCP_FIN_TIMEOUT,
             udp: DEFAULT_UDP_TIMEOUT,
+        }
+    }
+}
+
+/// When new flows stop being recorded (see `lb_common::FloodGuard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FloodGuardConfig {
+    /// New flows recorded per second on each CPU; 0 records them all.
+    pub new_flows_per_second: u32,
+}
+
+impl Default for FloodGuardConfig {
+    fn default() -> Self {
+        Self {
+            new_flows_per_second: DEFAULT_FLOOD_GUARD_NEW_FLOWS,
         }
     }
 }
@@ -796,6 +816,7 @@ struct Draft {
     timeouts: Option<TimeoutsConfig>,
     icmp_echo_reply: Option<bool>,
     expire_nodest_conn: Option<bool>,
+    flood_guard: Option<FloodGuardConfig>,
     metrics: Option<MetricsConfig>,
     services: Vec<Option<DraftService>>,
 }
@@ -820,6 +841,7 @@ impl Draft {
             timeouts: Some(config.timeouts),
             icmp_echo_reply: Some(config.icmp_echo_reply),
             expire_nodest_conn: Some(config.expire_nodest_conn),
+            flood_guard: Some(config.flood_guard),
             metrics: Some(config.metrics),
             services: config
                 .services
@@ -857,6 +879,7 @@ impl Draft {
             timeouts: self.timeouts?,
             icmp_echo_reply: self.icmp_echo_reply?,
             expire_nodest_conn: self.expire_nodest_conn?,
+            flood_guard: self.flood_guard?,
             metrics: self.metrics?,
             services: services.collect::<Option<_>>()?,
         })
@@ -1147,6 +1170,7 @@ impl<'a> Reader<'a> {
             "timeouts",
             "icmp_echo_reply",
             "expire_nodest_conn",
+            "flood_guard",
             "metrics",
             "services",
         ];
@@ -1187,6 +1211,12 @@ impl<'a> Reader<'a> {
             Self::boolean,
         );
         let expire_nodest_conn = self.optional(&fields, "expire_nodest_conn", false, Self::boolean);
+        let flood_guard = self.optional(
+            &fields,
+            "flood_guard",
+            FloodGuardConfig::default(),
+            Self::decode_flood_guard,
+        );
         let metrics = self.optional(
             &fields,
             "metrics",
@@ -1206,6 +1236,7 @@ impl<'a> Reader<'a> {
             timeouts,
             icmp_echo_reply,
             expire_nodest_conn,
+            flood_guard,
             metrics,
             services,
         })
@@ -1358,6 +1389,19 @@ impl<'a> Reader<'a> {
             tcp: tcp?,
             tcp_fin: tcp_fin?,
             udp: udp?,
+        })
+    }
+
+    fn decode_flood_guard(&mut self, field: &Field<'_, '_>) -> Option<FloodGuardConfig> {
+        let fields = self.mapping(field, &["new_flows_per_second"])?;
+        let new_flows_per_second = self.optional(
+            &fields,
+            "new_flows_per_second",
+            DEFAULT_FLOOD_GUARD_NEW_FLOWS,
+            |r, f| r.u32_in(f, 0..=u32::MAX),
+        );
+        Some(FloodGuardConfig {
+            new_flows_per_second: new_flows_per_second?,
         })
     }
 
@@ -2141,6 +2185,9 @@ services:
             },
             icmp_echo_reply: true,
             expire_nodest_conn: false,
+            flood_guard: FloodGuardConfig {
+                new_flows_per_second: 100_000,
+            },
             metrics: MetricsConfig { listen: None },
             services: vec![ServiceConfig {
                 name: "web".into(),
@@ -2202,6 +2249,9 @@ services:
             },
             icmp_echo_reply: false,
             expire_nodest_conn: true,
+            flood_guard: FloodGuardConfig {
+                new_flows_per_second: 0,
+            },
             metrics: MetricsConfig::default(),
             services: vec![
                 ServiceConfig {
@@ -2331,6 +2381,7 @@ services:
             "tcp_fin: 60",
             "icmp_echo_reply: false",
             "expire_nodest_conn: true",
+            "new_flows_per_second: 0",
             "scheduler: wlc",
             "- sh-fallback",
             "timeout: 600",
@@ -2529,7 +2580,7 @@ services:
             "service",
             "unknown field `service`, expected one of `interfaces`, `pin_path`, `control`, \
              `dataplane`, `tunnel`, `timeouts`, `icmp_echo_reply`, `expire_nodest_conn`, \
-             `metrics`, `services`",
+             `flood_guard`, `metrics`, `services`",
         );
         assert_one(
             "interfaces: [{ name: eth0, mode: skb }]\n",
@@ -3224,6 +3275,34 @@ services:
             9,
             "tunnel",
             "expected a mapping, found string `198.18.0.1`",
+        );
+    }
+
+    #[test]
+    fn flood_guard() {
+        assert_eq!(
+            ok(&top("")).flood_guard.new_flows_per_second,
+            DEFAULT_FLOOD_GUARD_NEW_FLOWS
+        );
+        for (text, limit) in [("0", 0), ("250000", 250_000), ("4294967295", u32::MAX)] {
+            let config = ok(&top(&format!(
+                "flood_guard: {{ new_flows_per_second: {text} }}\n"
+            )));
+            assert_eq!(config.flood_guard.new_flows_per_second, limit);
+        }
+        assert_one(
+            &top("flood_guard: { new_flows_per_second: -1 }\n"),
+            2,
+            38,
+            "flood_guard.new_flows_per_second",
+            "-1 is out of range 0..=4294967295",
+        );
+        assert_one(
+            &top("flood_guard: { rate: 5 }\n"),
+            2,
+            16,
+            "flood_guard.rate",
+            "unknown field `rate`, expected one of `new_flows_per_second`",
         );
     }
 

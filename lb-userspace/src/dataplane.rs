@@ -31,9 +31,9 @@ use aya::{
     },
 };
 use lb_common::{
-    BenchFrame, FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState, Real,
-    RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity, globals,
-    names, programs,
+    BenchFrame, FloodGuard, FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState,
+    Real, RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity,
+    globals, names, programs,
 };
 use tracing::{info, warn};
 
@@ -140,6 +140,8 @@ pub struct Maps {
     /// Entry 0: the generation the data plane's flow cache slots must
     /// carry (see [`Maps::invalidate_flow_cache`]).
     pub flow_cache_generation: Array<MapData, u32>,
+    /// Entry 0: how many new flows a second each CPU records.
+    pub flood_guard: Array<MapData, FloodGuard>,
 }
 
 impl Maps {
@@ -162,6 +164,7 @@ impl Maps {
             persist: source(names::PERSIST)?.try_into()?,
             rr_cursor: source(names::RR_CURSOR)?.try_into()?,
             flow_cache_generation: source(names::FLOW_CACHE_GENERATION)?.try_into()?,
+            flood_guard: source(names::FLOOD_GUARD)?.try_into()?,
         })
     }
 

@@ -20,6 +20,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use aya::maps::MapError;
 use lb_common::{
     GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, REAL_OVERLOADED, RealConns, TrafficCounters,
 };
@@ -145,10 +146,16 @@ pub struct Snapshot {
 pub fn read_snapshot(maps: &Maps, labels: &Labels) -> Result<Snapshot> {
     let mut global = Vec::with_capacity(GlobalCounter::ALL.len());
     for counter in GlobalCounter::ALL {
-        let per_cpu = maps
-            .global_stats
-            .get(&(counter as u32), 0)
-            .with_context(|| format!("reading counter {}", counter.name()))?;
+        let per_cpu = match maps.global_stats.get(&(counter as u32), 0) {
+            Ok(per_cpu) => per_cpu,
+            // Counters added since an older lbd pinned the map: the data
+            // plane cannot count them there, so they are left out rather
+            // than shown as zero (`lbd teardown` recreates the map).
+            Err(MapError::OutOfBounds { .. }) => continue,
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading counter {}", counter.name()));
+            }
+        };
         global.push((counter, per_cpu.iter().sum()));
     }
     let mut services = Vec::with_capacity(labels.services.len());

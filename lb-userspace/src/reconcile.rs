@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, MapData, MapError};
 use lb_common::{
-    Addr, Family, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
+    Addr, Family, FloodGuard, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
     REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
     Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey,
 };
@@ -508,8 +508,17 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Returns whether the settings changed.
+    /// Returns whether the settings changed. (The flood guard's limit is
+    /// not one of them: it decides only whether new flows are recorded,
+    /// which no cached decision depends on.)
     fn apply_settings(&mut self, maps: &mut Maps, config: &Config) -> Result<bool> {
+        let guard = FloodGuard {
+            new_flows_per_second: config.flood_guard.new_flows_per_second,
+            _pad: 0,
+        };
+        if maps.flood_guard.get(&0, 0).ok() != Some(guard) {
+            maps.flood_guard.set(0, guard, 0)?;
+        }
         let settings = settings_of(config);
         if maps.settings.get(&0, 0).ok() == Some(settings) {
             return Ok(false);

@@ -1,6 +1,7 @@
 //! The scheduling ring's row access lands on the slots the data plane and
 //! the `bpf()` syscalls see, through the mapping and through the batch
-//! fallback, and a restarted daemon finds its rows there.
+//! fallback, and a restarted daemon finds its rows there. Also what a
+//! reload writes besides rows: the flood guard's limit.
 //! Needs root (CAP_BPF, bpffs); `cargo xtask test` runs it as such.
 
 use std::{
@@ -209,6 +210,34 @@ fn a_restarted_daemon_adopts_the_rows_and_rewrites_none() {
             row.iter().all(|id| current.contains(id)),
             "only current reals"
         );
+    }
+}
+
+#[test]
+fn the_flood_guard_limit_follows_the_config() {
+    let mut dataplane = Dataplane::load(geometry(), None).expect("loading (needs root)");
+    let mut reconciler = Reconciler::new(geometry());
+    let layout = PinLayout::new("/sys/fs/bpf/unused");
+    let limit = |dataplane: &Dataplane| {
+        let guard = dataplane.maps.flood_guard.get(&0, 0).unwrap();
+        guard.new_flows_per_second
+    };
+    for (line, expected) in [
+        ("", config::DEFAULT_FLOOD_GUARD_NEW_FLOWS),
+        ("flood_guard: { new_flows_per_second: 0 }\n", 0),
+        ("flood_guard: { new_flows_per_second: 7 }\n", 7),
+    ] {
+        let yaml = format!("{line}{}", config_yaml(&layout, 1));
+        let config = config::parse(&yaml, "guard.yaml", &|_| true).unwrap();
+        reconciler
+            .apply(
+                &mut dataplane.maps,
+                &config,
+                &next_hops(&config),
+                &HashMap::new(),
+            )
+            .unwrap();
+        assert_eq!(limit(&dataplane), expected, "after applying {line:?}");
     }
 }
 

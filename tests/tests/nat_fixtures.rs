@@ -36,10 +36,10 @@ use etherparse::{
 use fixtures::{
     Case, INGRESS_IFINDEX, LB_EGRESS_MAC, LB_MAC, MAGLEV_TABLE_SIZE, ROUTER_MAC, add_veth_pair,
     assert_no_mismatches, counter_mismatches, delta, in_private_netns, ip, outcome_mismatches,
-    real_mac, sa, xdp,
+    pin_to_current_cpu, real_mac, sa, xdp,
 };
 use lb_common::{
-    Addr, ConnectionState, Family, FlowKey, FlowState, ForwardingMethod, GlobalCounter,
+    Addr, ConnectionState, Family, FloodGuard, FlowKey, FlowState, ForwardingMethod, GlobalCounter,
     GlobalCounter::*, NatRealKey, NatReply, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
     Service, ServiceKey, TrafficCounters, VipInfo, VipKey, proto,
 };
@@ -911,6 +911,43 @@ fn missing_reverse_entry_is_written_again() {
     lb.age_flow(&syn.key(), 2);
     lb.expect_all(&next_ack);
     assert_eq!(lb.nat_reply(&key), Some(expected), "on the refresh");
+}
+
+/// A NAT flow's replies need its entries, so the flood guard never holds
+/// one back: past the limit (one a second here), new NAT connections are
+/// still recorded, with their reverse entries.
+#[test]
+fn nat_flows_are_recorded_past_the_flood_guard_limit() {
+    pin_to_current_cpu();
+    let mut lb = NatLb::load();
+    let guard = FloodGuard {
+        new_flows_per_second: 1,
+        _pad: 0,
+    };
+    lb.dataplane
+        .maps
+        .flood_guard
+        .set(0, guard, 0)
+        .expect("write the guard");
+    let real = lb.nat_service(WEB4, proto::TCP, 1, 1, WEB4_REAL, INGRESS_IFINDEX);
+    for port in 40_000..40_003 {
+        let client = format!("198.19.7.7:{port}");
+        let syn = Frame::new(&client, WEB4, SYN);
+        lb.expect_all(&[case(
+            &format!("{client}: SYN"),
+            &syn,
+            xdp::TX,
+            Some(&syn.to_real(&real, WEB4_REAL)),
+            &[Forwarded, FlowNew],
+        )]);
+        assert!(lb.flow(&syn.key()).is_some(), "{client}: flow recorded");
+        let (key, expected) = expected_reply_entry(&syn, 1, WEB4_REAL);
+        assert_eq!(
+            lb.nat_reply(&key),
+            Some(expected),
+            "{client}: reverse entry"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -155,9 +155,11 @@ impl XdpRig {
 
     /// lbd with one TCP and one UDP service per mode and family, two reals
     /// each, and a flow table of `flow_table_entries`.
-    pub fn start_lbd(&mut self, flow_table_entries: u32) -> Result<()> {
+    /// Starts lbd on the rig's services; `flood_guard` sets
+    /// `flood_guard.new_flows_per_second`, `None` leaves lbd's default.
+    pub fn start_lbd(&mut self, flow_table_entries: u32, flood_guard: Option<u32>) -> Result<()> {
         let config = self.workdir.join("lb.yaml");
-        std::fs::write(&config, self.config(flow_table_entries))?;
+        std::fs::write(&config, self.config(flow_table_entries, flood_guard))?;
         let log = self.workdir.join("lbd.log");
         let mut lbd = Lbd::start(&self.lb, &config, &log)?;
         lbd.wait_ready()?;
@@ -226,7 +228,7 @@ impl XdpRig {
         program_behind_link(&self.pins.link("eth0"))
     }
 
-    fn config(&self, flow_table_entries: u32) -> String {
+    fn config(&self, flow_table_entries: u32, flood_guard: Option<u32>) -> String {
         let mut services = String::new();
         for mode in Mode::ALL {
             for family in Family::BOTH {
@@ -253,11 +255,14 @@ impl XdpRig {
                 }
             }
         }
+        let flood_guard = flood_guard
+            .map(|limit| format!("flood_guard: {{ new_flows_per_second: {limit} }}\n"))
+            .unwrap_or_default();
         format!(
             "interfaces:\n  - {{ name: eth0, xdp_mode: native }}\n  - {{ name: eth1, xdp_mode: native }}\n\
              pin_path: {}\ncontrol: {{ socket: {} }}\n\
              dataplane: {{ flow_table_entries: {flow_table_entries} }}\n\
-             services:\n{services}",
+             {flood_guard}services:\n{services}",
             self.pins.root.display(),
             self.workdir.join("lbd.sock").display()
         )
