@@ -22,8 +22,23 @@ pub enum Flows {
     /// The given frames round and round: after the first pass every
     /// packet belongs to a known flow.
     Known,
-    /// Every packet a flow never seen before (the first frame's shape).
-    NewEachPacket { ipv6: bool },
+    /// Every packet a flow never seen before (the first frame's shape),
+    /// numbered from `first` (see `frames::make_new_flow`).
+    NewEachPacket { ipv6: bool, first: u64 },
+}
+
+impl Flows {
+    /// The same flows for a blast that follows one of `sent` packets: new
+    /// flows carry on where it stopped instead of repeating its flows.
+    pub fn after(self, sent: u64) -> Self {
+        match self {
+            Self::Known => Self::Known,
+            Self::NewEachPacket { ipv6, first } => Self::NewEachPacket {
+                ipv6,
+                first: first + sent,
+            },
+        }
+    }
 }
 
 /// Sends `frames` out of `interface` (in the calling thread's network
@@ -35,7 +50,10 @@ pub fn blast(interface: &str, frames: &[Vec<u8>], flows: Flows, duration: Durati
         .map(|i| frames[i % frames.len()].clone())
         .collect();
     let mut sent: u64 = 0;
-    let mut next_flow: u64 = 0;
+    let mut next_flow = match flows {
+        Flows::Known => 0,
+        Flows::NewEachPacket { first, .. } => first,
+    };
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
         match flows {
@@ -45,7 +63,7 @@ pub fn blast(interface: &str, frames: &[Vec<u8>], flows: Flows, duration: Durati
                     frame.copy_from_slice(source);
                 }
             }
-            Flows::NewEachPacket { ipv6 } => {
+            Flows::NewEachPacket { ipv6, .. } => {
                 for frame in &mut batch {
                     make_new_flow(frame, ipv6, next_flow);
                     next_flow += 1;

@@ -74,7 +74,7 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
                 sink,
                 options,
             )?;
-            figures.push((mode_case(mode), family, HIT, hit));
+            figures.push((mode_case(mode), family, HIT, hit, String::new()));
             if mode == Mode::Nat {
                 // Answer the flows the hit case just left, before new
                 // flows push them out of the LRU.
@@ -88,10 +88,10 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
                     Side::Clients,
                     options,
                 )?;
-                figures.push(("NAT reply".to_owned(), family, HIT, reply));
+                figures.push(("NAT reply".to_owned(), family, HIT, reply, String::new()));
             }
-            let new = measure_new_flows(&rig, balancer, mode, family, options)?;
-            figures.push((mode_case(mode), family, NEW_FLOW, new));
+            let (new, recorded) = measure_new_flows(&rig, balancer, mode, family, options)?;
+            figures.push((mode_case(mode), family, NEW_FLOW, new, recorded));
         }
     }
     rig.stop_lbd()?;
@@ -101,13 +101,13 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
     let balancer = rig.balancer_program_id()?;
     for mode in [Mode::Dr, Mode::Tun] {
         for family in Family::BOTH {
-            let new = measure_new_flows(&rig, balancer, mode, family, options)?;
-            figures.push((mode_case(mode), family, NEW_FLOW_RECORDED, new));
+            let (new, recorded) = measure_new_flows(&rig, balancer, mode, family, options)?;
+            figures.push((mode_case(mode), family, NEW_FLOW_RECORDED, new, recorded));
         }
     }
     rig.stop_lbd()?;
     let floor_after = reflector_costs(&rig, options)?;
-    for (case, family, (flow_case, target), measured) in figures {
+    for (case, family, (flow_case, target), measured, recorded) in figures {
         let index = usize::from(family == Family::V6);
         let floor = (floor_before[index] + floor_after[index]) / 2.0;
         report.add(
@@ -120,7 +120,7 @@ pub fn cost(options: &Options, report: &mut Report) -> Result<()> {
             .compared_to(format!("reflector {}", family.name()), floor)
             .target(Target::RatioAtMost(target))
             .note(format!(
-                "{} packets, {} delivered; reflector {:.1} ns before, {:.1} ns after",
+                "{} packets, {} delivered{recorded}; reflector {:.1} ns before, {:.1} ns after",
                 measured.runs, measured.delivered, floor_before[index], floor_after[index]
             )),
         );
@@ -133,19 +133,29 @@ const HIT: (&str, f64) = ("flow-table hit", HIT_TARGET);
 const NEW_FLOW: (&str, f64) = ("new flow every packet", NEW_FLOW_TARGET);
 const NEW_FLOW_RECORDED: (&str, f64) = ("new flow every packet, flood guard off", NEW_FLOW_TARGET);
 
-/// A TCP ACK of a new 5-tuple every packet, from the clients.
+/// A TCP ACK of a new 5-tuple every packet, from the clients. Also says
+/// how many of the new flows the flood guard left unrecorded (warm-up
+/// included).
 fn measure_new_flows(
     rig: &XdpRig,
     balancer: u32,
     mode: Mode,
     family: Family,
     options: &Options,
-) -> Result<Measured> {
+) -> Result<(Measured, String)> {
+    let counters = || -> Result<[u64; 2]> {
+        Ok([
+            rig.counter(GlobalCounter::FlowNew)?,
+            rig.counter(GlobalCounter::FlowUnrecorded)?,
+        ])
+    };
+    let before = counters()?;
     let frames = request_frames(rig, mode, family, Transport::TcpAck);
     let flows = Flows::NewEachPacket {
         ipv6: family == Family::V6,
+        first: 0,
     };
-    measure(
+    let measured = measure(
         rig,
         balancer,
         Side::Clients,
@@ -153,7 +163,13 @@ fn measure_new_flows(
         flows,
         mode_sink(mode),
         options,
-    )
+    )?;
+    let after = counters()?;
+    let (new, unrecorded) = (after[0] - before[0], after[1] - before[1]);
+    Ok((
+        measured,
+        format!(", {new} new flows, {unrecorded} unrecorded"),
+    ))
 }
 
 fn mode_case(mode: Mode) -> String {
@@ -216,9 +232,10 @@ fn measure(
     let sender_netns = rig.side(sender);
     let sink_netns = rig.side(sink);
     let warm_up = Duration::from_millis(200);
-    sender_netns.enter(|| blast("eth0", frames, flows, warm_up))?;
+    let warm_up_sent = sender_netns.enter(|| blast("eth0", frames, flows, warm_up))?;
     let stats_before = RunStats::of(program_id)?;
     let delivered_before = veth_xdp_packets(sink_netns, "eth0")?;
+    let flows = flows.after(warm_up_sent);
     sender_netns.enter(|| blast("eth0", frames, flows, options.duration))?;
     // Frames still in the veth ring are handled within microseconds.
     std::thread::sleep(Duration::from_millis(50));

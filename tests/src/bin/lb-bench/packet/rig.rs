@@ -224,6 +224,11 @@ impl XdpRig {
             .join(", ")
     }
 
+    /// One global counter of the running lbd's data plane, over all CPUs.
+    pub fn counter(&self, counter: GlobalCounter) -> Result<u64> {
+        total(&Maps::open_pinned(&self.pins)?, counter)
+    }
+
     pub fn balancer_program_id(&self) -> Result<u32> {
         program_behind_link(&self.pins.link("eth0"))
     }
