@@ -487,9 +487,10 @@ pub struct FlowCacheEntry {
     pub _pad: [u8; 3],
 }
 
-/// Entry 0 of `LB_FLOOD_GUARD`: how many new flows a second each CPU
-/// records in the flow table before it stops recording the ones that can
-/// do without (Katran's "under flood" rule). A flood of new 5-tuples (a
+/// Entry 0 of `LB_FLOOD_GUARD`: how many of the new flows that can do
+/// without an entry (below) each CPU records in the flow table a second
+/// before it stops recording them (Katran's "under flood" rule); flows
+/// that need their entry are always recorded and not counted. A flood of new 5-tuples (a
 /// SYN flood, a scan) would otherwise make every packet pay for an insert
 /// and the eviction of an older flow, a microsecond or more, and push
 /// established flows out of a full table.

@@ -5,9 +5,9 @@
 //! oldest one (about a microsecond here, against ~100 ns for a hit). A
 //! flood of new 5-tuples would pay that on every packet and push
 //! established flows out. Each CPU counts the flows it records in the
-//! current second; past the limit in `LB_FLOOD_GUARD`, a flow whose entry
-//! nothing needs is forwarded unrecorded (`lb_common::FloodGuard` says
-//! which, and what that costs).
+//! current second whose entry nothing needs (`lb_common::FloodGuard` says
+//! which, and what going without costs); past the limit in
+//! `LB_FLOOD_GUARD`, such flows are forwarded unrecorded.
 
 use lb_common::{ForwardingMethod, Real, Scheduler, Service};
 

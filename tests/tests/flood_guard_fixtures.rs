@@ -97,7 +97,7 @@ fn without_a_limit_every_flow_is_recorded() {
 
 /// rr picks by position and a persistent service by its template: a flow
 /// of theirs left unrecorded could move on its next packet, so past the
-/// limit they are recorded all the same (and count against it).
+/// limit they are recorded all the same (and do not count against it).
 #[test]
 fn flows_whose_real_depends_on_more_than_the_packet_are_always_recorded() {
     let (mut lb, row) = guarded(WEB);
@@ -129,8 +129,8 @@ fn flows_whose_real_depends_on_more_than_the_packet_are_always_recorded() {
             "persistent flow {n} recorded"
         );
     }
-    // Maglev without persistence is held back again: the limit was
-    // reached (by the recorded flows above too).
+    // Maglev without persistence is held back again: the first Maglev
+    // flows reached the limit.
     lb.configure_service(WEB, proto::TCP, |service| service.persistence_timeout = 0);
     assert!(!new_flow(&mut lb, &row, &client(WEB, 30), WEB, true));
 }
