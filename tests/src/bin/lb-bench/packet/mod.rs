@@ -143,12 +143,7 @@ fn measure_new_flows(
     family: Family,
     options: &Options,
 ) -> Result<(Measured, String)> {
-    let counters = || -> Result<[u64; 2]> {
-        Ok([
-            rig.counter(GlobalCounter::FlowNew)?,
-            rig.counter(GlobalCounter::FlowUnrecorded)?,
-        ])
-    };
+    let counters = || rig.counters([GlobalCounter::FlowNew, GlobalCounter::FlowUnrecorded]);
     let before = counters()?;
     let frames = request_frames(rig, mode, family, Transport::TcpAck);
     let flows = Flows::NewEachPacket {

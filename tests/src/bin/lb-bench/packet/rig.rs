@@ -154,8 +154,7 @@ impl XdpRig {
     }
 
     /// lbd with one TCP and one UDP service per mode and family, two reals
-    /// each, and a flow table of `flow_table_entries`.
-    /// Starts lbd on the rig's services; `flood_guard` sets
+    /// each, and a flow table of `flow_table_entries`; `flood_guard` sets
     /// `flood_guard.new_flows_per_second`, `None` leaves lbd's default.
     pub fn start_lbd(&mut self, flow_table_entries: u32, flood_guard: Option<u32>) -> Result<()> {
         let config = self.workdir.join("lb.yaml");
@@ -224,9 +223,14 @@ impl XdpRig {
             .join(", ")
     }
 
-    /// One global counter of the running lbd's data plane, over all CPUs.
-    pub fn counter(&self, counter: GlobalCounter) -> Result<u64> {
-        total(&Maps::open_pinned(&self.pins)?, counter)
+    /// Global counters of the running lbd's data plane, over all CPUs.
+    pub fn counters<const N: usize>(&self, counters: [GlobalCounter; N]) -> Result<[u64; N]> {
+        let maps = Maps::open_pinned(&self.pins)?;
+        let mut totals = [0; N];
+        for (total_of, counter) in totals.iter_mut().zip(counters) {
+            *total_of = total(&maps, counter)?;
+        }
+        Ok(totals)
     }
 
     pub fn balancer_program_id(&self) -> Result<u32> {
