@@ -365,6 +365,52 @@ impl Rig {
         ])
     }
 
+    /// Sends the client's traffic for the reals' own addresses through the
+    /// balancer host's kernel forwarding (`through`), or takes that back:
+    /// the same hops as the VIP's path in DR and TUN, with the kernel
+    /// routing instead of lbd. The client's host routes win over its
+    /// segment (DR) and router (TUN) routes; the balancer forwards out the
+    /// interface the packets came in on, so its redirects (which would send
+    /// the client straight to the real or router) are off, and the client
+    /// ignores them anyway. Replies take their usual way back.
+    pub fn route_client_to_reals_through_balancer(&self, through: bool) -> Result<()> {
+        let (action, on) = if through { ("add", "1") } else { ("del", "0") };
+        if through {
+            for interface in ["all", "eth0"] {
+                self.client
+                    .sysctl(&format!("net.ipv4.conf.{interface}.accept_redirects"), "0")?;
+                self.client
+                    .sysctl(&format!("net.ipv6.conf.{interface}.accept_redirects"), "0")?;
+                self.balancer
+                    .sysctl(&format!("net.ipv4.conf.{interface}.send_redirects"), "0")?;
+            }
+        }
+        // NAT's balancer forwards for its reals all the time.
+        if self.mode != Mode::Nat {
+            self.balancer.sysctl("net.ipv4.ip_forward", on)?;
+            self.balancer.sysctl("net.ipv6.conf.all.forwarding", on)?;
+        }
+        let (gateway4, gateway6) = (v4(0, BALANCER_HOST), v6(0, BALANCER_HOST));
+        for real in &self.reals {
+            self.client.ip(&[
+                "route",
+                action,
+                &format!("{}/32", real.v4),
+                "via",
+                &gateway4.to_string(),
+            ])?;
+            self.client.ip(&[
+                "-6",
+                "route",
+                action,
+                &format!("{}/128", real.v6),
+                "via",
+                &gateway6.to_string(),
+            ])?;
+        }
+        Ok(())
+    }
+
     /// lbd's control socket (one per rig: rigs run side by side).
     pub fn control_socket(&self) -> PathBuf {
         self.workdir.join("lbd.sock")

@@ -1,8 +1,11 @@
 //! End to end: TCP throughput (one iperf3 stream) and short connections per
 //! second (wrk, one HTTP request per connection) from the client through the
 //! VIP, next to the same client reaching the same real without the VIP, for
-//! DR, TUN and NAT over IPv4 and IPv6; and the NAT rig's VIP served by
-//! nftables DNAT (kube-proxy's way) instead of lbd.
+//! DR, TUN and NAT over IPv4 and IPv6; in DR and TUN also next to the
+//! balancer host's kernel forwarding the same packets over the VIP's hops
+//! (the direct path there skips the balancer host, so it has fewer hops
+//! sharing the same CPUs); and the NAT rig's VIP served by nftables DNAT
+//! (kube-proxy's way) instead of lbd.
 //!
 //! Every rig has one real: iperf3's control and data connections must meet
 //! the same server, and "direct" can only ever reach one real, so the VIP
@@ -56,20 +59,32 @@ pub fn run(options: &Options, report: &mut Report) -> Result<()> {
 }
 
 /// Alternates "direct" (measured while nothing of lbd is attached) with
-/// "via VIP" (lbd running).
+/// "via VIP" (lbd running) and, in DR and TUN, with the same hops as the
+/// VIP's routed by the balancer host's kernel (NAT's direct path already
+/// is that).
 fn measure_mode(options: &Options, report: &mut Report, mode: Mode) -> Result<()> {
     let mut rig = Rig::build(mode, &[1])?;
     let _servers = start_servers(&rig, &rig.reals[0])?;
     rig.route_client_to_reals()?;
     let (mut direct, mut via_vip) = (Samples::default(), Samples::default());
+    let mut kernel_routed = (mode != Mode::Nat).then(Samples::default);
     for _ in 0..rounds(options) {
         direct.measure_round(options, &rig, Route::Direct)?;
+        if let Some(samples) = &mut kernel_routed {
+            rig.route_client_to_reals_through_balancer(true)?;
+            let measured = samples.measure_round(options, &rig, Route::Direct);
+            rig.route_client_to_reals_through_balancer(false)?;
+            measured?;
+        }
         start_lbd(&mut rig)?;
         via_vip.measure_round(options, &rig, Route::ViaVip)?;
         remove_lbd(&mut rig)?;
     }
     for family in Family::BOTH {
         add_e2e_figures(report, mode, family, &via_vip, &direct);
+        if let Some(kernel_routed) = &kernel_routed {
+            add_kernel_routed_figures(report, mode, family, &via_vip, kernel_routed);
+        }
     }
     Ok(())
 }
@@ -321,6 +336,59 @@ fn add_e2e_figures(
     );
 }
 
+/// The VIP against the kernel forwarding the same packets across the same
+/// hosts: what lbd's program costs on top of the hops themselves, which
+/// on this one-host rig share the CPUs with the client and the real.
+fn add_kernel_routed_figures(
+    report: &mut Report,
+    mode: Mode,
+    family: Family,
+    via_vip: &Samples,
+    kernel_routed: &Samples,
+) {
+    let name = format!("{} {}", mode.name(), family.label());
+    let index = family.index();
+    let (vip_rate, routed_rate) = (via_vip.throughput(family), kernel_routed.throughput(family));
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} TCP throughput via VIP, same hops"),
+            vip_rate.median,
+            "Gbit/s",
+        )
+        .compared_to("kernel-routed via the balancer host", routed_rate.median)
+        .note(format!(
+            "{KERNEL_ROUTED_NOTE}; {RIG_NOTE}; {} Gbit/s via VIP, {} kernel-routed; \
+             retransmits via VIP {}, kernel-routed {}",
+            vip_rate.describe(),
+            routed_rate.describe(),
+            via_vip.retransmits[index],
+            kernel_routed.retransmits[index]
+        )),
+    );
+    let (vip_rate, routed_rate) = (
+        via_vip.connections(family),
+        kernel_routed.connections(family),
+    );
+    report.add(
+        Figure::new(
+            Section::EndToEnd,
+            format!("{name} short connections via VIP, same hops"),
+            vip_rate.median,
+            "conn/s",
+        )
+        .compared_to("kernel-routed via the balancer host", routed_rate.median)
+        .note(format!(
+            "{KERNEL_ROUTED_NOTE}; {WRK_NOTE}; {} via VIP, {} kernel-routed; failed requests \
+             via VIP {}, kernel-routed {}",
+            vip_rate.describe(),
+            routed_rate.describe(),
+            via_vip.failed_requests[index],
+            kernel_routed.failed_requests[index]
+        )),
+    );
+}
+
 fn add_nftables_figures(
     report: &mut Report,
     family: Family,
@@ -396,6 +464,13 @@ const RIG_NOTE: &str = "one iperf3 stream to one real, veth pairs and bridges on
     tx checksum offload is off on every host in both paths (the rig needs it: XDP turns skbs \
     into raw frames), so no TSO either; the switch ports facing the balancer run an XDP_PASS \
     program (veth drops XDP_TX frames otherwise)";
+
+const KERNEL_ROUTED_NOTE: &str = "kernel-routed: the client sends to the real's own address \
+    through the balancer host, whose kernel forwards it (no XDP program, redirects off), so the \
+    packets cross the same hosts and veths as via the VIP; via VIP: lbd's XDP program forwards \
+    them (veth first copies every skb that is cloned, as a TCP \
+    sender's segments are, or has under 256 bytes of headroom into a fresh page for the program; \
+    the kernel path forwards the skb as it is)";
 
 const WRK_NOTE: &str = "wrk, 2 threads, 32 connections, one request per connection \
     (Connection: close) to nginx on one real; client, balancer and real share 2 cores";

@@ -10,7 +10,8 @@
 //! - `nftables`: the same VIP served by nftables DNAT: pps and TCP
 //!   throughput against the balancer;
 //! - `e2e`: iperf3 and many short HTTP connections through the VIP against
-//!   straight to a real, per mode;
+//!   straight to a real, per mode, and in DR and TUN against the balancer
+//!   host's kernel routing the same packets over the same hops;
 //! - `control`: applying 1,000 x 100 from YAML, Maglev builds, `lbadm -L
 //!   -n` on 10,000 services, lbd's memory;
 //! - `conntrack`: memory per flow entry and the table's behaviour when full.
