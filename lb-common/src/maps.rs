@@ -32,6 +32,9 @@ pub mod names {
     /// The per-CPU flow cache itself. Not pinned: a new program starts with
     /// an empty one, and the pinned generation invalidates the old one's.
     pub const FLOW_CACHE: &str = "LB_FLOW_CACHE";
+    /// Each CPU's cache of NAT replies (see [`super::NatReplyCacheEntry`]).
+    /// Not pinned, for the same reason as the flow cache.
+    pub const NAT_REPLY_CACHE: &str = "LB_NAT_REPLY_CACHE";
     /// Entry 0: the flood guard's limit (see [`super::FloodGuard`]).
     pub const FLOOD_GUARD: &str = "LB_FLOOD_GUARD";
     /// Each CPU's count of new flows recorded this second (not pinned: a
@@ -479,12 +482,55 @@ pub struct FlowCacheEntry {
     /// `LB_FLOW_CACHE_GEN` when the slot was filled. The daemon bumps it
     /// whenever it changes what a flow's packets should do other than
     /// through the real's entry (which every hit reads anyway): services,
-    /// VIPs, settings, a flow entry it writes. (A zeroed slot never matches
+    /// VIPs, settings, NAT reals (for the NAT reply cache, which shares the
+    /// generation), a flow entry it writes. (A zeroed slot never matches
     /// whatever the generation: its key's family is 0.)
     pub generation: u32,
     /// The flow's [`ConnectionState`].
     pub state: u8,
     pub _pad: [u8; 3],
+}
+
+/// A slot of `LB_NAT_REPLY_CACHE`: one CPU's copy of what the NAT reply
+/// path did with a flow's reply, so the next ones skip the five hash
+/// lookups (service, VIP, NAT real, reverse entry, flow) and the route
+/// lookup. Indexed like [`FlowCacheEntry`], by the reply's own 5-tuple.
+///
+/// Filled only when the reply was translated and sent on by the program
+/// itself (route and neighbour known, small enough), and its flow table
+/// entry names the reply's real. It answers, like a flow cache slot, only
+/// while the table path would write nothing: a second at most from the
+/// forward flow's `last_seen_ns`, and for replies that leave its state as
+/// it is (so never a SYN, FIN or RST). The route it holds is therefore at
+/// most a second old, and it vouches only for frames within the MTU the
+/// kernel's route lookup reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatReplyCacheEntry {
+    /// The reply's 5-tuple as it arrives (real:port -> client:port).
+    pub key: FlowKey,
+    /// What its source becomes (`NatReply::vip`, `vip_port_be`).
+    pub vip: Addr,
+    pub vip_port_be: u16,
+    /// The forward flow's [`ConnectionState`] when the slot was filled.
+    pub state: u8,
+    pub _pad: u8,
+    pub real_id: u32,
+    /// The real's service, for its outgoing counters.
+    pub service_id: u32,
+    /// The route lookup's egress interface and MACs.
+    pub ifindex: u32,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// The route's MTU, as the lookup reported it: longer IP packets take
+    /// the reply path (which hands them to the kernel).
+    pub route_mtu: u16,
+    pub _pad2: [u8; 2],
+    /// The forward flow's `last_seen_ns` when the slot was filled.
+    pub last_seen_ns: u64,
+    /// As in [`FlowCacheEntry`].
+    pub generation: u32,
+    pub _pad3: [u8; 4],
 }
 
 /// Entry 0 of `LB_FLOOD_GUARD`: how many of the new flows that can do
@@ -634,6 +680,7 @@ const _: () = {
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowState>() == 24);
     assert!(core::mem::size_of::<FlowCacheEntry>() == 64);
+    assert!(core::mem::size_of::<NatReplyCacheEntry>() == 104);
     assert!(core::mem::size_of::<Settings>() == 16);
     assert!(core::mem::size_of::<NatReply>() == 64);
 };
@@ -657,6 +704,7 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowState {}
     unsafe impl aya::Pod for FlowCacheEntry {}
+    unsafe impl aya::Pod for NatReplyCacheEntry {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for FloodGuard {}
     unsafe impl aya::Pod for NewFlowWindow {}

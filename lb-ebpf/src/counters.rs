@@ -59,8 +59,16 @@ fn add_out(counters: Option<*mut TrafficCounters>, bytes: u64) {
 /// and OutBytes).
 #[inline(always)]
 pub fn count_out(real_id: u32, bytes: u64) {
-    add_out(LB_REAL_STATS.get_ptr_mut(real_id), bytes);
     if let Some(real) = LB_REALS.get(real_id) {
-        add_out(LB_SVC_STATS.get_ptr_mut(real.service_id), bytes);
+        count_out_of(real_id, real.service_id, bytes);
+    } else {
+        add_out(LB_REAL_STATS.get_ptr_mut(real_id), bytes);
     }
+}
+
+/// [`count_out`] for a caller that knows the real's service.
+#[inline(always)]
+pub fn count_out_of(real_id: u32, service_id: u32, bytes: u64) {
+    add_out(LB_REAL_STATS.get_ptr_mut(real_id), bytes);
+    add_out(LB_SVC_STATS.get_ptr_mut(service_id), bytes);
 }

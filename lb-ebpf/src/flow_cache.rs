@@ -23,7 +23,7 @@ use crate::{
 
 /// Compares the ten words of two keys with one branch instead of ten.
 #[inline(always)]
-fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
+pub fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
     let (a, b) = (words(a), words(b));
     let mut diff = 0;
     let mut i = 0;
@@ -44,7 +44,7 @@ fn words(key: &FlowKey) -> &[u32; 10] {
 }
 
 #[inline(always)]
-fn generation() -> u32 {
+pub fn generation() -> u32 {
     LB_FLOW_CACHE_GEN.get(0).copied().unwrap_or(0)
 }
 

@@ -114,6 +114,9 @@ mod program {
                 count(GlobalCounter::FlowHit);
                 return forward(ctx, &l3, l4, &choice);
             }
+            if let Some(verdict) = nat::cached_reply(ctx, &l3, l4, &key, now) {
+                return verdict;
+            }
             if let Some(service) = scheduling::find_exact_service(&l3, l4) {
                 return balance_service(ctx, &l3, l4, &service, key, now);
             }

@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use lb_common::{
     FloodGuard, FlowCacheEntry, FlowKey, FlowState, GlobalCounter, NatRealKey, NatReply,
-    NewFlowWindow, PersistKey, PersistState, Real, RealConns, Service, ServiceKey, Settings,
-    TrafficCounters, VipInfo, VipKey, capacity,
+    NatReplyCacheEntry, NewFlowWindow, PersistKey, PersistState, Real, RealConns, Service,
+    ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity,
 };
 
 #[map]
@@ -45,6 +45,12 @@ pub static LB_FLOWS: LruHashMap<FlowKey, FlowState> =
 /// verifier inlines, not a hash-table walk.
 #[map]
 pub static LB_FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
+    PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);
+
+/// Each CPU's cache of NAT replies, in front of the reply path (see
+/// `nat/reply_cache.rs`); indexed like `LB_FLOW_CACHE`.
+#[map]
+pub static LB_NAT_REPLY_CACHE: PerCpuArray<NatReplyCacheEntry> =
     PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);
 
 /// Entry 0: the generation flow cache slots must carry to be used.

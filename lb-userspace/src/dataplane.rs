@@ -168,13 +168,14 @@ impl Maps {
         })
     }
 
-    /// Makes every CPU's flow cache forget what it holds, so the next
-    /// packet of each flow goes through the flow table and the services.
-    /// Call it after changing anything a cached decision depends on other
-    /// than the real's own entry: services, VIPs, settings, or a flow entry
-    /// written from here (`lb_common::FlowCacheEntry`). The reaper needs
-    /// none: it removes only flows idle past their timeout, and no slot
-    /// answers for a flow idle over a second.
+    /// Makes every CPU's flow cache and NAT reply cache forget what they
+    /// hold, so the next packet of each flow goes through the flow table
+    /// and the services. Call it after changing anything a cached decision
+    /// depends on other than the real's own entry: services, VIPs,
+    /// settings, NAT reals (the NAT reply cache shares the generation), or
+    /// a flow entry written from here (`lb_common::FlowCacheEntry`). The
+    /// reaper needs none: it removes only flows idle past their timeout,
+    /// and no slot answers for a flow idle over a second.
     pub fn invalidate_flow_cache(&mut self) -> Result<()> {
         let current = self.flow_cache_generation.get(&0, 0)?;
         self.flow_cache_generation

@@ -373,7 +373,7 @@ impl Reconciler {
             }
         }
 
-        self.apply_nat_reals(maps, config)?;
+        services_changed |= self.apply_nat_reals(maps, config)?;
         services_changed |= self.apply_settings(maps, config)?;
 
         // 4. Removals, in reverse: unreachable first, then freed.
@@ -410,8 +410,9 @@ impl Reconciler {
                 applied.reals_removed += 1;
             }
         }
-        // Every cached packet reads its real's entry, so real changes need
-        // no invalidation; service-level ones do.
+        // Every packet the flow cache answers reads its real's entry, so
+        // real changes need no invalidation; service-level ones do, and so
+        // do NAT reals (the reply cache reads no real entry).
         if services_changed {
             maps.invalidate_flow_cache()?;
         }
@@ -481,8 +482,10 @@ impl Reconciler {
     }
 
     /// Addresses of NAT reals: the data plane looks for replies only from
-    /// these.
-    fn apply_nat_reals(&mut self, maps: &mut Maps, config: &Config) -> Result<()> {
+    /// these. Returns whether they changed: the NAT reply cache answers
+    /// without asking (see `lb_common::NatReplyCacheEntry`), so a real no
+    /// longer behind NAT must empty it.
+    fn apply_nat_reals(&mut self, maps: &mut Maps, config: &Config) -> Result<bool> {
         let wanted: BTreeSet<NatRealKey> = config
             .services
             .iter()
@@ -504,8 +507,9 @@ impl Reconciler {
         for key in self.nat_reals.difference(&wanted) {
             remove_missing(maps.nat_reals.remove(key))?;
         }
+        let changed = self.nat_reals != wanted;
         self.nat_reals = wanted;
-        Ok(())
+        Ok(changed)
     }
 
     /// Returns whether the settings changed. (The flood guard's limit is

@@ -306,3 +306,31 @@ fn next_hops(config: &config::Config) -> HashMap<IpAddr, Resolution> {
         })
         .collect()
 }
+
+/// The NAT reply cache reads no real entry, so a NAT real that leaves
+/// (its address no longer one replies are taken from) must empty every
+/// CPU's caches: the flow cache generation moves then, and not when
+/// nothing changed.
+#[test]
+fn nat_reals_leaving_empty_the_caches() {
+    let mut dataplane = Dataplane::load(geometry(), None).expect("loading (needs root)");
+    let mut reconciler = Reconciler::new(geometry());
+    let layout = PinLayout::new("/sys/fs/bpf/unused");
+    let mut apply = |reals: usize| {
+        let yaml = config_yaml(&layout, reals)
+            .replace("protocol: tcp,", "protocol: tcp, forwarding: nat,");
+        let config = config::parse(&yaml, "nat.yaml", &|_| true).unwrap();
+        reconciler
+            .apply(
+                &mut dataplane.maps,
+                &config,
+                &next_hops(&config),
+                &HashMap::new(),
+            )
+            .unwrap();
+        dataplane.maps.flow_cache_generation.get(&0, 0).unwrap()
+    };
+    let first = apply(3);
+    assert_eq!(apply(3), first, "nothing changed");
+    assert_ne!(apply(2), first, "a NAT real left");
+}

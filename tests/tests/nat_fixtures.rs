@@ -1393,6 +1393,148 @@ fn replies_advance_the_connection_state() {
     });
 }
 
+// ---------------------------------------------------------------------------
+// The reply cache (lb-ebpf/src/nat/reply_cache.rs)
+// ---------------------------------------------------------------------------
+
+impl Rig {
+    /// An established TCP flow from `client` whose first data reply (from
+    /// the reply path) filled this CPU's reply cache; its reverse entry is
+    /// then removed behind the cache's back, as lbd never does without
+    /// bumping the generation. A reply the cache answers is still routed
+    /// to the client; one that takes the reply path is not a reply any
+    /// more, and passes untouched.
+    fn cached_flow(&mut self, svc: Svc, client: &str) -> Frame {
+        pin_to_current_cpu();
+        self.request(svc, client, SYN);
+        self.request(svc, client, ACK);
+        let data = reply(svc, client, ACK);
+        self.expect_all(vec![routed("first data reply", &data, svc)]);
+        let reverse = data.key();
+        self.lb
+            .dataplane
+            .maps
+            .nat_replies
+            .remove(&reverse)
+            .expect("remove the reverse entry");
+        data
+    }
+}
+
+/// Not a reply (its reverse entry is gone): the host's to route.
+fn not_a_reply(name: &str, frame: &Frame) -> Case {
+    case(name, frame, xdp::PASS, None, &[PassNotVip])
+}
+
+#[test]
+fn cached_replies_skip_the_reply_path_until_the_daemon_changes_something() {
+    in_private_netns(|| {
+        let mut rig = Rig::new();
+        for (svc, client) in [(WEB4_SVC, CLIENT4), (WEB6_SVC, CLIENT6)] {
+            let data = rig.cached_flow(svc, client);
+            let before = rig.lb.svc_counters(svc);
+            rig.expect_all(vec![routed(
+                &format!("{}: cached reply", svc.vip),
+                &data,
+                svc,
+            )]);
+            // Counted as the reply path counts it.
+            let out = TrafficCounters {
+                out_packets: 1,
+                out_bytes: data.bytes().len() as u64,
+                ..TrafficCounters::default()
+            };
+            let after = rig.lb.svc_counters(svc);
+            assert_eq!(delta(after.0, before.0), out, "{}: real counters", svc.vip);
+            assert_eq!(
+                delta(after.1, before.1),
+                out,
+                "{}: service counters",
+                svc.vip
+            );
+            // Any length up to the path's MTU.
+            for len in [1, 1400] {
+                let other_length = reply(svc, client, ACK).payload_len(len);
+                rig.expect_all(vec![routed("another length", &other_length, svc)]);
+            }
+
+            rig.lb
+                .dataplane
+                .maps
+                .invalidate_flow_cache()
+                .expect("bump the generation");
+            rig.expect_all(vec![not_a_reply("after the daemon's change", &data)]);
+        }
+    });
+}
+
+#[test]
+fn replies_the_cache_cannot_vouch_for_take_the_reply_path() {
+    in_private_netns(|| {
+        let mut rig = Rig::new();
+        // Clients behind a path with an MTU of 1,280.
+        for (svc, client) in [(WEB4_SVC, NARROW_CLIENT4), (WEB6_SVC, NARROW_CLIENT6)] {
+            let data = rig.cached_flow(svc, client);
+            rig.expect_all(vec![
+                // Within the path's MTU, which the route lookup reported.
+                routed("a reply that fits", &data.clone().payload_len(1200), svc),
+                // Longer than that: the reply path hands it to the kernel.
+                not_a_reply("a reply too big", &data.clone().payload_len(1300)),
+                // Expiring: the reply path leaves it to the kernel.
+                not_a_reply("TTL 1", &data.clone().ttl(1)),
+                // Closing the flow writes its entry.
+                not_a_reply("FIN", &reply(svc, client, FIN_ACK)),
+                // Another flow's reply.
+                not_a_reply(
+                    "another client port",
+                    &reply(svc, client_port(client, 1), ACK),
+                ),
+            ]);
+            // The forward flow's entry gets its timestamp once a second:
+            // a slot answers no longer than that.
+            rig.expect_all(vec![routed("within the second", &data, svc)]);
+            std::thread::sleep(std::time::Duration::from_millis(1_100));
+            rig.expect_all(vec![not_a_reply("a second later", &data)]);
+        }
+    });
+}
+
+#[test]
+fn replies_the_program_does_not_send_itself_are_not_cached() {
+    in_private_netns(|| {
+        let mut rig = Rig::new();
+        pin_to_current_cpu();
+        for (svc, client) in [
+            (WEB4_SVC, UNRESOLVED_CLIENT4),
+            (WEB6_SVC, UNRESOLVED_CLIENT6),
+        ] {
+            rig.request(svc, client, SYN);
+            rig.request(svc, client, ACK);
+            let data = reply(svc, client, ACK);
+            rig.expect_all(vec![passed_translated(
+                "no neighbour entry: the kernel forwards it",
+                &data,
+                svc,
+                PassNoNeighbour,
+            )]);
+            rig.lb
+                .dataplane
+                .maps
+                .nat_replies
+                .remove(&data.key())
+                .expect("remove the reverse entry");
+            rig.expect_all(vec![not_a_reply("nothing was cached", &data)]);
+        }
+    });
+}
+
+/// `client` ("addr:port") with its port moved up by `by`.
+fn client_port(client: &'static str, by: u16) -> &'static str {
+    let address = sa(client);
+    let moved = SocketAddr::new(address.ip(), address.port() + by).to_string();
+    Box::leak(moved.into_boxed_str())
+}
+
 /// ICMP errors a NAT real sends about a NAT flow are translated like its
 /// replies: from the VIP, quoting client -> VIP:port as the client sent it
 /// (quoted IPv4 header checksum, quoted TCP/UDP checksum when quoted, ICMP

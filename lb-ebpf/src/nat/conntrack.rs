@@ -8,7 +8,7 @@
 #![allow(clippy::needless_borrows_for_generic_args)]
 
 use aya_ebpf::programs::XdpContext;
-use lb_common::{NatReply, Real, proto};
+use lb_common::{FlowState, NatReply, Real, proto};
 
 use super::{
     headers::{self, Layout},
@@ -145,18 +145,16 @@ pub fn reply_entry(
 /// same write economy as the request path: the timestamp at most once a
 /// second, at once when the state changes. A reply also revives a flow
 /// past its idle timeout: the real still has the connection, so the
-/// client's next packet had better keep going there.
+/// client's next packet had better keep going there. Returns the flow when
+/// it is the reply's (for the reply cache).
 #[inline(always)]
-pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
-    let Some(flow) = LB_FLOWS.get_ptr_mut(&entry.forward) else {
-        return;
-    };
+pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) -> Option<&'static FlowState> {
     // SAFETY: LRU values stay valid while the program runs.
-    let flow = unsafe { &mut *flow };
+    let flow = unsafe { &mut *LB_FLOWS.get_ptr_mut(&entry.forward)? };
     // The client's flow was scheduled afresh elsewhere (it expired, or its
     // real went away): this real's late replies must not keep it alive.
     if flow.real_id != entry.real_id {
-        return;
+        return None;
     }
     let now = clock::now_ns();
     let state = reply_state(flow.state, protocol, tcp_flags);
@@ -164,6 +162,7 @@ pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
         flow.state = state;
         flow.last_seen_ns = now;
     }
+    Some(flow)
 }
 
 /// The state a reply moves the connection to. As on the request path, FIN
@@ -171,7 +170,7 @@ pub fn track_reply(entry: &NatReply, protocol: u8, tcp_flags: u8) {
 /// ACK does (IPVS stays in SYN_RECV too), so a SYN flood the reals answer
 /// keeps its short timeout.
 #[inline(always)]
-fn reply_state(current: u8, protocol: u8, tcp_flags: u8) -> u8 {
+pub fn reply_state(current: u8, protocol: u8, tcp_flags: u8) -> u8 {
     if protocol == proto::TCP && tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == TCP_SYN {
         return current;
     }

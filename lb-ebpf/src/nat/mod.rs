@@ -17,13 +17,16 @@
 //! resolved in advance (MACs and egress interface in `LB_REALS`, as for DR
 //! and TUN): no helper call per packet. Replies go to arbitrary client
 //! addresses that nobody can resolve in advance, so the reply path asks the
-//! kernel's FIB and neighbour tables per packet (`bpf_fib_lookup`, see
-//! [`route`]) and leaves to the kernel what it cannot finish itself.
+//! kernel's FIB and neighbour tables (`bpf_fib_lookup`, see [`route`]) and
+//! leaves to the kernel what it cannot finish itself. What it finished, the
+//! reply cache ([`reply_cache`]) repeats for the flow's next replies for up
+//! to a second without any lookup.
 
 mod call;
 mod conntrack;
 mod headers;
 mod icmp_error;
+mod reply_cache;
 mod rewrite;
 mod route;
 mod scratch;
@@ -122,6 +125,20 @@ fn to_real(
     transmit(ctx, real.ifindex).map(|action| (action, GlobalCounter::Forwarded))
 }
 
+/// A reply of a flow this CPU's reply cache holds: translated and sent on
+/// without the reply path's lookups (see `reply_cache.rs`). `None`: not
+/// cached, or not answerable from the cache.
+#[inline(always)]
+pub fn cached_reply(
+    ctx: &XdpContext,
+    l3: &L3,
+    l4: &L4,
+    key: &lb_common::FlowKey,
+    now: u64,
+) -> Option<Verdict> {
+    reply_cache::answer(ctx, l3, l4, key, now)
+}
+
 /// A packet not addressed to a VIP: if it is a reply from a NAT real,
 /// rewrite it back to the VIP and route it to the client. `None`: not a NAT
 /// reply, the host handles it as it came. In a BPF function of its own,
@@ -185,7 +202,7 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
             GlobalCounter::PassTtlExceeded,
         )));
     }
-    conntrack::track_reply(entry, at.protocol, l4.tcp_flags);
+    let flow = conntrack::track_reply(entry, at.protocol, l4.tcp_flags);
     // The client's address and port are in the key just looked up.
     let route = route::lookup(
         ctx,
@@ -205,6 +222,12 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     // goes back to the real, and drops go nowhere).
     if translated && verdict.0 != xdp_action::XDP_DROP {
         counters::count_out(entry.real_id, (ctx.data_end() - ctx.data()) as u64);
+    }
+    // Sent on by the program itself: the next replies can be too.
+    if verdict.1 == GlobalCounter::NatReplies
+        && let Some(flow) = flow
+    {
+        reply_cache::remember(&scratch.key, entry, flow, &scratch.fib);
     }
     Some(Reply::Done(verdict))
 }
