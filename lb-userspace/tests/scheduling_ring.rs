@@ -228,15 +228,7 @@ fn the_flood_guard_limit_follows_the_config() {
         ("flood_guard: { new_flows_per_second: 7 }\n", 7),
     ] {
         let yaml = format!("{line}{}", config_yaml(&layout, 1));
-        let config = config::parse(&yaml, "guard.yaml", &|_| true).unwrap();
-        reconciler
-            .apply(
-                &mut dataplane.maps,
-                &config,
-                &next_hops(&config),
-                &HashMap::new(),
-            )
-            .unwrap();
+        apply_yaml(&mut reconciler, &mut dataplane, &yaml);
         assert_eq!(limit(&dataplane), expected, "after applying {line:?}");
     }
 }
@@ -319,18 +311,24 @@ fn nat_reals_leaving_empty_the_caches() {
     let mut apply = |reals: usize| {
         let yaml = config_yaml(&layout, reals)
             .replace("protocol: tcp,", "protocol: tcp, forwarding: nat,");
-        let config = config::parse(&yaml, "nat.yaml", &|_| true).unwrap();
-        reconciler
-            .apply(
-                &mut dataplane.maps,
-                &config,
-                &next_hops(&config),
-                &HashMap::new(),
-            )
-            .unwrap();
+        apply_yaml(&mut reconciler, &mut dataplane, &yaml);
         dataplane.maps.flow_cache_generation.get(&0, 0).unwrap()
     };
     let first = apply(3);
     assert_eq!(apply(3), first, "nothing changed");
     assert_ne!(apply(2), first, "a NAT real left");
+}
+
+/// Parses `yaml` and applies it with every real's next hop known and no
+/// health verdicts.
+fn apply_yaml(reconciler: &mut Reconciler, dataplane: &mut Dataplane, yaml: &str) {
+    let config = config::parse(yaml, "test.yaml", &|_| true).unwrap();
+    reconciler
+        .apply(
+            &mut dataplane.maps,
+            &config,
+            &next_hops(&config),
+            &HashMap::new(),
+        )
+        .unwrap();
 }
