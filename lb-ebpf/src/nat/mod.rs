@@ -254,7 +254,7 @@ fn translate_first(route: &Route, may_fragment: bool) -> bool {
 #[inline(always)]
 fn deliver(ctx: &XdpContext, fib: &FibParams, route: Route) -> Verdict {
     match route {
-        Route::Resolved => send_to_client(ctx, fib),
+        Route::Resolved => send_to_client(ctx, &fib.dmac, &fib.smac, fib.ifindex),
         // The route is there, the neighbour is not resolved yet: the kernel
         // forwards the translated packet and resolves it on the way (which
         // needs forwarding enabled on the balancer, as NAT does anyway).
@@ -267,13 +267,13 @@ fn deliver(ctx: &XdpContext, fib: &FibParams, route: Route) -> Verdict {
 /// A translation that cannot fail did: a header the parser read is gone.
 const UNTRANSLATABLE: Verdict = (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
 
-/// Out to the next hop the route lookup found.
+/// Out to the next hop a route lookup found (now, or for the reply cache).
 #[inline(always)]
-fn send_to_client(ctx: &XdpContext, fib: &FibParams) -> Verdict {
-    if rewrite::set_macs(ctx, &fib.dmac, &fib.smac).is_none() {
-        return (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
+fn send_to_client(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) -> Verdict {
+    if rewrite::set_macs(ctx, dst_mac, src_mac).is_none() {
+        return UNTRANSLATABLE;
     }
-    match transmit(ctx, fib.ifindex) {
+    match transmit(ctx, ifindex) {
         Ok(action) => (action, GlobalCounter::NatReplies),
         Err(reason) => (xdp_action::XDP_DROP, reason),
     }

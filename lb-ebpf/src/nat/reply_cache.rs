@@ -13,18 +13,15 @@ use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
     programs::XdpContext,
 };
-use lb_common::{
-    FlowKey, FlowState, GlobalCounter, NatReply, NatReplyCacheEntry, flow_hash::flow_cache_slot,
-};
+use lb_common::{FlowKey, FlowState, NatReply, NatReplyCacheEntry, flow_hash::flow_cache_slot};
 
 use super::{
-    Verdict, call, conntrack::reply_state, headers, headers::Layout, rewrite, rewrite::End,
-    route::FibParams,
+    UNTRANSLATABLE, Verdict, call, conntrack::reply_state, headers, headers::Layout, rewrite,
+    rewrite::End, route::FibParams, send_to_client,
 };
 use crate::{
     clock, counters,
     flow_cache::{generation, same_flow},
-    forward::transmit,
     maps::LB_NAT_REPLY_CACHE,
     parse::{L3, L4},
     scheduling::writes_flow_entry,
@@ -59,28 +56,31 @@ fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry) -> u64 {
 
 #[inline(always)]
 fn send(ctx: &XdpContext, slot: &NatReplyCacheEntry) -> Verdict {
-    const UNTRANSLATABLE: Verdict = (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
     // Cannot fail: the balancer parsed the same frame a moment ago.
     let Some((l3, _)) = headers::tcp_udp(ctx) else {
         return UNTRANSLATABLE;
     };
-    let at = Layout::of(&l3);
-    if rewrite::translate(ctx, at, End::Source, &slot.vip, slot.vip_port_be).is_none()
-        || rewrite::set_macs(ctx, &slot.dst_mac, &slot.src_mac).is_none()
+    if rewrite::translate(
+        ctx,
+        Layout::of(&l3),
+        End::Source,
+        &slot.vip,
+        slot.vip_port_be,
+    )
+    .is_none()
     {
         return UNTRANSLATABLE;
     }
-    match transmit(ctx, slot.ifindex) {
-        Ok(action) => {
-            counters::count_out_of(
-                slot.real_id,
-                slot.service_id,
-                (ctx.data_end() - ctx.data()) as u64,
-            );
-            (action, GlobalCounter::NatReplies)
-        }
-        Err(reason) => (xdp_action::XDP_DROP, reason),
+    let verdict = send_to_client(ctx, &slot.dst_mac, &slot.src_mac, slot.ifindex);
+    // Counted as the reply path counts what it sends on.
+    if verdict.0 != xdp_action::XDP_DROP {
+        counters::count_out_of(
+            slot.real_id,
+            slot.service_id,
+            (ctx.data_end() - ctx.data()) as u64,
+        );
     }
+    verdict
 }
 
 /// Caches what the reply path just did with the reply whose 5-tuple is
