@@ -288,6 +288,88 @@ fn target(rig: &Rig, route: Route, family: Family, service_port: u16) -> SocketA
     }
 }
 
+/// One side of a [`Comparison`]: its rounds and how the notes call it.
+struct Side<'a> {
+    samples: &'a Samples,
+    label: &'a str,
+}
+
+/// Two routes measured in the same alternating rounds, reported as a TCP
+/// throughput figure and a short-connections figure for one family.
+struct Comparison<'a> {
+    section: Section,
+    /// "DR IPv4", "NAT IPv6".
+    name: String,
+    /// After "via VIP" in the figures' names: "", ", same hops".
+    suffix: &'a str,
+    measured: Side<'a>,
+    reference: Side<'a>,
+    /// The reference as the table names it.
+    reference_name: &'a str,
+    /// What the notes start with: how the two routes differ.
+    context: &'a str,
+    throughput_target: Option<Target>,
+}
+
+impl Comparison<'_> {
+    fn add_to(&self, report: &mut Report, family: Family) {
+        let index = family.index();
+        let (measured, reference) = (&self.measured, &self.reference);
+        let (rate, reference_rate) = (
+            measured.samples.throughput(family),
+            reference.samples.throughput(family),
+        );
+        let mut throughput = Figure::new(
+            self.section,
+            format!("{} TCP throughput via VIP{}", self.name, self.suffix),
+            rate.median,
+            "Gbit/s",
+        )
+        .compared_to(self.reference_name, reference_rate.median)
+        .note(format!(
+            "{}; {RIG_NOTE}; {} Gbit/s {}, {} {}; retransmits {} {}, {} {}",
+            self.context,
+            rate.describe(),
+            measured.label,
+            reference_rate.describe(),
+            reference.label,
+            measured.label,
+            measured.samples.retransmits[index],
+            reference.label,
+            reference.samples.retransmits[index]
+        ));
+        if let Some(target) = self.throughput_target {
+            throughput = throughput.target(target);
+        }
+        report.add(throughput);
+        let (rate, reference_rate) = (
+            measured.samples.connections(family),
+            reference.samples.connections(family),
+        );
+        report.add(
+            Figure::new(
+                self.section,
+                format!("{} short connections via VIP{}", self.name, self.suffix),
+                rate.median,
+                "conn/s",
+            )
+            .compared_to(self.reference_name, reference_rate.median)
+            .note(format!(
+                "{}; {WRK_NOTE}; {} {}, {} {}; failed requests {} {}, {} {}",
+                self.context,
+                rate.describe(),
+                measured.label,
+                reference_rate.describe(),
+                reference.label,
+                measured.label,
+                measured.samples.failed_requests[index],
+                reference.label,
+                reference.samples.failed_requests[index]
+            )),
+        );
+    }
+}
+
 fn add_e2e_figures(
     report: &mut Report,
     mode: Mode,
@@ -295,45 +377,23 @@ fn add_e2e_figures(
     via_vip: &Samples,
     direct: &Samples,
 ) {
-    let name = format!("{} {}", mode.name(), family.label());
-    let index = family.index();
-    let (vip_rate, direct_rate) = (via_vip.throughput(family), direct.throughput(family));
-    report.add(
-        Figure::new(
-            Section::EndToEnd,
-            format!("{name} TCP throughput via VIP"),
-            vip_rate.median,
-            "Gbit/s",
-        )
-        .compared_to("direct to the real", direct_rate.median)
-        .target(Target::RatioAtLeast(0.95))
-        .note(format!(
-            "{}; {RIG_NOTE}; {} Gbit/s via VIP, {} direct; retransmits via VIP {}, direct {}",
-            direct_path(mode),
-            vip_rate.describe(),
-            direct_rate.describe(),
-            via_vip.retransmits[index],
-            direct.retransmits[index]
-        )),
-    );
-    let (vip_rate, direct_rate) = (via_vip.connections(family), direct.connections(family));
-    report.add(
-        Figure::new(
-            Section::EndToEnd,
-            format!("{name} short connections via VIP"),
-            vip_rate.median,
-            "conn/s",
-        )
-        .compared_to("direct to the real", direct_rate.median)
-        .note(format!(
-            "{}; {WRK_NOTE}; {} via VIP, {} direct; failed requests via VIP {}, direct {}",
-            direct_path(mode),
-            vip_rate.describe(),
-            direct_rate.describe(),
-            via_vip.failed_requests[index],
-            direct.failed_requests[index]
-        )),
-    );
+    Comparison {
+        section: Section::EndToEnd,
+        name: format!("{} {}", mode.name(), family.label()),
+        suffix: "",
+        measured: Side {
+            samples: via_vip,
+            label: "via VIP",
+        },
+        reference: Side {
+            samples: direct,
+            label: "direct",
+        },
+        reference_name: "direct to the real",
+        context: direct_path(mode),
+        throughput_target: Some(Target::RatioAtLeast(0.95)),
+    }
+    .add_to(report, family);
 }
 
 /// The VIP against the kernel forwarding the same packets across the same
@@ -346,47 +406,23 @@ fn add_kernel_routed_figures(
     via_vip: &Samples,
     kernel_routed: &Samples,
 ) {
-    let name = format!("{} {}", mode.name(), family.label());
-    let index = family.index();
-    let (vip_rate, routed_rate) = (via_vip.throughput(family), kernel_routed.throughput(family));
-    report.add(
-        Figure::new(
-            Section::EndToEnd,
-            format!("{name} TCP throughput via VIP, same hops"),
-            vip_rate.median,
-            "Gbit/s",
-        )
-        .compared_to("kernel-routed via the balancer host", routed_rate.median)
-        .note(format!(
-            "{KERNEL_ROUTED_NOTE}; {RIG_NOTE}; {} Gbit/s via VIP, {} kernel-routed; \
-             retransmits via VIP {}, kernel-routed {}",
-            vip_rate.describe(),
-            routed_rate.describe(),
-            via_vip.retransmits[index],
-            kernel_routed.retransmits[index]
-        )),
-    );
-    let (vip_rate, routed_rate) = (
-        via_vip.connections(family),
-        kernel_routed.connections(family),
-    );
-    report.add(
-        Figure::new(
-            Section::EndToEnd,
-            format!("{name} short connections via VIP, same hops"),
-            vip_rate.median,
-            "conn/s",
-        )
-        .compared_to("kernel-routed via the balancer host", routed_rate.median)
-        .note(format!(
-            "{KERNEL_ROUTED_NOTE}; {WRK_NOTE}; {} via VIP, {} kernel-routed; failed requests \
-             via VIP {}, kernel-routed {}",
-            vip_rate.describe(),
-            routed_rate.describe(),
-            via_vip.failed_requests[index],
-            kernel_routed.failed_requests[index]
-        )),
-    );
+    Comparison {
+        section: Section::EndToEnd,
+        name: format!("{} {}", mode.name(), family.label()),
+        suffix: ", same hops",
+        measured: Side {
+            samples: via_vip,
+            label: "via VIP",
+        },
+        reference: Side {
+            samples: kernel_routed,
+            label: "kernel-routed",
+        },
+        reference_name: "kernel-routed via the balancer host",
+        context: KERNEL_ROUTED_NOTE,
+        throughput_target: None,
+    }
+    .add_to(report, family);
 }
 
 fn add_nftables_figures(
@@ -395,48 +431,23 @@ fn add_nftables_figures(
     by_balancer: &Samples,
     by_nftables: &Samples,
 ) {
-    let name = format!("NAT {}", family.label());
-    let index = family.index();
-    let (balancer, nftables) = (
-        by_balancer.throughput(family),
-        by_nftables.throughput(family),
-    );
-    report.add(
-        Figure::new(
-            Section::Nftables,
-            format!("{name} TCP throughput via VIP, balancer"),
-            balancer.median,
-            "Gbit/s",
-        )
-        .compared_to("nftables DNAT", nftables.median)
-        .note(format!(
-            "{NFTABLES_NOTE}; {RIG_NOTE}; {} Gbit/s balancer, {} nftables; retransmits balancer {}, nftables {}",
-            balancer.describe(),
-            nftables.describe(),
-            by_balancer.retransmits[index],
-            by_nftables.retransmits[index]
-        )),
-    );
-    let (balancer, nftables) = (
-        by_balancer.connections(family),
-        by_nftables.connections(family),
-    );
-    report.add(
-        Figure::new(
-            Section::Nftables,
-            format!("{name} short connections via VIP, balancer"),
-            balancer.median,
-            "conn/s",
-        )
-        .compared_to("nftables DNAT", nftables.median)
-        .note(format!(
-            "{NFTABLES_NOTE}; {WRK_NOTE}; {} balancer, {} nftables; failed requests balancer {}, nftables {}",
-            balancer.describe(),
-            nftables.describe(),
-            by_balancer.failed_requests[index],
-            by_nftables.failed_requests[index]
-        )),
-    );
+    Comparison {
+        section: Section::Nftables,
+        name: format!("NAT {}", family.label()),
+        suffix: ", balancer",
+        measured: Side {
+            samples: by_balancer,
+            label: "balancer",
+        },
+        reference: Side {
+            samples: by_nftables,
+            label: "nftables",
+        },
+        reference_name: "nftables DNAT",
+        context: NFTABLES_NOTE,
+        throughput_target: None,
+    }
+    .add_to(report, family);
 }
 
 /// What the VIP is compared with, per mode.
