@@ -137,10 +137,8 @@ pub fn build_table(backends: &[Backend], table_size: u32) -> Result<Vec<u32>> {
         cursors.len()
     );
 
-    let slots = table_size as usize;
-    let mut table = vec![0u32; slots];
     let Some(max_weight) = cursors.iter().map(|c| c.weight).max() else {
-        return Ok(table);
+        return Ok(vec![0u32; table_size as usize]);
     };
     // Start every credit one weight short of a turn, so that the first round
     // gives each backend exactly one slot. That is what lets us promise a
@@ -160,9 +158,10 @@ pub fn build_table(backends: &[Backend], table_size: u32) -> Result<Vec<u32>> {
     // weight ratios matter: scaling every weight by the same factor gives the
     // same table. Walking every backend every round costs O(rounds * N),
     // which only grows when one weight dwarfs the rest (one backend at 65535
-    // and 999 at 1: about 0.1 s in release, against ~3 ms for equal weights);
-    // rebuilds happen on configuration changes, so the simple loop wins.
-    let mut filled = 0usize;
+    // and 999 at 1: about 0.1 s in release, against about a millisecond for
+    // equal weights); rebuilds happen on configuration changes, so the
+    // simple loop wins.
+    let mut fill = Fill::new(table_size);
     loop {
         for c in &mut cursors {
             c.credit += c.weight;
@@ -172,16 +171,123 @@ pub fn build_table(backends: &[Backend], table_size: u32) -> Result<Vec<u32>> {
                 continue;
             }
             c.credit -= max_weight;
-            while table[c.pos as usize] != 0 {
-                c.advance(table_size);
-            }
-            table[c.pos as usize] = c.id;
-            c.advance(table_size);
-            filled += 1;
-            if filled == slots {
-                return Ok(table);
+            if fill.take_turn(c) {
+                return Ok(fill.table);
             }
         }
+    }
+}
+
+/// Probes per step of a preference list: the next `LANES` positions are
+/// checked together and the first free one taken. In the middle of the fill
+/// whether the next slot is free is a coin toss that the branch predictor
+/// loses once per slot; one branch per `LANES` probes loses far less often
+/// (4 measured fastest: 10-15% off a 65,537-slot build).
+const LANES: usize = 4;
+
+/// The table being filled, and how each turn finds its slot.
+///
+/// A turn takes the first free slot of the backend's preference list from
+/// where its last turn stopped. Probing the list slot by slot costs about
+/// `M ln M` probes for the whole table, over half of them in the last
+/// `sqrt(M)` turns, when nearly every probe hits a taken slot. So once only
+/// `sqrt(M)` slots are free, a turn instead looks at each free slot `s` and
+/// asks how far down the backend's list it is: `s = pos + k * skip (mod M)`
+/// gives `k = (s - pos) * skip⁻¹ (mod M)`, and the free slot with the
+/// smallest `k` is exactly the one probing would have stopped at. That
+/// costs one step per free slot (at most `sqrt(M)`) instead of `M / free`
+/// probes on average. Together with [`LANES`], a build of 65,537 slots
+/// takes about a quarter less time; the table is the same, slot for slot.
+struct Fill {
+    table: Vec<u32>,
+    table_size: u32,
+    /// Slots still empty.
+    empty: usize,
+    /// When `empty` reaches this, turns switch to `free`.
+    free_list_from: usize,
+    /// The empty slots, once there are `free_list_from` of them.
+    free: Vec<u32>,
+    /// `(2^64 - 1) / table_size`, for Barrett reduction in the free-slot
+    /// search: a division per free slot would cost as much as it saves.
+    reciprocal: u64,
+}
+
+impl Fill {
+    fn new(table_size: u32) -> Self {
+        Self {
+            table: vec![0; table_size as usize],
+            table_size,
+            empty: table_size as usize,
+            free_list_from: table_size.isqrt() as usize,
+            free: Vec::new(),
+            reciprocal: u64::MAX / u64::from(table_size),
+        }
+    }
+
+    /// Gives `c` its next slot; true once the table is full.
+    fn take_turn(&mut self, c: &mut Cursor) -> bool {
+        let slot = if self.empty <= self.free_list_from {
+            self.take_nearest_free(c)
+        } else {
+            self.probe(c)
+        };
+        self.table[slot as usize] = c.id;
+        c.pos = slot;
+        c.advance(self.table_size);
+        self.empty -= 1;
+        if self.empty == self.free_list_from {
+            self.free = (0..self.table_size)
+                .filter(|&s| self.table[s as usize] == 0)
+                .collect();
+        }
+        self.empty == 0
+    }
+
+    /// The first empty slot of `c`'s list from `c.pos`, [`LANES`] at a time.
+    fn probe(&self, c: &Cursor) -> u32 {
+        let mut lanes = [c.pos; LANES];
+        for lane in 1..LANES {
+            lanes[lane] = c.step(lanes[lane - 1], 1, self.table_size);
+        }
+        loop {
+            let mut empty = 0u32;
+            for (lane, &slot) in lanes.iter().enumerate() {
+                empty |= u32::from(self.table[slot as usize] == 0) << lane;
+            }
+            if empty != 0 {
+                return lanes[empty.trailing_zeros() as usize];
+            }
+            for slot in &mut lanes {
+                *slot = c.step(*slot, LANES, self.table_size);
+            }
+        }
+    }
+
+    /// The free slot fewest steps down `c`'s list from `c.pos`, taken off
+    /// the free list.
+    fn take_nearest_free(&mut self, c: &Cursor) -> u32 {
+        let m = u64::from(self.table_size);
+        let pos = u64::from(c.pos);
+        let inverse = u64::from(c.skip_inverse);
+        let mut nearest = (u64::MAX, 0);
+        for (index, &slot) in self.free.iter().enumerate() {
+            let behind = if u64::from(slot) >= pos {
+                u64::from(slot) - pos
+            } else {
+                u64::from(slot) + m - pos
+            };
+            // < M^2 < 2^64, and Barrett's quotient is at most two short.
+            let product = behind * inverse;
+            let quotient = ((u128::from(product) * u128::from(self.reciprocal)) >> 64) as u64;
+            let mut steps = product - quotient * m;
+            while steps >= m {
+                steps -= m;
+            }
+            if steps < nearest.0 {
+                nearest = (steps, index);
+            }
+        }
+        self.free.swap_remove(nearest.1)
     }
 }
 
@@ -198,7 +304,10 @@ struct Cursor {
     credit: u32,
     /// `permutation[next]` in the paper's terms: the next slot to try.
     pos: u32,
-    skip: u32,
+    /// `strides[n - 1] = n * skip % M`, for n up to [`LANES`].
+    strides: [u32; LANES],
+    /// `skip⁻¹ mod M` (M is prime): how many steps away a slot is.
+    skip_inverse: u32,
 }
 
 impl Cursor {
@@ -209,26 +318,48 @@ impl Cursor {
         let m = u64::from(table_size);
         let offset = identity_hash(&backend.identity, OFFSET_SEED) % m;
         let skip = identity_hash(&backend.identity, SKIP_SEED) % (m - 1) + 1;
+        // All below table_size, a u32.
+        let strides = std::array::from_fn(|n| ((n as u64 + 1) * skip % m) as u32);
         Cursor {
             id: backend.id,
             weight: backend.weight,
             credit: 0,
-            // Both are below table_size, a u32.
             pos: offset as u32,
-            skip: skip as u32,
+            strides,
+            skip_inverse: modular_inverse(skip as u32, table_size),
         }
     }
 
-    /// pos = (pos + skip) % table_size, written so that it cannot overflow
-    /// even for table sizes close to u32::MAX, and without a division.
+    /// pos = (pos + skip) % table_size.
     fn advance(&mut self, table_size: u32) {
-        let room = table_size - self.skip;
-        self.pos = if self.pos >= room {
-            self.pos - room
-        } else {
-            self.pos + self.skip
-        };
+        self.pos = self.step(self.pos, 1, table_size);
     }
+
+    /// `slot` moved `steps` (1..=LANES) down the list: (slot + steps * skip)
+    /// % table_size, written so that it cannot overflow even for table sizes
+    /// close to u32::MAX, and without a division.
+    fn step(&self, slot: u32, steps: usize, table_size: u32) -> u32 {
+        let stride = self.strides[steps - 1];
+        let room = table_size - stride;
+        if slot >= room {
+            slot - room
+        } else {
+            slot + stride
+        }
+    }
+}
+
+/// `a⁻¹ mod m` for `a` coprime with `m` (extended Euclid).
+fn modular_inverse(a: u32, m: u32) -> u32 {
+    let (mut r, mut next_r) = (i64::from(m), i64::from(a));
+    let (mut t, mut next_t) = (0i64, 1i64);
+    while next_r != 0 {
+        let q = r / next_r;
+        (r, next_r) = (next_r, r - q * next_r);
+        (t, next_t) = (next_t, t - q * next_t);
+    }
+    // |t| < m, so the result fits.
+    t.rem_euclid(i64::from(m)) as u32
 }
 
 // Fixed seeds for the identity hash (arbitrary, but never to be changed:
@@ -370,6 +501,97 @@ mod tests {
         let id = v4([10, 0, 0, 1], 80);
         assert_eq!(identity_hash(&id, OFFSET_SEED), 13_656_429_985_986_263_611);
         assert_eq!(identity_hash(&id, SKIP_SEED), 17_277_700_184_884_852_223);
+    }
+
+    /// The fill as the paper writes it: every turn probes its backend's
+    /// list slot by slot. `build_table`'s shortcuts must not change a slot.
+    fn probing_slot_by_slot(backends: &[Backend], table_size: u32) -> Vec<u32> {
+        let m = u64::from(table_size);
+        let mut sorted: Vec<&Backend> = backends.iter().filter(|b| b.weight > 0).collect();
+        sorted.sort_by(|a, b| a.identity.cmp(&b.identity));
+        let max_weight = sorted.iter().map(|b| b.weight).max().unwrap_or(0);
+        // (id, weight, credit, pos, skip)
+        let mut lists: Vec<(u32, u32, u32, u64, u64)> = sorted
+            .iter()
+            .map(|b| {
+                let offset = identity_hash(&b.identity, OFFSET_SEED) % m;
+                let skip = identity_hash(&b.identity, SKIP_SEED) % (m - 1) + 1;
+                (b.id, b.weight, max_weight - b.weight, offset, skip)
+            })
+            .collect();
+        let mut table = vec![0u32; table_size as usize];
+        let mut filled = 0;
+        while !lists.is_empty() && filled < table.len() {
+            for (id, weight, credit, pos, skip) in &mut lists {
+                *credit += *weight;
+                if *credit < max_weight || filled == table.len() {
+                    continue;
+                }
+                *credit -= max_weight;
+                while table[*pos as usize] != 0 {
+                    *pos = (*pos + *skip) % m;
+                }
+                table[*pos as usize] = *id;
+                *pos = (*pos + *skip) % m;
+                filled += 1;
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn same_table_as_probing_slot_by_slot() {
+        type Weighting = (&'static str, fn(u32) -> u32);
+        let weightings: [Weighting; 4] = [
+            ("equal", |_| 1),
+            ("mixed", |i| i % 7 + 1),
+            ("with zeros", |i| i % 3),
+            ("one heavy", |i| if i == 0 { 500 } else { 1 }),
+        ];
+        for table_size in [2, 3, 5, 13, 251, 1021, DEFAULT_TABLE_SIZE] {
+            for n in [1, 2, 3, 10, 100, 1000] {
+                if n > table_size {
+                    continue;
+                }
+                for (name, weight) in weightings {
+                    let set = backends(n, weight);
+                    assert_eq!(
+                        build_table(&set, table_size).unwrap(),
+                        probing_slot_by_slot(&set, table_size),
+                        "{n} backends, {name} weights, {table_size} slots"
+                    );
+                }
+            }
+        }
+        let v6_set: Vec<Backend> = (0..50)
+            .map(|i| Backend {
+                identity: v6([0xfd00, 0, 0, 0, 0, 0, 0, i], 443),
+                id: u32::from(i) + 1,
+                weight: u32::from(i % 4) + 1,
+            })
+            .collect();
+        assert_eq!(
+            build_table(&v6_set, DEFAULT_TABLE_SIZE).unwrap(),
+            probing_slot_by_slot(&v6_set, DEFAULT_TABLE_SIZE)
+        );
+    }
+
+    #[test]
+    fn modular_inverse_inverts() {
+        for m in [2u32, 3, 13, 65_537, 4_294_967_291] {
+            for a in [1, 2, m / 2, m - 2, m - 1] {
+                if a == 0 || a >= m {
+                    continue;
+                }
+                let inverse = modular_inverse(a, m);
+                assert!(inverse < m);
+                assert_eq!(
+                    u64::from(a) * u64::from(inverse) % u64::from(m),
+                    1,
+                    "{a} mod {m}"
+                );
+            }
+        }
     }
 
     #[test]
