@@ -68,11 +68,17 @@ pub type Resolution = Result<NextHop, Unresolved>;
 /// 200 bytes).
 const ROUTE_LOOKUPS_IN_FLIGHT: usize = 64;
 
+/// Below this many addresses per core, [`Resolver::routes`] uses one socket:
+/// a thread, a runtime and a socket cost more than they save.
+const ROUTE_LOOKUPS_WORTH_A_THREAD: usize = 4096;
+
 /// The kernel's route to each real, as [`Resolver::routes`] found them.
 pub struct Routes(HashMap<IpAddr, Result<Route, Unresolved>>);
 
 pub struct Resolver {
     handle: Handle,
+    /// Sockets (threads) large lookups are spread over.
+    lookup_threads: usize,
 }
 
 impl Resolver {
@@ -81,7 +87,19 @@ impl Resolver {
         let (connection, handle, _) =
             rtnetlink::new_connection().context("opening an rtnetlink socket")?;
         tokio::spawn(connection);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            lookup_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    /// Spreads large route lookups over at most `threads` sockets (default:
+    /// one per core).
+    pub fn lookup_threads(self, threads: usize) -> Self {
+        Self {
+            lookup_threads: threads.max(1),
+            ..self
+        }
     }
 
     /// Resolves every address, asking the kernel to start resolving the
@@ -93,17 +111,42 @@ impl Resolver {
 
     /// The kernel's route to every address: one lookup each, the expensive
     /// half of [`Self::resolve`].
+    ///
+    /// The kernel does a lookup's work in the thread that sends the request,
+    /// so a hundred thousand of them keep one core busy for a third of a
+    /// second: large sets are split between this socket and more, each on
+    /// a thread of its own (see [`Self::lookup_threads`]).
     pub async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
+        let helpers = (reals.len() / ROUTE_LOOKUPS_WORTH_A_THREAD).min(self.lookup_threads - 1);
+        let mut chunks = reals.chunks(reals.len().div_ceil(helpers + 1).max(1));
+        let own = chunks.next().unwrap_or_default();
+        let helpers: Vec<_> = chunks
+            .map(|chunk| {
+                let chunk = chunk.to_vec();
+                tokio::task::spawn_blocking(move || routes_on_own_socket(&chunk))
+            })
+            .collect();
+        let mut routes = self.lookup_routes(own).await?;
+        for helper in helpers {
+            routes.extend(helper.await.context("route lookup thread")??);
+        }
+        Ok(Routes(routes))
+    }
+
+    /// One lookup per address on this socket.
+    async fn lookup_routes(
+        &self,
+        reals: &[IpAddr],
+    ) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
         // Many requests in flight on the one netlink socket (replies are
         // matched by sequence number): the connection task then sends and
         // receives in bursts instead of one round trip through the runtime
         // per real, which is most of the time for tens of thousands.
-        let routes = futures_util::stream::iter(reals.iter().copied())
+        futures_util::stream::iter(reals.iter().copied())
             .map(|real| async move { Ok::<_, anyhow::Error>((real, self.route(real).await?)) })
             .buffer_unordered(ROUTE_LOOKUPS_IN_FLIGHT)
             .try_collect()
-            .await?;
-        Ok(Routes(routes))
+            .await
     }
 
     /// The next hop of every routed real, from the neighbour table as it is
@@ -275,6 +318,15 @@ impl Resolver {
             None => bail!("interface {ifindex} has no Ethernet address"),
         }
     }
+}
+
+/// [`Resolver::lookup_routes`] on a socket and runtime of this thread's own.
+fn routes_on_own_socket(reals: &[IpAddr]) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime for route lookups")?
+        .block_on(async { Resolver::new()?.lookup_routes(reals).await })
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
