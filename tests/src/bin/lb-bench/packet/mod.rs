@@ -484,6 +484,17 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
         "the balancer rewrote only {rewritten} of {} frames",
         balancer.frames
     );
+    // What this harness carries at most: the same restore in front of the
+    // reflector (no lookup, no rewrite, XDP_TX back out), in the same run.
+    dataplane.replay_into(programs::REFLECT, template)?;
+    let floor = live_rate(
+        &rig,
+        &mut dataplane,
+        programs::REPLAY,
+        &frame,
+        Side::Clients,
+        options,
+    )?;
     drop(dataplane);
     rig.stop_lbd()?;
     let ruleset = nftables_ruleset(Family::V4);
@@ -514,6 +525,21 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
                 "offered {:.2} / {:.2} Mpps (balancer / kernel), one core; both behind lb_replay restoring the frame; nftables: kube-proxy's rule shape, conntrack on",
                 balancer.offered_mpps, kernel.offered_mpps
             )),
+    );
+    report.add(
+        Figure::new(
+            Section::Nftables,
+            "NAT IPv4 64-byte UDP, one flow, vs the harness floor",
+            balancer.delivered_mpps,
+            "Mpps",
+        )
+        .compared_to("lb_replay + reflector", floor.delivered_mpps)
+        .note(format!(
+            "the same frame restored by lb_replay and sent straight back by the reflector: \
+             the most this harness delivers on one core; {NFTABLES_TARGET}x nftables DNAT \
+             would be {:.2}x of it",
+            NFTABLES_TARGET * kernel.delivered_mpps / floor.delivered_mpps
+        )),
     );
     Ok(())
 }
