@@ -186,15 +186,15 @@ impl Samples {
 }
 
 /// The median of a few runs, and their range.
-struct Spread {
-    median: f64,
+pub(crate) struct Spread {
+    pub(crate) median: f64,
     low: f64,
     high: f64,
     runs: usize,
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Self {
+    pub(crate) fn of(values: &[f64]) -> Self {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let middle = sorted.len() / 2;
@@ -213,7 +213,7 @@ impl Spread {
 
     /// "median of 3 runs (1.2..1.5)": the runs alternate with the other
     /// side's, so the ranges show how much of a ratio is noise.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "median of {} runs ({}..{})",
             self.runs,

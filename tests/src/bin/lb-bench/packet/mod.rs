@@ -30,11 +30,12 @@ use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps};
 use self::{
     frames::{Flow, Transport},
     generator::{Flows, blast},
-    rig::{Family, Mode, SERVICE_PORT, Side, XdpRig},
+    rig::{Family, Mode, SERVICE_PORT, Side, XdpRig, total},
     stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
 };
 use crate::{
     Options, Section,
+    end_to_end::Spread,
     process::RunWithInput as _,
     report::{Figure, Report, Target},
 };
@@ -452,50 +453,20 @@ fn nftables_ruleset(family: Family) -> String {
     )
 }
 
+/// Rounds of the nftables comparison: this machine's speed drifts from
+/// minute to minute, so the balancer, the harness floor and the kernel
+/// take turns and each figure is the median of its runs.
+const NFTABLES_ROUNDS: usize = 3;
+
 pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
     let mut rig = XdpRig::build()?;
     rig.start_lbd(capacity::DEFAULT_FLOW_TABLE_ENTRIES, None)?;
     let frame = request_frames(&rig, Mode::Nat, Family::V4, Transport::Udp).remove(0);
-    let mut dataplane = rig
+    // The maps lbd filled live on in this copy of the program after lbd
+    // stops, so the kernel's turns run without lbd, as users would have it.
+    let mut balancer = rig
         .lb
         .enter(|| Dataplane::load(Geometry::default(), Some(&rig.pins)))?;
-    // The NAT rewrite would stay in the recycled pages: restore each frame.
-    let template = BenchFrame(
-        frame
-            .as_slice()
-            .try_into()
-            .context("a minimum-size frame")?,
-    );
-    dataplane.replay_into(programs::BALANCER, template)?;
-    let before = rig.global_counter(GlobalCounter::Forwarded)?;
-    let balancer = live_rate(
-        &rig,
-        &mut dataplane,
-        programs::REPLAY,
-        &frame,
-        Side::Reals,
-        options,
-    )?;
-    let rewritten = rig.global_counter(GlobalCounter::Forwarded)? - before;
-    // Make sure every run saw the original request (a rewritten page would
-    // go to the kernel instead).
-    ensure!(
-        rewritten as f64 >= 0.99 * balancer.frames as f64,
-        "the balancer rewrote only {rewritten} of {} frames",
-        balancer.frames
-    );
-    // What this harness carries at most: the same restore in front of the
-    // reflector (no lookup, no rewrite, XDP_TX back out), in the same run.
-    dataplane.replay_into(programs::REFLECT, template)?;
-    let floor = live_rate(
-        &rig,
-        &mut dataplane,
-        programs::REPLAY,
-        &frame,
-        Side::Clients,
-        options,
-    )?;
-    drop(dataplane);
     rig.stop_lbd()?;
     let ruleset = nftables_ruleset(Family::V4);
     rig.lb
@@ -503,42 +474,100 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
         .args(["--file", "-"])
         .run_with_input(&ruleset)
         .context("loading the nftables DNAT ruleset")?;
-    let mut plain = rig.lb.enter(|| Dataplane::load(small_geometry(), None))?;
     // XDP_PASS in live-frames mode hands each frame to the stack, as the
     // driver would: routing, conntrack and the DNAT rules all run. The
-    // stack rewrites the page too (DNAT, TTL, the next hop's MACs), so the
-    // frame is restored here as well: both sides pay for lb_replay.
-    plain.replay_into(programs::PASS, template)?;
-    let kernel = live_rate(
-        &rig,
-        &mut plain,
-        programs::REPLAY,
-        &frame,
-        Side::Reals,
-        options,
-    )?;
+    // stack rewrites the page too (DNAT, TTL, the next hop's MACs), and so
+    // does the balancer's NAT, so every side runs behind lb_replay, which
+    // restores the original request before each run.
+    let mut kernel = rig.lb.enter(|| Dataplane::load(small_geometry(), None))?;
+    let template = BenchFrame(
+        frame
+            .as_slice()
+            .try_into()
+            .context("a minimum-size frame")?,
+    );
+    kernel.replay_into(programs::PASS, template)?;
+    let rounds = if options.quick { 1 } else { NFTABLES_ROUNDS };
+    let (mut ours, mut floors, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        balancer.replay_into(programs::BALANCER, template)?;
+        let before = total(&balancer.maps, GlobalCounter::Forwarded)?;
+        let rate = live_rate(
+            &rig,
+            &mut balancer,
+            programs::REPLAY,
+            &frame,
+            Side::Reals,
+            options,
+        )?;
+        let rewritten = total(&balancer.maps, GlobalCounter::Forwarded)? - before;
+        // Every run must have seen the original request (a rewritten page
+        // would go to the kernel instead).
+        ensure!(
+            rewritten as f64 >= 0.99 * rate.frames as f64,
+            "the balancer rewrote only {rewritten} of {} frames",
+            rate.frames
+        );
+        ours.push(rate);
+        // What this harness carries at most: the same restore in front of
+        // the reflector (no lookup, no rewrite, XDP_TX back out).
+        balancer.replay_into(programs::REFLECT, template)?;
+        floors.push(live_rate(
+            &rig,
+            &mut balancer,
+            programs::REPLAY,
+            &frame,
+            Side::Clients,
+            options,
+        )?);
+        theirs.push(live_rate(
+            &rig,
+            &mut kernel,
+            programs::REPLAY,
+            &frame,
+            Side::Reals,
+            options,
+        )?);
+    }
+    let delivered =
+        |rates: &[Rate]| Spread::of(&rates.iter().map(|r| r.delivered_mpps).collect::<Vec<_>>());
+    let offered =
+        |rates: &[Rate]| Spread::of(&rates.iter().map(|r| r.offered_mpps).collect::<Vec<_>>());
+    let (ours_delivered, floor, kernel_delivered) =
+        (delivered(&ours), delivered(&floors), delivered(&theirs));
     report.add(
-        Figure::new(Section::Nftables, "NAT IPv4 64-byte UDP, one flow", balancer.delivered_mpps, "Mpps")
-            .compared_to("nftables DNAT", kernel.delivered_mpps)
-            .target(Target::RatioAtLeast(NFTABLES_TARGET))
-            .note(format!(
-                "offered {:.2} / {:.2} Mpps (balancer / kernel), one core; both behind lb_replay restoring the frame; nftables: kube-proxy's rule shape, conntrack on",
-                balancer.offered_mpps, kernel.offered_mpps
-            )),
+        Figure::new(
+            Section::Nftables,
+            "NAT IPv4 64-byte UDP, one flow",
+            ours_delivered.median,
+            "Mpps",
+        )
+        .compared_to("nftables DNAT", kernel_delivered.median)
+        .target(Target::RatioAtLeast(NFTABLES_TARGET))
+        .note(format!(
+            "one core, {rounds} alternating rounds: balancer {}, nftables {} Mpps delivered \
+                 (offered: medians {:.2} / {:.2}); both behind lb_replay restoring the frame; \
+                 nftables: kube-proxy's rule shape, conntrack on, lbd not running",
+            ours_delivered.describe(),
+            kernel_delivered.describe(),
+            offered(&ours).median,
+            offered(&theirs).median,
+        )),
     );
     report.add(
         Figure::new(
             Section::Nftables,
             "NAT IPv4 64-byte UDP, one flow, vs the harness floor",
-            balancer.delivered_mpps,
+            ours_delivered.median,
             "Mpps",
         )
-        .compared_to("lb_replay + reflector", floor.delivered_mpps)
+        .compared_to("lb_replay + reflector", floor.median)
         .note(format!(
-            "the same frame restored by lb_replay and sent straight back by the reflector: \
-             the most this harness delivers on one core; {NFTABLES_TARGET}x nftables DNAT \
-             would be {:.2}x of it",
-            NFTABLES_TARGET * kernel.delivered_mpps / floor.delivered_mpps
+            "the same frame restored by lb_replay and sent straight back by the reflector, in \
+             the same rounds ({}): the most this harness delivers on one core; \
+             {NFTABLES_TARGET}x nftables DNAT would be {:.2}x of it",
+            floor.describe(),
+            NFTABLES_TARGET * kernel_delivered.median / floor.median
         )),
     );
     Ok(())

@@ -203,11 +203,6 @@ impl XdpRig {
         std::fs::read_to_string(self.workdir.join("lbd.log")).unwrap_or_default()
     }
 
-    /// One of the balancer's global counters, summed over the CPUs.
-    pub fn global_counter(&self, counter: GlobalCounter) -> Result<u64> {
-        total(&Maps::open_pinned(&self.pins)?, counter)
-    }
-
     /// The balancer's non-zero global counters, to explain a failure.
     pub fn global_counters(&self) -> String {
         let Ok(maps) = Maps::open_pinned(&self.pins) else {
@@ -346,6 +341,7 @@ pub fn mac_of(netns: &Netns, interface: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
-fn total(maps: &Maps, counter: GlobalCounter) -> Result<u64> {
+/// One of the balancer's global counters, summed over the CPUs.
+pub fn total(maps: &Maps, counter: GlobalCounter) -> Result<u64> {
     Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
 }
