@@ -104,8 +104,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
         let layout = layout.clone();
         tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
     };
-    let resolver = Resolver::new()?;
-    let next_hops = resolve_initial(&resolver, &config).await?;
+    let mut resolver = Resolver::new()?;
+    let next_hops = resolve_initial(&mut resolver, &config).await?;
     let dataplane = loading.await.context("loading the data plane")??;
     let reconciler = if dataplane.adopted {
         Reconciler::adopt(geometry, &dataplane.maps)?
@@ -208,16 +208,16 @@ impl Drop for AbortOnDrop {
 /// yet in the neighbour table, so the first tables include every reachable
 /// real.
 async fn resolve_initial(
-    resolver: &Resolver,
+    resolver: &mut Resolver,
     config: &Config,
 ) -> Result<HashMap<IpAddr, Resolution>> {
     let addresses = real_addresses(config);
     let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
     // Routes once (the expensive part, one lookup per real); then only the
     // neighbour table while ARP/ND answers.
-    let routes = resolver.routes(&addresses).await?;
+    resolver.refresh_routes(&addresses).await?;
     loop {
-        let hops = resolver.next_hops(&routes).await?;
+        let hops = resolver.next_hops(resolver.known_routes()).await?;
         let pending = hops
             .values()
             .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))

@@ -7,10 +7,20 @@
 //! *managed* neighbour entry (NTF_EXT_MANAGED, Linux 5.16+): the kernel then
 //! resolves it and keeps re-confirming it on its own, so a real that changes
 //! its MAC is picked up by the next refresh.
+//!
+//! Routes are the expensive half (one lookup per real) and change rarely:
+//! they are looked up again only when the kernel announces a change to
+//! something they depend on (see [`Resolver::refresh_routes`]), while the
+//! neighbour table is read on every refresh.
 
 use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
     net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -20,7 +30,9 @@ use netlink_packet_route::{
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
     route::{RouteAddress, RouteAttribute},
 };
-use rtnetlink::{Handle, RouteMessageBuilder};
+use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use tokio::task::JoinHandle;
+use tracing::warn;
 
 /// Where to send a frame for one real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,23 +85,110 @@ const ROUTE_LOOKUPS_IN_FLIGHT: usize = 64;
 const ROUTE_LOOKUPS_WORTH_A_THREAD: usize = 4096;
 
 /// The kernel's route to each real, as [`Resolver::routes`] found them.
+#[derive(Default)]
 pub struct Routes(HashMap<IpAddr, Result<Route, Unresolved>>);
+
+/// What a route lookup's answer depends on, as rtnetlink groups: routes,
+/// policy rules and nexthop objects of both families, addresses (their
+/// local and prefix routes come and go with them) and links (up, down).
+/// Neighbours are not among them: [`Resolver::next_hops`] reads the
+/// neighbour table every time.
+const ROUTE_INPUTS: [MulticastGroup; 8] = [
+    MulticastGroup::Link,
+    MulticastGroup::Ipv4Ifaddr,
+    MulticastGroup::Ipv6Ifaddr,
+    MulticastGroup::Ipv4Route,
+    MulticastGroup::Ipv6Route,
+    MulticastGroup::Ipv4Rule,
+    MulticastGroup::Ipv6Rule,
+    MulticastGroup::Nexthop,
+];
+
+/// How long route answers are trusted when the kernel announced nothing:
+/// a safety net, not the way changes are noticed.
+const ROUTE_RECHECK: Duration = Duration::from_secs(60);
+
+/// The last route lookups, for the reals they were made for.
+struct KnownRoutes {
+    reals: Vec<IpAddr>,
+    routes: Routes,
+    looked_up: Instant,
+}
+
+/// Listens to the kernel's announcements in [`ROUTE_INPUTS`]: a route
+/// lookup per real every second would keep a core a third busy for
+/// 100,000 reals, when routes change rarely and the kernel says when.
+struct RouteWatch {
+    /// Set by every announcement (and by a lost one: the kernel reports
+    /// an overrun when the socket's buffer was full).
+    changed: Arc<AtomicBool>,
+    /// Cleared if the listening socket fails: every answer is stale then.
+    listening: Arc<AtomicBool>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl RouteWatch {
+    fn start() -> Result<Self> {
+        let (connection, _, mut announcements) = rtnetlink::new_multicast_connection(&ROUTE_INPUTS)
+            .context("subscribing to route changes")?;
+        let changed = Arc::new(AtomicBool::new(true));
+        let listening = Arc::new(AtomicBool::new(true));
+        let listener = tokio::spawn({
+            let (changed, listening) = (changed.clone(), listening.clone());
+            async move {
+                while announcements.next().await.is_some() {
+                    changed.store(true, Ordering::Release);
+                }
+                warn!("stopped hearing about route changes: routes are looked up every time");
+                listening.store(false, Ordering::Release);
+            }
+        });
+        Ok(Self {
+            changed,
+            listening,
+            tasks: [tokio::spawn(connection), listener],
+        })
+    }
+
+    /// Whether anything may have changed since the last call.
+    fn take_change(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel) || !self.listening.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for RouteWatch {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
 
 pub struct Resolver {
     handle: Handle,
     /// Sockets (threads) large lookups are spread over.
     lookup_threads: usize,
+    /// `None` if the kernel's announcements cannot be heard: routes are
+    /// then looked up on every refresh.
+    watch: Option<RouteWatch>,
+    known: Option<KnownRoutes>,
+    /// Route lookups made so far, one per real.
+    route_lookups: usize,
 }
 
 impl Resolver {
-    /// Opens a netlink socket in the current network namespace.
+    /// Opens netlink sockets in the current network namespace: one for
+    /// requests, one that hears about route changes.
     pub fn new() -> Result<Self> {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().context("opening an rtnetlink socket")?;
-        tokio::spawn(connection);
+        let watch = RouteWatch::start()
+            .inspect_err(|error| warn!("{error:#}: routes are looked up every time"))
+            .ok();
         Ok(Self {
-            handle,
+            handle: connect()?,
             lookup_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            watch,
+            known: None,
+            route_lookups: 0,
         })
     }
 
@@ -104,9 +203,51 @@ impl Resolver {
 
     /// Resolves every address, asking the kernel to start resolving the
     /// ones it does not know yet.
-    pub async fn resolve(&self, reals: &[IpAddr]) -> Result<HashMap<IpAddr, Resolution>> {
+    pub async fn resolve(&mut self, reals: &[IpAddr]) -> Result<HashMap<IpAddr, Resolution>> {
+        self.refresh_routes(reals).await?;
+        self.next_hops(self.known_routes()).await
+    }
+
+    /// Makes [`Self::known_routes`] the kernel's routes to `reals`. They
+    /// are looked up again only if the reals are not those of the last
+    /// lookup, the kernel announced a change to something routes depend
+    /// on since (or cannot be heard), or [`ROUTE_RECHECK`] has passed;
+    /// otherwise the last answers stand.
+    pub async fn refresh_routes(&mut self, reals: &[IpAddr]) -> Result<()> {
+        // Taken before the lookups: a change announced while they run
+        // makes the next refresh look up again.
+        let changed = self.watch.as_ref().is_none_or(RouteWatch::take_change);
+        let current = self.known.as_ref().is_some_and(|known| {
+            !changed && known.reals == reals && known.looked_up.elapsed() < ROUTE_RECHECK
+        });
+        if current {
+            return Ok(());
+        }
+        self.known = None;
+        let looked_up = Instant::now();
         let routes = self.routes(reals).await?;
-        self.next_hops(&routes).await
+        self.route_lookups += reals.len();
+        self.known = Some(KnownRoutes {
+            reals: reals.to_vec(),
+            routes,
+            looked_up,
+        });
+        Ok(())
+    }
+
+    /// The routes of the last [`Self::refresh_routes`] (none before one
+    /// succeeds).
+    pub fn known_routes(&self) -> &Routes {
+        static NONE: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
+        self.known
+            .as_ref()
+            .map_or_else(|| NONE.get_or_init(Routes::default), |known| &known.routes)
+    }
+
+    /// Route lookups made so far, one per real: refreshes that changed
+    /// nothing add none.
+    pub fn route_lookups(&self) -> usize {
+        self.route_lookups
     }
 
     /// The kernel's route to every address: one lookup each, the expensive
@@ -116,7 +257,7 @@ impl Resolver {
     /// so a hundred thousand of them keep one core busy for a third of a
     /// second: large sets are split between this socket and more, each on
     /// a thread of its own (see [`Self::lookup_threads`]).
-    pub async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
+    async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
         let helpers = (reals.len() / ROUTE_LOOKUPS_WORTH_A_THREAD).min(self.lookup_threads - 1);
         let mut chunks = reals.chunks(reals.len().div_ceil(helpers + 1).max(1));
         let own = chunks.next().unwrap_or_default();
@@ -152,7 +293,9 @@ impl Resolver {
     /// The next hop of every routed real, from the neighbour table as it is
     /// now: the cheap half of [`Self::resolve`], to repeat while waiting
     /// for ARP/ND. Neighbours not yet managed become so, once each however
-    /// many reals are behind them (typically all behind one gateway).
+    /// many reals are behind them (typically all behind one gateway);
+    /// static entries (permanent, or on links without ARP) are left as the
+    /// administrator made them.
     pub async fn next_hops(&self, routes: &Routes) -> Result<HashMap<IpAddr, Resolution>> {
         let neighbours = self.neighbours().await?;
         let mut links: HashMap<u32, Link> = HashMap::new();
@@ -169,7 +312,7 @@ impl Resolver {
             // The frame goes to the gateway's MAC when there is one.
             let neighbour = (route.ifindex, route.gateway.unwrap_or(real));
             let entry = neighbours.get(&neighbour);
-            if !entry.is_some_and(|entry| entry.managed) && made_managed.insert(neighbour) {
+            if !entry.is_some_and(|entry| entry.maintained) && made_managed.insert(neighbour) {
                 self.manage(neighbour.0, neighbour.1).await?;
             }
             let resolution = match entry {
@@ -255,9 +398,10 @@ impl Resolver {
                 }
             }
             let Some(address) = address else { continue };
+            let state = message.header.state;
             let usable = mac.is_some()
                 && matches!(
-                    message.header.state,
+                    state,
                     NeighbourState::Reachable
                         | NeighbourState::Stale
                         | NeighbourState::Delay
@@ -265,12 +409,13 @@ impl Resolver {
                         | NeighbourState::Permanent
                         | NeighbourState::Noarp
                 );
+            let fixed = matches!(state, NeighbourState::Permanent | NeighbourState::Noarp);
             table.insert(
                 (message.header.ifindex, address),
                 NeighbourEntry {
                     mac: mac.unwrap_or_default(),
                     usable,
-                    managed,
+                    maintained: managed || fixed,
                 },
             );
         }
@@ -320,13 +465,31 @@ impl Resolver {
     }
 }
 
+/// A request socket in the current network namespace, its connection
+/// driven by a task of the current runtime.
+fn connect() -> Result<Handle> {
+    let (connection, handle, _) =
+        rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
 /// [`Resolver::lookup_routes`] on a socket and runtime of this thread's own.
 fn routes_on_own_socket(reals: &[IpAddr]) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a runtime for route lookups")?
-        .block_on(async { Resolver::new()?.lookup_routes(reals).await })
+        .block_on(async {
+            let resolver = Resolver {
+                handle: connect()?,
+                lookup_threads: 1,
+                watch: None,
+                known: None,
+                route_lookups: 0,
+            };
+            resolver.lookup_routes(reals).await
+        })
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
@@ -340,5 +503,8 @@ fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
 struct NeighbourEntry {
     mac: [u8; 6],
     usable: bool,
-    managed: bool,
+    /// Kept fresh by the kernel already: managed, or static (an
+    /// administrator's permanent entry, or a link without ARP), which
+    /// lbd must leave as it is.
+    maintained: bool,
 }

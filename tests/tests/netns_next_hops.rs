@@ -175,3 +175,54 @@ fn twelve_thousand_reals_looked_up_on_three_sockets_resolve_as_routed() -> Resul
     }
     Ok(())
 }
+
+#[test]
+fn routes_are_looked_up_again_when_the_kernel_announces_a_change_and_only_then() -> Result<()> {
+    if !require_root("routes_are_looked_up_again_when_the_kernel_announces_a_change") {
+        return Ok(());
+    }
+    let (balancer, _side_a, _side_b) = balancer(&unique_prefix())?;
+    let via_a: Vec<IpAddr> = (1..=100u8)
+        .map(|host| IpAddr::V4(Ipv4Addr::new(198, 19, 1, host)))
+        .collect();
+    balancer.enter(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            // Long enough for the listener to take in an announcement.
+            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+            let through = |hops: &HashMap<IpAddr, _>, gateway: &str| -> Result<()> {
+                let gateway: IpAddr = gateway.parse()?;
+                for real in &via_a {
+                    let hop: &Result<NextHop, Unresolved> = &hops[real];
+                    ensure!(
+                        hop.as_ref().is_ok_and(|hop| hop.gateway == Some(gateway)),
+                        "{real}: {hop:?}, expected via {gateway}"
+                    );
+                }
+                Ok(())
+            };
+            let mut resolver = Resolver::new()?;
+            through(&resolver.resolve(&via_a).await?, GATEWAY_A)?;
+            assert_eq!(resolver.route_lookups(), via_a.len());
+
+            // Nothing announced: the known routes stand.
+            settle().await;
+            through(&resolver.resolve(&via_a).await?, GATEWAY_A)?;
+            assert_eq!(resolver.route_lookups(), via_a.len(), "looked up again");
+
+            // The kernel moves them to the other gateway and says so.
+            balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
+            settle().await;
+            through(&resolver.resolve(&via_a).await?, GATEWAY_B)?;
+            assert_eq!(resolver.route_lookups(), 2 * via_a.len());
+
+            // Other reals than last time are looked up whatever was said.
+            let fewer = &via_a[..10];
+            resolver.resolve(fewer).await?;
+            assert_eq!(resolver.route_lookups(), 2 * via_a.len() + fewer.len());
+            Ok(())
+        })
+    })
+}
