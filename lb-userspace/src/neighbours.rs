@@ -108,16 +108,15 @@ const ROUTE_INPUTS: [MulticastGroup; 8] = [
 /// a safety net, not the way changes are noticed.
 const ROUTE_RECHECK: Duration = Duration::from_secs(60);
 
-/// The last route lookups, for the reals they were made for.
-struct KnownRoutes {
+/// Which reals the known routes were looked up for, and when.
+struct LookedUp {
     reals: Vec<IpAddr>,
-    routes: Routes,
-    looked_up: Instant,
+    at: Instant,
 }
 
 /// Listens to the kernel's announcements in [`ROUTE_INPUTS`]: a route
-/// lookup per real every second would keep a core a third busy for
-/// 100,000 reals, when routes change rarely and the kernel says when.
+/// lookup per real every second kept a core nearly half busy for 100,000
+/// reals, when routes change rarely and the kernel says when.
 struct RouteWatch {
     /// Set by every announcement (and by a lost one: the kernel reports
     /// an overrun when the socket's buffer was full).
@@ -171,7 +170,10 @@ pub struct Resolver {
     /// `None` if the kernel's announcements cannot be heard: routes are
     /// then looked up on every refresh.
     watch: Option<RouteWatch>,
-    known: Option<KnownRoutes>,
+    /// The answers of the last route lookups; `None` when they failed or
+    /// none was made.
+    looked_up: Option<LookedUp>,
+    known_routes: Routes,
     /// Route lookups made so far, one per real.
     route_lookups: usize,
 }
@@ -187,7 +189,8 @@ impl Resolver {
             handle: connect()?,
             lookup_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             watch,
-            known: None,
+            looked_up: None,
+            known_routes: Routes::default(),
             route_lookups: 0,
         })
     }
@@ -217,31 +220,27 @@ impl Resolver {
         // Taken before the lookups: a change announced while they run
         // makes the next refresh look up again.
         let changed = self.watch.as_ref().is_none_or(RouteWatch::take_change);
-        let current = self.known.as_ref().is_some_and(|known| {
-            !changed && known.reals == reals && known.looked_up.elapsed() < ROUTE_RECHECK
+        let current = self.looked_up.as_ref().is_some_and(|last| {
+            !changed && last.reals == reals && last.at.elapsed() < ROUTE_RECHECK
         });
         if current {
             return Ok(());
         }
-        self.known = None;
-        let looked_up = Instant::now();
-        let routes = self.routes(reals).await?;
+        // Until the lookups succeed, the next refresh tries again.
+        self.looked_up = None;
+        let at = Instant::now();
+        self.known_routes = self.routes(reals).await?;
         self.route_lookups += reals.len();
-        self.known = Some(KnownRoutes {
+        self.looked_up = Some(LookedUp {
             reals: reals.to_vec(),
-            routes,
-            looked_up,
+            at,
         });
         Ok(())
     }
 
-    /// The routes of the last [`Self::refresh_routes`] (none before one
-    /// succeeds).
+    /// The routes of the last successful [`Self::refresh_routes`].
     pub fn known_routes(&self) -> &Routes {
-        static NONE: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
-        self.known
-            .as_ref()
-            .map_or_else(|| NONE.get_or_init(Routes::default), |known| &known.routes)
+        &self.known_routes
     }
 
     /// Route lookups made so far, one per real: refreshes that changed
@@ -485,7 +484,8 @@ fn routes_on_own_socket(reals: &[IpAddr]) -> Result<HashMap<IpAddr, Result<Route
                 handle: connect()?,
                 lookup_threads: 1,
                 watch: None,
-                known: None,
+                looked_up: None,
+                known_routes: Routes::default(),
                 route_lookups: 0,
             };
             resolver.lookup_routes(reals).await
