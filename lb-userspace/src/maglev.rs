@@ -189,7 +189,7 @@ const LANES: usize = 4;
 ///
 /// A turn takes the first free slot of the backend's preference list from
 /// where its last turn stopped. Probing the list slot by slot costs about
-/// `M ln M` probes for the whole table, over half of them in the last
+/// `M ln M` probes for the whole table, about half of them in the last
 /// `sqrt(M)` turns, when nearly every probe hits a taken slot. So once only
 /// `sqrt(M)` slots are free, a turn instead looks at each free slot `s` and
 /// asks how far down the backend's list it is: `s = pos + k * skip (mod M)`
@@ -208,7 +208,7 @@ struct Fill {
     /// The empty slots, once there are `free_list_from` of them.
     free: Vec<u32>,
     /// `(2^64 - 1) / table_size`, for Barrett reduction in the free-slot
-    /// search: a division per free slot would cost as much as it saves.
+    /// search: a multiply instead of a division per free slot.
     reciprocal: u64,
 }
 
