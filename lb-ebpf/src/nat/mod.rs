@@ -221,7 +221,12 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     // service's outgoing traffic (what the kernel is handed untranslated
     // goes back to the real, and drops go nowhere).
     if translated && verdict.0 != xdp_action::XDP_DROP {
-        counters::count_out(entry.real_id, (ctx.data_end() - ctx.data()) as u64);
+        let bytes = (ctx.data_end() - ctx.data()) as u64;
+        match flow {
+            // The flow names the real's service: no need to read the real.
+            Some(flow) => counters::count_out_of(entry.real_id, flow.service_id, bytes),
+            None => counters::count_out(entry.real_id, bytes),
+        }
     }
     // Sent on by the program itself: the next replies can be too.
     if verdict.1 == GlobalCounter::NatReplies
