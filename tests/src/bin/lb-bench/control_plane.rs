@@ -18,6 +18,7 @@
 //! as in production.
 
 use std::{
+    collections::HashMap,
     fs::File,
     io::{Read as _, Seek as _, SeekFrom},
     net::Ipv4Addr,
@@ -255,6 +256,15 @@ impl Rig {
         let memory = memory.expect("at least one reload");
         let reloads = samples.len();
         let reload_time = median(&mut samples);
+        // What lbd costs the host while nothing changes: every second it
+        // re-reads the neighbour table, samples rates, reaps idle flows.
+        self.reload(&mut lbd, &full, &reload_config)?;
+        std::thread::sleep(IDLE_SETTLE);
+        let idle_window = options.duration.max(IDLE_MIN_WINDOW);
+        let before = thread_cpu_ns(lbd.pid())?;
+        std::thread::sleep(idle_window);
+        let busy = cpu_seconds_between(&before, &thread_cpu_ns(lbd.pid())?);
+        let idle_share = busy / idle_window.as_secs_f64();
         lbd.stop()?;
         let _ = dataplane::teardown(&self.pins);
 
@@ -286,6 +296,20 @@ impl Rig {
                 "from spawning lbd (no pinned state) until it logs `ready`: the apply above \
                  plus loading, verifying and attaching the XDP program",
             ),
+        );
+        report.add(
+            Figure::new(
+                Section::ControlPlane,
+                format!("lbd CPU while idle with {what}"),
+                idle_share * 100.0,
+                "% of a core",
+            )
+            .note(format!(
+                "CPU time of lbd's threads (/proc/PID/task/*/schedstat) over {:.0} s, {:.0} s \
+                 after a reload to {what}, no traffic and no changes",
+                idle_window.as_secs_f64(),
+                IDLE_SETTLE.as_secs_f64()
+            )),
         );
         let memory_note = format!("/proc/PID/status after the last reload to {what}");
         report.add(
@@ -535,6 +559,45 @@ impl LogWatch {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// Time lbd is left alone after a reload before its idle CPU is measured.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// The shortest window the idle CPU is measured over (a few of lbd's
+/// one-second ticks).
+const IDLE_MIN_WINDOW: Duration = Duration::from_secs(5);
+
+/// CPU time each thread of process `pid` has run so far, in nanoseconds
+/// (`/proc/PID/task/TID/schedstat`: ticks would round a quiet lbd to 0).
+fn thread_cpu_ns(pid: u32) -> Result<HashMap<u32, u64>> {
+    let mut threads = HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // A thread may exit between listing and reading.
+        let Ok(schedstat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        let ns = schedstat
+            .split_whitespace()
+            .next()
+            .context("empty schedstat")?
+            .parse()?;
+        threads.insert(tid, ns);
+    }
+    Ok(threads)
+}
+
+/// CPU seconds process `pid` spent between two [`thread_cpu_ns`] samples
+/// (threads that exited in between are left out).
+fn cpu_seconds_between(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> f64 {
+    let ns: u64 = after
+        .iter()
+        .map(|(tid, &ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    ns as f64 / 1e9
 }
 
 struct Memory {
