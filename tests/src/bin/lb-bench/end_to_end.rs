@@ -314,59 +314,52 @@ struct Comparison<'a> {
 impl Comparison<'_> {
     fn add_to(&self, report: &mut Report, family: Family) {
         let index = family.index();
-        let (measured, reference) = (&self.measured, &self.reference);
-        let (rate, reference_rate) = (
-            measured.samples.throughput(family),
-            reference.samples.throughput(family),
+        let (measured, reference) = (&self.measured.samples, &self.reference.samples);
+        let mut throughput = self.figure(
+            &THROUGHPUT,
+            (measured.throughput(family), reference.throughput(family)),
+            (measured.retransmits[index], reference.retransmits[index]),
         );
-        let mut throughput = Figure::new(
-            self.section,
-            format!("{} TCP throughput via VIP{}", self.name, self.suffix),
-            rate.median,
-            "Gbit/s",
-        )
-        .compared_to(self.reference_name, reference_rate.median)
-        .note(format!(
-            "{}; {RIG_NOTE}; {} Gbit/s {}, {} {}; retransmits {} {}, {} {}",
-            self.context,
-            rate.describe(),
-            measured.label,
-            reference_rate.describe(),
-            reference.label,
-            measured.label,
-            measured.samples.retransmits[index],
-            reference.label,
-            reference.samples.retransmits[index]
-        ));
         if let Some(target) = self.throughput_target {
             throughput = throughput.target(target);
         }
         report.add(throughput);
-        let (rate, reference_rate) = (
-            measured.samples.connections(family),
-            reference.samples.connections(family),
-        );
-        report.add(
-            Figure::new(
-                self.section,
-                format!("{} short connections via VIP{}", self.name, self.suffix),
-                rate.median,
-                "conn/s",
-            )
-            .compared_to(self.reference_name, reference_rate.median)
-            .note(format!(
-                "{}; {WRK_NOTE}; {} {}, {} {}; failed requests {} {}, {} {}",
-                self.context,
-                rate.describe(),
-                measured.label,
-                reference_rate.describe(),
-                reference.label,
-                measured.label,
-                measured.samples.failed_requests[index],
-                reference.label,
-                reference.samples.failed_requests[index]
-            )),
-        );
+        report.add(self.figure(
+            &CONNECTIONS,
+            (measured.connections(family), reference.connections(family)),
+            (
+                measured.failed_requests[index],
+                reference.failed_requests[index],
+            ),
+        ));
+    }
+
+    /// One figure of `kind` through the VIP against the reference route:
+    /// both medians, the runs' ranges and what went wrong on each side.
+    fn figure(
+        &self,
+        kind: &FigureKind,
+        (rate, reference_rate): (Spread, Spread),
+        (trouble, reference_trouble): (u64, u64),
+    ) -> Figure {
+        let (measured, reference) = (&self.measured.label, &self.reference.label);
+        Figure::new(
+            self.section,
+            format!("{} {} via VIP{}", self.name, kind.what, self.suffix),
+            rate.median,
+            kind.unit,
+        )
+        .compared_to(self.reference_name, reference_rate.median)
+        .note(format!(
+            "{}; {}; {}{} {measured}, {} {reference}; {} {measured} {trouble}, \
+             {reference} {reference_trouble}",
+            self.context,
+            kind.rig_note,
+            rate.describe(),
+            kind.range_unit,
+            reference_rate.describe(),
+            kind.trouble,
+        ))
     }
 }
 
@@ -470,6 +463,34 @@ fn direct_path(mode: Mode) -> &'static str {
         }
     }
 }
+
+/// What sets the two end-to-end figures of a route apart.
+struct FigureKind {
+    what: &'static str,
+    unit: &'static str,
+    rig_note: &'static str,
+    /// After the measured runs' range in the note (the reference's range
+    /// shares it).
+    range_unit: &'static str,
+    /// What counts as going wrong, counted on each side.
+    trouble: &'static str,
+}
+
+const THROUGHPUT: FigureKind = FigureKind {
+    what: "TCP throughput",
+    unit: "Gbit/s",
+    rig_note: RIG_NOTE,
+    range_unit: " Gbit/s",
+    trouble: "retransmits",
+};
+
+const CONNECTIONS: FigureKind = FigureKind {
+    what: "short connections",
+    unit: "conn/s",
+    rig_note: WRK_NOTE,
+    range_unit: "",
+    trouble: "failed requests",
+};
 
 const RIG_NOTE: &str = "one iperf3 stream to one real, veth pairs and bridges on 2 shared cores; \
     tx checksum offload is off on every host in both paths (the rig needs it: XDP turns skbs \
