@@ -60,11 +60,12 @@ pub fn build_row(
         "{} weighted reals do not fit in {table_size} slots",
         weighted.len()
     );
-    let mut row = vec![NO_REAL; table_size as usize];
+    let empty_row = || vec![NO_REAL; table_size as usize];
     if weighted.is_empty() {
-        return Ok((row, 0));
+        return Ok((empty_row(), 0));
     }
-    let row_len = match scheduler {
+    Ok(match scheduler {
+        // Built whole by the fill: no empty row to start from.
         Scheduler::Maglev => {
             let backends: Vec<Backend> = weighted
                 .iter()
@@ -74,21 +75,17 @@ pub fn build_row(
                     weight: real.weight,
                 })
                 .collect();
-            row = maglev::build_table(&backends, table_size)?;
-            table_size
+            (maglev::build_table(&backends, table_size)?, table_size)
         }
-        Scheduler::SourceHash => {
-            fill_buckets(&mut row, &by_identity(&weighted), true);
-            table_size
+        Scheduler::SourceHash | Scheduler::DestinationHash => {
+            let mut row = empty_row();
+            let weighted_buckets = scheduler == Scheduler::SourceHash;
+            fill_buckets(&mut row, &by_identity(&weighted), weighted_buckets);
+            (row, table_size)
         }
-        Scheduler::DestinationHash => {
-            fill_buckets(&mut row, &by_identity(&weighted), false);
-            table_size
-        }
-        Scheduler::RoundRobin => place(&mut row, weighted.iter().map(|real| real.id)),
+        Scheduler::RoundRobin => placed(empty_row(), weighted.iter().map(|real| real.id)),
         Scheduler::WeightedRoundRobin => {
-            let sequence = wrr_sequence(&weighted, table_size);
-            place(&mut row, sequence.into_iter())
+            placed(empty_row(), wrr_sequence(&weighted, table_size).into_iter())
         }
         Scheduler::LeastConnection
         | Scheduler::WeightedLeastConnection
@@ -101,10 +98,9 @@ pub fn build_row(
                 scheduler.name(),
                 MAX_LEAST_CONNECTION_CANDIDATES
             );
-            place(&mut row, weighted.iter().map(|real| real.id))
+            placed(empty_row(), weighted.iter().map(|real| real.id))
         }
-    };
-    Ok((row, row_len))
+    })
 }
 
 /// Ids, weights and identities the data plane and the hash rows can use.
@@ -140,14 +136,14 @@ fn by_identity<'a>(reals: &[&'a RowReal]) -> Vec<&'a RowReal> {
     sorted
 }
 
-/// Writes `ids` from the start of the row; returns how many.
-fn place(row: &mut [u32], ids: impl Iterator<Item = u32>) -> u32 {
+/// `row` with `ids` written from its start, and how many were.
+fn placed(mut row: Vec<u32>, ids: impl Iterator<Item = u32>) -> (Vec<u32>, u32) {
     let mut len = 0;
     for (slot, id) in row.iter_mut().zip(ids) {
         *slot = id;
         len += 1;
     }
-    len
+    (row, len)
 }
 
 /// IPVS's sh and dh bucket tables (`ip_vs_sh_reassign`,
