@@ -30,6 +30,7 @@ use crate::{
     neighbours::{Resolution, Resolver},
     reaper,
     reconcile::{Reconciler, real_addresses, settings_of},
+    tasks::AbortOnDrop,
 };
 
 /// How often next hops are re-read. Neighbour entries are managed by the
@@ -193,15 +194,6 @@ pub async fn run(config_path: &Path) -> Result<()> {
         "stopping; the XDP program stays attached and keeps forwarding (`lbd teardown` detaches it)"
     );
     Ok(())
-}
-
-/// Stops a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Resolves every real of `config`, giving ARP/ND a moment for the ones not

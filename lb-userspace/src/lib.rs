@@ -16,4 +16,5 @@ pub mod neighbours;
 pub mod reaper;
 pub mod reconcile;
 pub mod rows;
+pub mod tasks;
 pub mod thresholds;

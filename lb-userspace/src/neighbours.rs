@@ -31,8 +31,9 @@ use netlink_packet_route::{
     route::{RouteAddress, RouteAttribute},
 };
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
-use tokio::task::JoinHandle;
 use tracing::warn;
+
+use crate::tasks::AbortOnDrop;
 
 /// Where to send a frame for one real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +124,7 @@ struct RouteWatch {
     changed: Arc<AtomicBool>,
     /// Cleared if the listening socket fails: every answer is stale then.
     listening: Arc<AtomicBool>,
-    tasks: [JoinHandle<()>; 2],
+    _tasks: [AbortOnDrop; 2],
 }
 
 impl RouteWatch {
@@ -145,21 +146,13 @@ impl RouteWatch {
         Ok(Self {
             changed,
             listening,
-            tasks: [tokio::spawn(connection), listener],
+            _tasks: [AbortOnDrop(tokio::spawn(connection)), AbortOnDrop(listener)],
         })
     }
 
     /// Whether anything may have changed since the last call.
     fn take_change(&self) -> bool {
         self.changed.swap(false, Ordering::AcqRel) || !self.listening.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for RouteWatch {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 
@@ -266,27 +259,11 @@ impl Resolver {
                 tokio::task::spawn_blocking(move || routes_on_own_socket(&chunk))
             })
             .collect();
-        let mut routes = self.lookup_routes(own).await?;
+        let mut routes = lookup_routes(&self.handle, own).await?;
         for helper in helpers {
             routes.extend(helper.await.context("route lookup thread")??);
         }
         Ok(Routes(routes))
-    }
-
-    /// One lookup per address on this socket.
-    async fn lookup_routes(
-        &self,
-        reals: &[IpAddr],
-    ) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
-        // Many requests in flight on the one netlink socket (replies are
-        // matched by sequence number): the connection task then sends and
-        // receives in bursts instead of one round trip through the runtime
-        // per real, which is most of the time for tens of thousands.
-        futures_util::stream::iter(reals.iter().copied())
-            .map(|real| async move { Ok::<_, anyhow::Error>((real, self.route(real).await?)) })
-            .buffer_unordered(ROUTE_LOOKUPS_IN_FLIGHT)
-            .try_collect()
-            .await
     }
 
     /// The next hop of every routed real, from the neighbour table as it is
@@ -334,40 +311,6 @@ impl Resolver {
             out.insert(real, resolution);
         }
         Ok(out)
-    }
-
-    /// The kernel's route to `addr`: output interface, gateway, source.
-    async fn route(&self, addr: IpAddr) -> Result<Result<Route, Unresolved>> {
-        let prefix = if addr.is_ipv4() { 32 } else { 128 };
-        let message = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(addr, prefix)?
-            .build();
-        let mut routes = self.handle.route().get(message).execute();
-        let route = match routes.try_next().await {
-            Ok(Some(route)) => route,
-            Ok(None) => return Ok(Err(Unresolved::NoRoute)),
-            // ENETUNREACH and friends come back as an error reply.
-            Err(rtnetlink::Error::NetlinkError(_)) => return Ok(Err(Unresolved::NoRoute)),
-            Err(error) => return Err(error.into()),
-        };
-        let mut oif = None;
-        let mut gateway = None;
-        let mut source = None;
-        for attribute in &route.attributes {
-            match attribute {
-                RouteAttribute::Oif(index) => oif = Some(*index),
-                RouteAttribute::Gateway(address) => gateway = ip_of(address),
-                RouteAttribute::PrefSource(address) => source = ip_of(address),
-                _ => {}
-            }
-        }
-        Ok(oif
-            .map(|ifindex| Route {
-                ifindex,
-                gateway,
-                source,
-            })
-            .ok_or(Unresolved::NoRoute))
     }
 
     async fn neighbours(&self) -> Result<HashMap<(u32, IpAddr), NeighbourEntry>> {
@@ -473,23 +416,63 @@ fn connect() -> Result<Handle> {
     Ok(handle)
 }
 
-/// [`Resolver::lookup_routes`] on a socket and runtime of this thread's own.
+/// [`lookup_routes`] on a socket and runtime of this thread's own.
 fn routes_on_own_socket(reals: &[IpAddr]) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a runtime for route lookups")?
-        .block_on(async {
-            let resolver = Resolver {
-                handle: connect()?,
-                lookup_threads: 1,
-                watch: None,
-                looked_up: None,
-                known_routes: Routes::default(),
-                route_lookups: 0,
-            };
-            resolver.lookup_routes(reals).await
+        .block_on(async { lookup_routes(&connect()?, reals).await })
+}
+
+/// One route lookup per address on `handle`'s socket.
+async fn lookup_routes(
+    handle: &Handle,
+    reals: &[IpAddr],
+) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
+    // Many requests in flight on the one netlink socket (replies are
+    // matched by sequence number): the connection task then sends and
+    // receives in bursts instead of one round trip through the runtime
+    // per real, which is most of the time for tens of thousands.
+    futures_util::stream::iter(reals.iter().copied())
+        .map(|real| async move { Ok::<_, anyhow::Error>((real, route(handle, real).await?)) })
+        .buffer_unordered(ROUTE_LOOKUPS_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// The kernel's route to `addr`: output interface, gateway, source.
+async fn route(handle: &Handle, addr: IpAddr) -> Result<Result<Route, Unresolved>> {
+    let prefix = if addr.is_ipv4() { 32 } else { 128 };
+    let message = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(addr, prefix)?
+        .build();
+    let mut routes = handle.route().get(message).execute();
+    let route = match routes.try_next().await {
+        Ok(Some(route)) => route,
+        Ok(None) => return Ok(Err(Unresolved::NoRoute)),
+        // ENETUNREACH and friends come back as an error reply.
+        Err(rtnetlink::Error::NetlinkError(_)) => return Ok(Err(Unresolved::NoRoute)),
+        Err(error) => return Err(error.into()),
+    };
+    let mut oif = None;
+    let mut gateway = None;
+    let mut source = None;
+    for attribute in &route.attributes {
+        match attribute {
+            RouteAttribute::Oif(index) => oif = Some(*index),
+            RouteAttribute::Gateway(address) => gateway = ip_of(address),
+            RouteAttribute::PrefSource(address) => source = ip_of(address),
+            _ => {}
+        }
+    }
+    Ok(oif
+        .map(|ifindex| Route {
+            ifindex,
+            gateway,
+            source,
         })
+        .ok_or(Unresolved::NoRoute))
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
