@@ -257,9 +257,14 @@ impl Reconciler {
 
         // 1. Real entries, so every id a table is about to name is valid.
         let mut wanted_reals = HashMap::new();
+        // Each service's reals as (id, entry flags), in the config's order:
+        // the row plans below need both, and looking them up again costs a
+        // tree search and a hash per real.
+        let mut service_reals: Vec<Vec<(u32, u8)>> = Vec::with_capacity(config.services.len());
         for service in &config.services {
             let key = service_key(service);
             let service_id = ids.services[&key];
+            let mut reals = Vec::with_capacity(service.reals.len());
             for real in &service.reals {
                 let mark = marks
                     .get(&RealKey::new(key, real))
@@ -286,7 +291,9 @@ impl Reconciler {
                     ..entry
                 };
                 wanted_reals.insert(id, entry);
+                reals.push((id, entry.flags));
             }
+            service_reals.push(reals);
         }
         let known_reals: BTreeSet<u32> = self.ids.reals.values().copied().collect();
         let new_reals: Vec<u32> = wanted_reals
@@ -314,15 +321,13 @@ impl Reconciler {
         batch::zero_all(&maps.service_stats, &new_services)
             .context("zeroing new services' counters")?;
         let mut rows = Vec::with_capacity(config.services.len());
-        for service in &config.services {
+        for (service, reals) in config.services.iter().zip(&service_reals) {
             let service_id = ids.services[&service_key(service)];
             let candidates: Vec<RowReal> = service
                 .reals
                 .iter()
-                .map(|real| {
-                    let identity = RealIdentity::new(service_id, real);
-                    let id = ids.reals[&identity];
-                    let flags = wanted_reals[&id].flags;
+                .zip(reals)
+                .map(|(real, &(id, flags))| {
                     let schedulable = flags & REAL_NEXT_HOP_KNOWN != 0 && flags & REAL_DOWN == 0;
                     RowReal {
                         identity: identity_bytes(real.address, real.port),
@@ -501,9 +506,9 @@ impl Reconciler {
                 _pad: [0; 3],
             })
             .collect();
-        for key in wanted.difference(&self.nat_reals) {
-            maps.nat_reals.insert(key, 1, 0)?;
-        }
+        let added: Vec<NatRealKey> = wanted.difference(&self.nat_reals).copied().collect();
+        batch::insert_all(&maps.nat_reals, &added, &vec![1; added.len()])
+            .context("adding NAT reals")?;
         for key in self.nat_reals.difference(&wanted) {
             remove_missing(maps.nat_reals.remove(key))?;
         }
