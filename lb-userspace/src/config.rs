@@ -675,16 +675,10 @@ fn parse_once(
         }
     };
     let draft = reader.decode_config(&Field::root(&root));
-    // The draft owns what it took from the tree. Freeing the tree (a node
-    // and a map per value: about 60 ms for 100,000 reals) then overlaps the
-    // checks on another core instead of adding to a reload.
-    std::thread::scope(|scope| {
-        scope.spawn(move || drop(root));
-        if let Some(draft) = &draft {
-            reader.validate(draft, interface_exists);
-        }
-        reader.finish(draft.and_then(Draft::into_config))
-    })
+    if let Some(draft) = &draft {
+        reader.validate(draft, interface_exists);
+    }
+    reader.finish(draft.and_then(Draft::into_config))
 }
 
 /// Validates a configuration built in memory (the running state after
