@@ -12,7 +12,6 @@ use std::{
 
 use tokio::{
     sync::{Semaphore, mpsc},
-    task::JoinHandle,
     time::{Instant, MissedTickBehavior},
 };
 
@@ -20,7 +19,7 @@ use super::{
     probe::{Failure, Prober},
     tracker::RealKey,
 };
-use crate::config::HealthCheck;
+use crate::{config::HealthCheck, tasks::AbortOnDrop};
 
 /// Probes in flight at once, all kinds together; more wait their turn.
 pub const MAX_PROBES_IN_FLIGHT: usize = 2048;
@@ -44,7 +43,8 @@ pub struct Report {
 }
 
 pub struct Runner {
-    tasks: HashMap<RealKey, (ProbeSpec, JoinHandle<()>)>,
+    /// A probe stops when its entry goes (or with the runner).
+    tasks: HashMap<RealKey, (ProbeSpec, AbortOnDrop)>,
     reports: mpsc::Sender<Report>,
     prober: Prober,
     in_flight: Arc<Semaphore>,
@@ -65,13 +65,8 @@ impl Runner {
     /// random point of their first interval), changed ones restart, the
     /// rest stop. Unchanged probes keep their rhythm.
     pub fn sync(&mut self, wanted: HashMap<RealKey, ProbeSpec>) {
-        self.tasks.retain(|key, (spec, task)| {
-            let keep = wanted.get(key) == Some(spec);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
+        self.tasks
+            .retain(|key, (spec, _)| wanted.get(key) == Some(spec));
         for (key, spec) in wanted {
             if self.tasks.contains_key(&key) {
                 continue;
@@ -83,7 +78,7 @@ impl Runner {
                 self.in_flight.clone(),
                 self.reports.clone(),
             ));
-            self.tasks.insert(key, (spec, task));
+            self.tasks.insert(key, (spec, AbortOnDrop(task)));
         }
     }
 
@@ -93,14 +88,6 @@ impl Runner {
 
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        for (_, task) in self.tasks.values() {
-            task.abort();
-        }
     }
 }
 
@@ -136,5 +123,67 @@ async fn probe_loop(
         if reports.send(report).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::HashSet,
+        net::{IpAddr, Ipv4Addr},
+    };
+
+    use lb_common::ServiceKey;
+
+    use super::*;
+
+    fn key(last_octet: u8) -> RealKey {
+        RealKey {
+            service: ServiceKey::default(),
+            real: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, last_octet)), 80),
+        }
+    }
+
+    /// A probe that always passes at once, every 5 ms.
+    fn spec(key: &RealKey) -> ProbeSpec {
+        ProbeSpec {
+            check: HealthCheck {
+                interval: Duration::from_millis(5),
+                ..HealthCheck::default()
+            },
+            target: key.real,
+        }
+    }
+
+    /// The reals that reported within `window`.
+    async fn reporting(reports: &mut mpsc::Receiver<Report>, window: Duration) -> HashSet<RealKey> {
+        let mut seen = HashSet::new();
+        let deadline = Instant::now() + window;
+        while let Ok(Some(report)) = tokio::time::timeout_at(deadline, reports.recv()).await {
+            seen.insert(report.key);
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn probes_stop_when_no_longer_wanted_and_with_the_runner() {
+        let (sender, mut reports) = mpsc::channel(1024);
+        let mut runner = Runner::new(sender);
+        let (a, b) = (key(2), key(3));
+        runner.sync(HashMap::from([(a, spec(&a)), (b, spec(&b))]));
+        let window = Duration::from_millis(200);
+        assert_eq!(reporting(&mut reports, window).await, HashSet::from([a, b]));
+
+        runner.sync(HashMap::from([(a, spec(&a))]));
+        assert_eq!(runner.len(), 1);
+        // Reports already queued may still name b; after them, only a.
+        reporting(&mut reports, Duration::from_millis(20)).await;
+        assert_eq!(reporting(&mut reports, window).await, HashSet::from([a]));
+
+        // Every sender goes with the runner and its stopped tasks.
+        drop(runner);
+        let closed =
+            tokio::time::timeout(window, async { while reports.recv().await.is_some() {} }).await;
+        assert!(closed.is_ok(), "a probe outlived its runner");
     }
 }
