@@ -28,12 +28,14 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use netlink_packet_route::{
     link::LinkAttribute,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
-    route::{RouteAddress, RouteAttribute},
+    route::RouteAddress,
 };
-use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use rtnetlink::{Handle, MulticastGroup};
 use tracing::warn;
 
 use crate::tasks::AbortOnDrop;
+
+mod lookup;
 
 /// Where to send a frame for one real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,13 +78,8 @@ struct Link {
 
 pub type Resolution = Result<NextHop, Unresolved>;
 
-/// Route lookups [`Resolver::routes`] keeps in flight at once. The socket's
-/// receive buffer must hold the replies of all of them (each well under
-/// 200 bytes).
-const ROUTE_LOOKUPS_IN_FLIGHT: usize = 64;
-
 /// Below this many addresses per core, [`Resolver::routes`] uses one socket:
-/// a thread, a runtime and a socket cost more than they save.
+/// a thread and a socket cost more than they save.
 const ROUTE_LOOKUPS_WORTH_A_THREAD: usize = 4096;
 
 /// The kernel's route to each real, as [`Resolver::routes`] found them.
@@ -245,23 +242,22 @@ impl Resolver {
     /// The kernel's route to every address: one lookup each, the expensive
     /// half of [`Self::resolve`].
     ///
+    /// Sent in batches on a socket of a blocking thread (see `lookup.rs`).
     /// The kernel does a lookup's work in the thread that sends the request,
-    /// so a hundred thousand of them keep one core busy for a third of a
-    /// second: large sets are split between this socket and more, each on
-    /// a thread of its own (see [`Self::lookup_threads`]).
+    /// so large sets are split between several sockets, each on a thread of
+    /// its own (see [`Self::lookup_threads`]).
     async fn routes(&self, reals: &[IpAddr]) -> Result<Routes> {
-        let helpers = (reals.len() / ROUTE_LOOKUPS_WORTH_A_THREAD).min(self.lookup_threads - 1);
-        let mut chunks = reals.chunks(reals.len().div_ceil(helpers + 1).max(1));
-        let own = chunks.next().unwrap_or_default();
-        let helpers: Vec<_> = chunks
+        let sockets = (reals.len() / ROUTE_LOOKUPS_WORTH_A_THREAD).min(self.lookup_threads - 1) + 1;
+        let lookups: Vec<_> = reals
+            .chunks(reals.len().div_ceil(sockets).max(1))
             .map(|chunk| {
                 let chunk = chunk.to_vec();
-                tokio::task::spawn_blocking(move || routes_on_own_socket(&chunk))
+                tokio::task::spawn_blocking(move || lookup::routes(&chunk))
             })
             .collect();
-        let mut routes = lookup_routes(&self.handle, own).await?;
-        for helper in helpers {
-            routes.extend(helper.await.context("route lookup thread")??);
+        let mut routes = HashMap::with_capacity(reals.len());
+        for lookup in lookups {
+            routes.extend(lookup.await.context("route lookup thread")??);
         }
         Ok(Routes(routes))
     }
@@ -414,65 +410,6 @@ fn connect() -> Result<Handle> {
         rtnetlink::new_connection().context("opening an rtnetlink socket")?;
     tokio::spawn(connection);
     Ok(handle)
-}
-
-/// [`lookup_routes`] on a socket and runtime of this thread's own.
-fn routes_on_own_socket(reals: &[IpAddr]) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime for route lookups")?
-        .block_on(async { lookup_routes(&connect()?, reals).await })
-}
-
-/// One route lookup per address on `handle`'s socket.
-async fn lookup_routes(
-    handle: &Handle,
-    reals: &[IpAddr],
-) -> Result<HashMap<IpAddr, Result<Route, Unresolved>>> {
-    // Many requests in flight on the one netlink socket (replies are
-    // matched by sequence number): the connection task then sends and
-    // receives in bursts instead of one round trip through the runtime
-    // per real, which is most of the time for tens of thousands.
-    futures_util::stream::iter(reals.iter().copied())
-        .map(|real| async move { Ok::<_, anyhow::Error>((real, route(handle, real).await?)) })
-        .buffer_unordered(ROUTE_LOOKUPS_IN_FLIGHT)
-        .try_collect()
-        .await
-}
-
-/// The kernel's route to `addr`: output interface, gateway, source.
-async fn route(handle: &Handle, addr: IpAddr) -> Result<Result<Route, Unresolved>> {
-    let prefix = if addr.is_ipv4() { 32 } else { 128 };
-    let message = RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(addr, prefix)?
-        .build();
-    let mut routes = handle.route().get(message).execute();
-    let route = match routes.try_next().await {
-        Ok(Some(route)) => route,
-        Ok(None) => return Ok(Err(Unresolved::NoRoute)),
-        // ENETUNREACH and friends come back as an error reply.
-        Err(rtnetlink::Error::NetlinkError(_)) => return Ok(Err(Unresolved::NoRoute)),
-        Err(error) => return Err(error.into()),
-    };
-    let mut oif = None;
-    let mut gateway = None;
-    let mut source = None;
-    for attribute in &route.attributes {
-        match attribute {
-            RouteAttribute::Oif(index) => oif = Some(*index),
-            RouteAttribute::Gateway(address) => gateway = ip_of(address),
-            RouteAttribute::PrefSource(address) => source = ip_of(address),
-            _ => {}
-        }
-    }
-    Ok(oif
-        .map(|ifindex| Route {
-            ifindex,
-            gateway,
-            source,
-        })
-        .ok_or(Unresolved::NoRoute))
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
