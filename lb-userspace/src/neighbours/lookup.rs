@@ -21,9 +21,14 @@ use rtnetlink::RouteMessageBuilder;
 use super::{Route, Unresolved, ip_of};
 
 /// Requests per datagram. Their replies wait in the socket's receive
-/// buffer until read; 128 replies of under 200 bytes each (plus the
-/// kernel's per-datagram overhead) stay well within the default 208 KiB.
+/// buffer until read: each is a datagram of a few hundred bytes, charged
+/// at its buffer's size (about 1 KiB once the kernel trims it, up to a
+/// page and a half when it cannot).
 const BATCH: usize = 128;
+
+/// Room for a batch's replies even untrimmed ([`BATCH`] x 4.5 KiB), asked
+/// past `rmem_max` where the caller may (lbd runs as root).
+const RECEIVE_BUFFER: libc::c_int = 1 << 20;
 
 /// A reply the kernel could not queue (the receive buffer overflowed) is
 /// lost: the lookups then fail instead of waiting forever.
@@ -81,27 +86,35 @@ fn connect() -> Result<Socket> {
     socket
         .connect(&SocketAddr::new(0, 0))
         .context("connecting an rtnetlink socket to the kernel")?;
-    set_receive_timeout(&socket, REPLY_TIMEOUT)?;
+    let timeout = libc::timeval {
+        tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: REPLY_TIMEOUT.subsec_micros() as libc::suseconds_t,
+    };
+    set_option(&socket, libc::SO_RCVTIMEO, &timeout).context("setting a receive timeout")?;
+    // Without the privilege, the default buffer holds a batch of trimmed
+    // replies, which is what the kernel nearly always sends.
+    if set_option(&socket, libc::SO_RCVBUFFORCE, &RECEIVE_BUFFER).is_err() {
+        set_option(&socket, libc::SO_RCVBUF, &RECEIVE_BUFFER)
+            .context("setting the receive buffer")?;
+    }
     Ok(socket)
 }
 
-fn set_receive_timeout(socket: &Socket, timeout: Duration) -> Result<()> {
-    let value = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid `timeval` of the size passed, for SO_RCVTIMEO.
+/// A socket option at `SOL_SOCKET` level.
+fn set_option<T>(socket: &Socket, option: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a valid `T` of the size passed; the options used
+    // here take a `timeval` or an `int`, as the callers pass.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&value as *const libc::timeval).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
+            option,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
         )
     };
     if result != 0 {
-        return Err(io::Error::last_os_error()).context("setting a receive timeout");
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
