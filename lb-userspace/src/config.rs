@@ -890,6 +890,10 @@ impl Draft {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Positions {
     Record,
+    /// A first pass that only finds out whether the file is fine: no
+    /// positions, and no field paths either (a string per field, most of
+    /// the decoding's allocations). Its problems are never shown: a file
+    /// with problems is read again with `Record` (see [`parse`]).
     Skip,
 }
 
@@ -909,6 +913,22 @@ impl<'a> Reader<'a> {
             file,
             problems: Vec::new(),
             positions: (positions == Positions::Record).then(HashMap::new),
+        }
+    }
+
+    /// The path of `name` under `field`, on a pass that keeps paths.
+    fn child_path(&self, field: &Field<'_, '_>, name: &str) -> String {
+        match self.positions {
+            Some(_) => field.child_path(name),
+            None => String::new(),
+        }
+    }
+
+    /// The path of item `index` of the list `field`, likewise.
+    fn item_path(&self, field: &Field<'_, '_>, index: usize) -> String {
+        match self.positions {
+            Some(_) => format!("{}[{index}]", field.path),
+            None => String::new(),
         }
     }
 
@@ -974,7 +994,7 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             };
-            let path = field.child_path(name);
+            let path = self.child_path(field, name);
             if !known.contains(&name) {
                 self.report(key_pos, &path, unknown_field(name, known));
             } else if entries.iter().any(|(seen, _)| *seen == name) {
@@ -1041,7 +1061,7 @@ impl<'a> Reader<'a> {
         let items = nodes.iter().enumerate().map(|(i, node)| {
             let item = Field {
                 node,
-                path: format!("{}[{i}]", field.path),
+                path: self.item_path(field, i),
             };
             self.remember(&item.path, item.pos());
             decode(self, &item)
@@ -1898,14 +1918,15 @@ impl Reader<'_> {
         }
         let mut first_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
         for (j, real) in decoded(reals) {
-            let real_path = format!("{path}.reals[{j}]");
+            // Formatted only for a problem: a string per real adds up.
+            let real_path = || format!("{path}.reals[{j}]");
             self.check_real(&real_path, service, real);
             match first_seen.entry((real.address, real.port)) {
                 Entry::Occupied(first) => {
                     let first = first.get();
                     let address = real.endpoint();
                     self.report_at(
-                        &real_path,
+                        &real_path(),
                         format!("duplicate real {address}, already listed as reals[{first}]"),
                     );
                 }
@@ -1926,7 +1947,7 @@ impl Reader<'_> {
         let health = &service.health;
         if let Some(sorry) = &health.sorry_server {
             let sorry_path = format!("{path}.sorry_server");
-            self.check_real(&sorry_path, service, sorry);
+            self.check_real(&|| sorry_path.clone(), service, sorry);
             if let Some(j) = reals.get(&(sorry.address, sorry.port)) {
                 let address = SocketAddr::new(sorry.address, sorry.port);
                 self.report_at(
@@ -1956,7 +1977,12 @@ impl Reader<'_> {
     /// back). NAT rewrites the destination to the real's address and port:
     /// the family must stay, the port may change, except on a port-0
     /// service, where each packet keeps the port it was sent to.
-    fn check_real(&mut self, real_path: &str, service: &ServiceConfig, real: &RealConfig) {
+    fn check_real(
+        &mut self,
+        real_path: &dyn Fn() -> String,
+        service: &ServiceConfig,
+        real: &RealConfig,
+    ) {
         let forwarding = service.forwarding_of(real);
         let method = forwarding.name();
         let same_family = real.address.is_ipv4() == service.vip.is_ipv4();
@@ -1964,7 +1990,7 @@ impl Reader<'_> {
             let (address, vip) = (real.address, service.vip);
             let (real_family, vip_family) = (family(address), family(vip));
             self.report_at(
-                &format!("{real_path}.address"),
+                &format!("{}.address", real_path()),
                 format!(
                     "real {address} is {real_family} but the VIP {vip} is {vip_family}; \
                      {method} forwarding needs the same address family (only `tun` can mix them)"
@@ -1974,7 +2000,7 @@ impl Reader<'_> {
         // A port left out is the service's, so a mismatch was written out:
         // `.port` has a position.
         let (port, service_port) = (real.port, service.port);
-        let port_path = format!("{real_path}.port");
+        let port_path = || format!("{}.port", real_path());
         if port != service_port && (service_port == 0 || forwarding != Forwarding::Nat) {
             let reason = if service_port == 0 {
                 format!(
@@ -1988,11 +2014,11 @@ impl Reader<'_> {
                      {service_port} (only `nat` can change ports)"
                 )
             };
-            self.report_at(&port_path, reason);
+            self.report_at(&port_path(), reason);
         } else if port == 0 && service_port != 0 {
             // Only NAT gets here: it would rewrite the destination port to 0.
             self.report_at(
-                &port_path,
+                &port_path(),
                 format!(
                     "real port 0 on a NAT service of port {service_port}: NAT rewrites the \
                      destination port to the real's; omit `port` to keep {service_port}"
@@ -2002,7 +2028,7 @@ impl Reader<'_> {
         let (upper, lower) = (real.upper_threshold, real.lower_threshold);
         if upper != 0 && lower > upper {
             self.report_at(
-                &format!("{real_path}.lower_threshold"),
+                &format!("{}.lower_threshold", real_path()),
                 format!("lower threshold {lower} is above the upper threshold {upper}"),
             );
         }
