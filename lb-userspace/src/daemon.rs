@@ -209,7 +209,7 @@ async fn resolve_initial(
     // neighbour table while ARP/ND answers.
     resolver.refresh_routes(&addresses).await?;
     loop {
-        let hops = resolver.next_hops(resolver.known_routes()).await?;
+        let hops = resolver.next_hops().await?;
         let pending = hops
             .values()
             .filter(|hop| matches!(hop, Err(crate::neighbours::Unresolved::Resolving)))
@@ -394,7 +394,10 @@ impl Daemon {
     }
 
     async fn refresh_next_hops(&mut self) -> Result<()> {
-        let hops = self.resolver.resolve(&real_addresses(&self.config)).await?;
+        let addresses = real_addresses(&self.config);
+        let Some(hops) = self.resolver.resolve_if_changed(&addresses).await? else {
+            return Ok(());
+        };
         if hops != self.next_hops {
             for (address, hop) in &hops {
                 if self.next_hops.get(address) != Some(hop) {

@@ -226,3 +226,79 @@ fn routes_are_looked_up_again_when_the_kernel_announces_a_change_and_only_then()
         })
     })
 }
+
+#[test]
+fn next_hops_are_rebuilt_only_when_a_route_or_a_neighbour_they_read_changed() -> Result<()> {
+    if !require_root("next_hops_are_rebuilt_only_when_a_route_or_a_neighbour_they_read_changed") {
+        return Ok(());
+    }
+    let (balancer, _side_a, _side_b) = balancer(&unique_prefix())?;
+    let via_a: Vec<IpAddr> = (1..=100u8)
+        .map(|host| IpAddr::V4(Ipv4Addr::new(198, 19, 1, host)))
+        .collect();
+    let new_mac = [0x02, 0, 0, 0, 0, 0xaa];
+    balancer.enter(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+            let macs = |hops: &HashMap<IpAddr, Result<NextHop, Unresolved>>| -> Vec<[u8; 6]> {
+                via_a
+                    .iter()
+                    .map(|real| hops[real].as_ref().map_or([0; 6], |hop| hop.dst_mac))
+                    .collect()
+            };
+            let mut resolver = Resolver::new()?;
+            let first = resolver.resolve(&via_a).await?;
+            assert!(macs(&first).iter().all(|mac| *mac == MAC_A));
+
+            // Nothing changed: no new answer.
+            settle().await;
+            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
+
+            // A neighbour nobody reads changes: still none.
+            balancer.ip(&[
+                "neigh",
+                "replace",
+                "198.18.1.77",
+                "lladdr",
+                "02:00:00:00:00:77",
+                "dev",
+                "eth1",
+                "nud",
+                "permanent",
+            ])?;
+            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
+
+            // The gateway's MAC changes: a new answer, with it.
+            balancer.ip(&[
+                "neigh",
+                "replace",
+                GATEWAY_A,
+                "lladdr",
+                &mac_text(new_mac),
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ])?;
+            let changed = resolver
+                .resolve_if_changed(&via_a)
+                .await?
+                .context("no new answer")?;
+            assert!(macs(&changed).iter().all(|mac| *mac == new_mac));
+            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
+
+            // The route moves: a new answer through the other gateway.
+            balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
+            settle().await;
+            let moved = resolver
+                .resolve_if_changed(&via_a)
+                .await?
+                .context("no new answer")?;
+            assert!(macs(&moved).iter().all(|mac| *mac == MAC_B));
+            Ok(())
+        })
+    })
+}
