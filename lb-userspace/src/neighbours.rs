@@ -11,7 +11,8 @@
 //! Routes are the expensive half (one lookup per real) and change rarely:
 //! they are looked up again only when the kernel announces a change to
 //! something they depend on (see [`Resolver::refresh_routes`]), while the
-//! neighbour table is read on every refresh.
+//! neighbour table is read on every refresh; the answer is rebuilt only
+//! when one of those changed (see [`Resolver::resolve_if_changed`]).
 
 use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
