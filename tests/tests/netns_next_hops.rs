@@ -181,49 +181,38 @@ fn routes_are_looked_up_again_when_the_kernel_announces_a_change_and_only_then()
     if !require_root("routes_are_looked_up_again_when_the_kernel_announces_a_change") {
         return Ok(());
     }
-    let (balancer, _side_a, _side_b) = balancer(&unique_prefix())?;
-    let via_a: Vec<IpAddr> = (1..=100u8)
-        .map(|host| IpAddr::V4(Ipv4Addr::new(198, 19, 1, host)))
-        .collect();
-    balancer.enter(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            // Long enough for the listener to take in an announcement.
-            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
-            let through = |hops: &HashMap<IpAddr, _>, gateway: &str| -> Result<()> {
-                let gateway: IpAddr = gateway.parse()?;
-                for real in &via_a {
-                    let hop: &Result<NextHop, Unresolved> = &hops[real];
-                    ensure!(
-                        hop.as_ref().is_ok_and(|hop| hop.gateway == Some(gateway)),
-                        "{real}: {hop:?}, expected via {gateway}"
-                    );
-                }
-                Ok(())
-            };
-            let mut resolver = Resolver::new()?;
-            through(&resolver.resolve(&via_a).await?, GATEWAY_A)?;
-            assert_eq!(resolver.route_lookups(), via_a.len());
-
-            // Nothing announced: the known routes stand.
-            settle().await;
-            through(&resolver.resolve(&via_a).await?, GATEWAY_A)?;
-            assert_eq!(resolver.route_lookups(), via_a.len(), "looked up again");
-
-            // The kernel moves them to the other gateway and says so.
-            balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
-            settle().await;
-            through(&resolver.resolve(&via_a).await?, GATEWAY_B)?;
-            assert_eq!(resolver.route_lookups(), 2 * via_a.len());
-
-            // Other reals than last time are looked up whatever was said.
-            let fewer = &via_a[..10];
-            resolver.resolve(fewer).await?;
-            assert_eq!(resolver.route_lookups(), 2 * via_a.len() + fewer.len());
+    with_reals_via_a(async |balancer, via_a| {
+        let through = |hops: &HashMap<IpAddr, _>, gateway: &str| -> Result<()> {
+            let gateway: IpAddr = gateway.parse()?;
+            for real in via_a {
+                let hop: &Result<NextHop, Unresolved> = &hops[real];
+                ensure!(
+                    hop.as_ref().is_ok_and(|hop| hop.gateway == Some(gateway)),
+                    "{real}: {hop:?}, expected via {gateway}"
+                );
+            }
             Ok(())
-        })
+        };
+        let mut resolver = Resolver::new()?;
+        through(&resolver.resolve(via_a).await?, GATEWAY_A)?;
+        assert_eq!(resolver.route_lookups(), via_a.len());
+
+        // Nothing announced: the known routes stand.
+        settle().await;
+        through(&resolver.resolve(via_a).await?, GATEWAY_A)?;
+        assert_eq!(resolver.route_lookups(), via_a.len(), "looked up again");
+
+        // The kernel moves them to the other gateway and says so.
+        balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
+        settle().await;
+        through(&resolver.resolve(via_a).await?, GATEWAY_B)?;
+        assert_eq!(resolver.route_lookups(), 2 * via_a.len());
+
+        // Other reals than last time are looked up whatever was said.
+        let fewer = &via_a[..10];
+        resolver.resolve(fewer).await?;
+        assert_eq!(resolver.route_lookups(), 2 * via_a.len() + fewer.len());
+        Ok(())
     })
 }
 
@@ -232,73 +221,83 @@ fn next_hops_are_rebuilt_only_when_a_route_or_a_neighbour_they_read_changed() ->
     if !require_root("next_hops_are_rebuilt_only_when_a_route_or_a_neighbour_they_read_changed") {
         return Ok(());
     }
+    let new_mac = [0x02, 0, 0, 0, 0, 0xaa];
+    with_reals_via_a(async |balancer, via_a| {
+        let macs = |hops: &HashMap<IpAddr, Result<NextHop, Unresolved>>| -> Vec<[u8; 6]> {
+            via_a
+                .iter()
+                .map(|real| hops[real].as_ref().map_or([0; 6], |hop| hop.dst_mac))
+                .collect()
+        };
+        let mut resolver = Resolver::new()?;
+        let first = resolver.resolve(via_a).await?;
+        assert!(macs(&first).iter().all(|mac| *mac == MAC_A));
+
+        // Nothing changed: no new answer.
+        settle().await;
+        assert!(resolver.resolve_if_changed(via_a).await?.is_none());
+
+        // A neighbour nobody reads changes: still none.
+        balancer.ip(&[
+            "neigh",
+            "replace",
+            "198.18.1.77",
+            "lladdr",
+            "02:00:00:00:00:77",
+            "dev",
+            "eth1",
+            "nud",
+            "permanent",
+        ])?;
+        assert!(resolver.resolve_if_changed(via_a).await?.is_none());
+
+        // The gateway's MAC changes: a new answer, with it.
+        balancer.ip(&[
+            "neigh",
+            "replace",
+            GATEWAY_A,
+            "lladdr",
+            &mac_text(new_mac),
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])?;
+        let changed = resolver
+            .resolve_if_changed(via_a)
+            .await?
+            .context("no new answer")?;
+        assert!(macs(&changed).iter().all(|mac| *mac == new_mac));
+        assert!(resolver.resolve_if_changed(via_a).await?.is_none());
+
+        // The route moves: a new answer through the other gateway.
+        balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
+        settle().await;
+        let moved = resolver
+            .resolve_if_changed(via_a)
+            .await?
+            .context("no new answer")?;
+        assert!(macs(&moved).iter().all(|mac| *mac == MAC_B));
+        Ok(())
+    })
+}
+
+/// Long enough for the route watch to take in an announcement.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+}
+
+/// Runs `test` on a runtime inside the balancer's namespace, with a
+/// hundred reals that the balancer routes via gateway A.
+fn with_reals_via_a(test: impl AsyncFnOnce(&Netns, &[IpAddr]) -> Result<()> + Send) -> Result<()> {
     let (balancer, _side_a, _side_b) = balancer(&unique_prefix())?;
     let via_a: Vec<IpAddr> = (1..=100u8)
         .map(|host| IpAddr::V4(Ipv4Addr::new(198, 19, 1, host)))
         .collect();
-    let new_mac = [0x02, 0, 0, 0, 0, 0xaa];
     balancer.enter(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
-            let macs = |hops: &HashMap<IpAddr, Result<NextHop, Unresolved>>| -> Vec<[u8; 6]> {
-                via_a
-                    .iter()
-                    .map(|real| hops[real].as_ref().map_or([0; 6], |hop| hop.dst_mac))
-                    .collect()
-            };
-            let mut resolver = Resolver::new()?;
-            let first = resolver.resolve(&via_a).await?;
-            assert!(macs(&first).iter().all(|mac| *mac == MAC_A));
-
-            // Nothing changed: no new answer.
-            settle().await;
-            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
-
-            // A neighbour nobody reads changes: still none.
-            balancer.ip(&[
-                "neigh",
-                "replace",
-                "198.18.1.77",
-                "lladdr",
-                "02:00:00:00:00:77",
-                "dev",
-                "eth1",
-                "nud",
-                "permanent",
-            ])?;
-            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
-
-            // The gateway's MAC changes: a new answer, with it.
-            balancer.ip(&[
-                "neigh",
-                "replace",
-                GATEWAY_A,
-                "lladdr",
-                &mac_text(new_mac),
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ])?;
-            let changed = resolver
-                .resolve_if_changed(&via_a)
-                .await?
-                .context("no new answer")?;
-            assert!(macs(&changed).iter().all(|mac| *mac == new_mac));
-            assert!(resolver.resolve_if_changed(&via_a).await?.is_none());
-
-            // The route moves: a new answer through the other gateway.
-            balancer.ip(&["route", "replace", "198.19.0.0/17", "via", GATEWAY_B])?;
-            settle().await;
-            let moved = resolver
-                .resolve_if_changed(&via_a)
-                .await?
-                .context("no new answer")?;
-            assert!(macs(&moved).iter().all(|mac| *mac == MAC_B));
-            Ok(())
-        })
+            .build()?
+            .block_on(test(&balancer, &via_a))
     })
 }

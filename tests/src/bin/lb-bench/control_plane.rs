@@ -441,11 +441,7 @@ fn listing_lines(scale: Scale) -> usize {
 /// (reals without next hops get no slots) would flatter the timing.
 fn check_applied(lbd: &Lbd, scale: Scale) -> Result<()> {
     let log = lbd.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|line| line.contains("applied configuration"))
-        .context("lbd logged no `applied configuration`")?;
+    let line = last_line(&log, "applied configuration")?;
     let written = log_field(line, "reals_written").context("no reals_written in lbd's log")?;
     ensure!(
         written == scale.reals(),
@@ -459,19 +455,23 @@ fn check_applied(lbd: &Lbd, scale: Scale) -> Result<()> {
     Ok(())
 }
 
-/// The value of `name=N` in a tracing log line.
 /// The phases lbd logged for its last reload, in ms: parse, resolve, apply.
 fn reload_phases(lbd: &Lbd) -> Result<[usize; 3]> {
     let log = lbd.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|line| line.contains("reloaded"))
-        .context("lbd logged no `reloaded`")?;
+    let line = last_line(&log, "reloaded")?;
     let field = |name| log_field(line, name).with_context(|| format!("no {name} in: {line}"));
     Ok([field("parse_ms")?, field("resolve_ms")?, field("apply_ms")?])
 }
 
+/// The last line of `log` that mentions `what`.
+fn last_line<'log>(log: &'log str, what: &str) -> Result<&'log str> {
+    log.lines()
+        .rev()
+        .find(|line| line.contains(what))
+        .with_context(|| format!("lbd logged no `{what}`"))
+}
+
+/// The value of `name=N` in a tracing log line.
 fn log_field(line: &str, name: &str) -> Option<usize> {
     let start = line.find(&format!("{name}="))? + name.len() + 1;
     let digits: String = line[start..]
