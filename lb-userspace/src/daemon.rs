@@ -77,6 +77,9 @@ struct Daemon {
     dataplane: Dataplane,
     reconciler: Reconciler,
     resolver: Resolver,
+    /// The addresses of `config`'s reals, for the next-hop refresh every
+    /// second (a set of 100,000 is too much to rebuild that often).
+    real_addresses: Vec<IpAddr>,
     next_hops: HashMap<IpAddr, Resolution>,
     /// The metrics endpoint's address and its view of what ids mean,
     /// republished after every apply; `None` when metrics are off.
@@ -119,6 +122,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let mut daemon = Daemon {
         config_path: config_path.to_owned(),
         running: config.clone(),
+        real_addresses: real_addresses(&config),
         config,
         health,
         layout,
@@ -350,12 +354,14 @@ impl Daemon {
                 return Err(error);
             }
         }
+        let previous_addresses = std::mem::replace(&mut self.real_addresses, addresses);
         let resolve = started.elapsed();
         // Reals already probed keep their verdicts; new ones start unknown.
         self.health.configure(&self.config, &HashMap::new());
         if let Err(error) = self.apply() {
             // Maps may hold part of the new state; put the old one back.
             self.config = previous;
+            self.real_addresses = previous_addresses;
             self.health.configure(&self.config, &HashMap::new());
             self.apply()?;
             return Err(error);
@@ -394,8 +400,11 @@ impl Daemon {
     }
 
     async fn refresh_next_hops(&mut self) -> Result<()> {
-        let addresses = real_addresses(&self.config);
-        let Some(hops) = self.resolver.resolve_if_changed(&addresses).await? else {
+        let Some(hops) = self
+            .resolver
+            .resolve_if_changed(&self.real_addresses)
+            .await?
+        else {
             return Ok(());
         };
         if hops != self.next_hops {
