@@ -15,7 +15,7 @@
 //! when one of those changed (see [`Resolver::resolve_if_changed`]).
 
 use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
+    collections::{HashMap, hash_map::Entry},
     net::IpAddr,
     sync::{
         Arc,
@@ -320,7 +320,6 @@ impl Resolver {
         self.hops_basis = None;
         let routes = &self.known_routes;
         let mut links: HashMap<u32, Link> = HashMap::new();
-        let mut made_managed: HashSet<(u32, IpAddr)> = HashSet::new();
         let mut read: HashMap<(u32, IpAddr), Option<NeighbourEntry>> = HashMap::new();
         let mut out = HashMap::with_capacity(routes.0.len());
         for (&real, route) in &routes.0 {
@@ -334,9 +333,12 @@ impl Resolver {
             // The frame goes to the gateway's MAC when there is one.
             let neighbour = (route.ifindex, route.gateway.unwrap_or(real));
             let entry = neighbours.get(&neighbour);
-            read.entry(neighbour).or_insert_with(|| entry.cloned());
-            if !entry.is_some_and(|entry| entry.maintained) && made_managed.insert(neighbour) {
-                self.manage(neighbour.0, neighbour.1).await?;
+            // Once per neighbour, however many reals are behind it.
+            if let Entry::Vacant(first) = read.entry(neighbour) {
+                first.insert(entry.cloned());
+                if !entry.is_some_and(|entry| entry.maintained) {
+                    self.manage(neighbour.0, neighbour.1).await?;
+                }
             }
             let resolution = match entry {
                 Some(entry) if entry.usable => {
