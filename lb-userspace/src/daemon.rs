@@ -109,7 +109,8 @@ pub async fn run(config_path: &Path) -> Result<()> {
         tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
     };
     let mut resolver = Resolver::new()?;
-    let next_hops = resolve_initial(&mut resolver, &config).await?;
+    let addresses = real_addresses(&config);
+    let next_hops = resolve_initial(&mut resolver, &addresses).await?;
     let dataplane = loading.await.context("loading the data plane")??;
     let reconciler = if dataplane.adopted {
         Reconciler::adopt(geometry, &dataplane.maps)?
@@ -122,7 +123,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let mut daemon = Daemon {
         config_path: config_path.to_owned(),
         running: config.clone(),
-        real_addresses: real_addresses(&config),
+        real_addresses: addresses,
         config,
         health,
         layout,
@@ -200,18 +201,17 @@ pub async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Resolves every real of `config`, giving ARP/ND a moment for the ones not
-/// yet in the neighbour table, so the first tables include every reachable
-/// real.
+/// Resolves the reals' `addresses`, giving ARP/ND a moment for the ones
+/// not yet in the neighbour table, so the first tables include every
+/// reachable real.
 async fn resolve_initial(
     resolver: &mut Resolver,
-    config: &Config,
+    addresses: &[IpAddr],
 ) -> Result<HashMap<IpAddr, Resolution>> {
-    let addresses = real_addresses(config);
     let deadline = tokio::time::Instant::now() + INITIAL_RESOLUTION_WAIT;
     // Routes once (the expensive part, one lookup per real); then only the
     // neighbour table while ARP/ND answers.
-    resolver.refresh_routes(&addresses).await?;
+    resolver.refresh_routes(addresses).await?;
     loop {
         let hops = resolver.next_hops().await?;
         let pending = hops
