@@ -225,10 +225,39 @@ fn fill_flows(dataplane: &mut Dataplane, count: u32, now_ns: u64) -> Result<()> 
         state: ConnectionState::TcpEstablished as u8,
         ..FlowState::default()
     };
-    for n in 0..count {
-        maps.flows.insert(flow_key(n), state, 0)?;
-    }
-    Ok(())
+    on_one_cpu(|| {
+        for n in 0..count {
+            maps.flows.insert(flow_key(n), state, 0)?;
+        }
+        Ok(())
+    })?
+}
+
+/// Runs `work` on a thread bound to one CPU. Filling an LRU table to the
+/// last entry needs that: the kernel hands each CPU free entries 128 at a
+/// time, and a CPU that runs out while another still holds some evicts a
+/// live entry rather than take them (bpf_lru_list shrinks before it
+/// steals), so a fill that migrates between CPUs can end 128 short.
+fn on_one_cpu<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: a zeroed cpu_set_t is a valid empty set, and the
+                // calls only read it (0: this thread).
+                unsafe {
+                    let cpu = usize::try_from(libc::sched_getcpu()).unwrap_or(0);
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                        return Err(std::io::Error::last_os_error())
+                            .context("binding the filling thread to one CPU");
+                    }
+                }
+                Ok(work())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the filling thread panicked"))?
+    })
 }
 
 // ---------------------------------------------------------------------------
