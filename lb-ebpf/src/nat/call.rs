@@ -5,7 +5,9 @@
 //! As separate functions their frames count only while they run: the
 //! verifier checks the balancer's frame plus the largest NAT frame (at the
 //! time of writing 272 + 184, the ICMP error path; requests and replies
-//! take 88) against 512. Hence also the scratch map and the re-parsing.
+//! take 88) against 512. Hence also the scratch map, and the header layout
+//! handed over in one register (the reply path parses again) rather than
+//! the balancer's `l3` and `l4`.
 //!
 //! A BPF function returns a single 64-bit register, so verdicts travel
 //! packed: the XDP action in the high half, the counter in the low half,

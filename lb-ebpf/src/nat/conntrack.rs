@@ -12,7 +12,7 @@ use lb_common::{FlowState, NatReply, Real, proto};
 
 use super::{
     headers::{self, Layout},
-    scratch::Scratch,
+    scratch::{self, Scratch},
 };
 use crate::{
     clock,
@@ -76,9 +76,8 @@ impl ReverseEntry {
 #[inline(always)]
 pub fn remember_reply(
     ctx: &XdpContext,
-    scratch: &mut Scratch,
     at: Layout,
-    l4: &L4,
+    (src_port, dst_port): (u16, u16),
     real: &Real,
     real_port: u16,
     (real_id, reverse): (u32, ReverseEntry),
@@ -86,25 +85,27 @@ pub fn remember_reply(
     if reverse == ReverseEntry::Keep {
         return Some(());
     }
+    // Scratch only now: most requests keep their entry, and need none.
+    let scratch = scratch::get()?;
     // `forward` is the flow table's key for the request, as
     // `scheduling::choose_real` builds it.
     let value = &mut scratch.reply;
     let forward = &mut value.forward;
     headers::addresses(ctx, at, &mut forward.src, &mut forward.dst)?;
-    forward.src_port = l4.src_port;
-    forward.dst_port = l4.dst_port;
+    forward.src_port = src_port;
+    forward.dst_port = dst_port;
     forward.protocol = at.protocol;
     forward.family = at.family as u8;
     forward._pad = [0; 2];
     value.vip = forward.dst;
-    value.vip_port_be = l4.dst_port;
+    value.vip_port_be = dst_port;
     value._pad = [0; 2];
     value.real_id = real_id;
     let key = &mut scratch.key;
     key.src = real.addr;
     key.dst = forward.src;
     key.src_port = real_port;
-    key.dst_port = l4.src_port;
+    key.dst_port = src_port;
     key.protocol = at.protocol;
     key.family = at.family as u8;
     key._pad = [0; 2];

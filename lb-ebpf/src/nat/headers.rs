@@ -1,16 +1,18 @@
 //! What the NAT paths take from the frame, and how.
 //!
-//! They run as BPF functions of their own (see `call.rs`) and parse the
-//! frame again with `parse`. Addresses are the exception: they are copied
-//! from the IP header straight to where they are needed (scratch map keys)
-//! instead of being kept in registers. An IPv6 pair is eight words, and
+//! They run as BPF functions of their own (see `call.rs`). The reply path
+//! parses the frame again with `parse`; the request path and the reply
+//! cache are told where the headers are (a [`Layout`] packed into one
+//! argument) and read only the fields they use. Addresses are copied from
+//! the IP header straight to where they are needed (scratch map keys)
+//! instead of being kept in registers: an IPv6 pair is eight words, and
 //! every word held across a helper call is a stack slot.
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use crate::parse::{self, L3, L3Verdict, L4, L4Verdict, header};
+use crate::parse::{L3, header};
 
 /// Where the headers are and what they are: what a rewrite needs.
 #[derive(Clone, Copy)]
@@ -31,18 +33,52 @@ impl Layout {
             l4_offset: l3.l4_offset,
         }
     }
+
+    /// The layout in one register, for a BPF function that would otherwise
+    /// parse the frame again. Offsets fit a byte: the IP header starts at
+    /// most 18 bytes in (one VLAN tag), TCP/UDP at most 60 bytes after it.
+    #[inline(always)]
+    pub fn packed(self) -> u32 {
+        self.l3_offset as u32
+            | (self.l4_offset as u32) << 8
+            | (self.family as u32) << 16
+            | (self.protocol as u32) << 24
+    }
+
+    /// [`Layout::packed`] undone. The masks also bound the offsets for the
+    /// verifier, which proves each header read against them.
+    #[inline(always)]
+    pub fn unpacked(packed: u32) -> Self {
+        Self {
+            family: if (packed >> 16) as u8 == Family::V6 as u8 {
+                Family::V6
+            } else {
+                Family::V4
+            },
+            protocol: (packed >> 24) as u8,
+            l3_offset: (packed & 0xff) as usize,
+            l4_offset: ((packed >> 8) & 0xff) as usize,
+        }
+    }
 }
 
-/// The frame's L3 and TCP/UDP headers.
+/// The TTL (IPv4) or hop limit (IPv6).
 #[inline(always)]
-pub fn tcp_udp(ctx: &XdpContext) -> Option<(L3, L4)> {
-    let L3Verdict::Packet(l3) = parse::l3(ctx) else {
-        return None;
-    };
-    let L4Verdict::Packet(l4) = parse::l4(ctx, &l3) else {
-        return None;
-    };
-    Some((l3, l4))
+pub fn ttl(ctx: &XdpContext, at: Layout) -> Option<u8> {
+    // SAFETY (both arms): bounds checked by `header`.
+    match at.family {
+        Family::V4 => header::<Ipv4Hdr>(ctx, at.l3_offset).map(|ip| unsafe { (*ip).ttl }),
+        Family::V6 => header::<Ipv6Hdr>(ctx, at.l3_offset).map(|ip| unsafe { (*ip).hop_limit }),
+    }
+}
+
+/// The TCP or UDP source and destination ports, in network byte order.
+#[inline(always)]
+pub fn ports(ctx: &XdpContext, at: Layout) -> Option<(u16, u16)> {
+    let ports = header::<[u16; 2]>(ctx, at.l4_offset)?;
+    // SAFETY: bounds checked by `header`; both headers start with them.
+    let [source, destination] = unsafe { ports.read_unaligned() };
+    Some((source, destination))
 }
 
 /// Copies the source address into `addr`.

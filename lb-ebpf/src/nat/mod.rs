@@ -55,14 +55,14 @@ pub type Verdict = (u32, GlobalCounter);
 
 /// A request to a NAT service: destination VIP:port becomes real:port.
 ///
-/// The work happens in a BPF function of its own (see [`call`]), which
-/// parses the headers again instead of receiving `l3` and `l4`:
+/// The work happens in a BPF function of its own (see [`call`]), which is
+/// handed where the headers are (one register) instead of `l3` and `l4`:
 /// pointers to the balancer's locals would force them into its stack
-/// frame, and a dozen instructions of parsing are cheaper than those bytes.
+/// frame, and it reads the few fields it needs from the frame again.
 #[inline(always)]
 pub fn request(
     ctx: &XdpContext,
-    _l3: &L3,
+    l3: &L3,
     _l4: &L4,
     choice: &Choice,
     real: &Real,
@@ -72,16 +72,18 @@ pub fn request(
         real,
         choice.real_id,
         ReverseEntry::for_choice(choice) as u8,
+        Layout::of(l3).packed(),
     ))
 }
 
 #[inline(never)]
-fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, reverse: u8) -> u64 {
+fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, reverse: u8, at: u32) -> u64 {
     call::encode_result(to_real(
         &XdpContext::new(ctx),
         real,
         real_id,
         ReverseEntry::from_u8(reverse),
+        Layout::unpacked(at),
     ))
 }
 
@@ -91,18 +93,15 @@ fn to_real(
     real: &Real,
     real_id: u32,
     reverse: ReverseEntry,
+    at: Layout,
 ) -> Result<Verdict, GlobalCounter> {
-    // The lookup comes first: what the parse yields would otherwise be
-    // kept across it, on the stack.
-    let scratch = scratch::get().ok_or(GlobalCounter::DropNoNextHop)?;
-    // Cannot fail: the balancer parsed the same frame a moment ago.
-    let (l3, l4) = headers::tcp_udp(ctx).ok_or(GlobalCounter::DropTruncatedL4)?;
-    // Checked first, like a router: the kernel answers "time exceeded" to
-    // the client from the packet as it came.
-    if l3.ttl <= 1 {
+    // Neither read can fail: the balancer parsed the same frame a moment
+    // ago. Checked first, like a router: the kernel answers "time exceeded"
+    // to the client from the packet as it came.
+    if headers::ttl(ctx, at).ok_or(GlobalCounter::DropTruncatedL4)? <= 1 {
         return Ok((xdp_action::XDP_PASS, GlobalCounter::PassTtlExceeded));
     }
-    let at = Layout::of(&l3);
+    let ports = headers::ports(ctx, at).ok_or(GlobalCounter::DropTruncatedL4)?;
     // The config only accepts NAT reals of the VIP's family; anything else
     // in the map would make a malformed packet, so it counts as unreachable.
     if real.flags & REAL_NEXT_HOP_KNOWN == 0 || real.family != at.family as u8 {
@@ -113,11 +112,11 @@ fn to_real(
     let real_port = if real.port_be != 0 {
         real.port_be
     } else {
-        l4.dst_port
+        ports.1
     };
     // None of these can fail (the headers were just parsed); the verifier
     // still wants every pointer proved again.
-    conntrack::remember_reply(ctx, scratch, at, &l4, real, real_port, (real_id, reverse))
+    conntrack::remember_reply(ctx, at, ports, real, real_port, (real_id, reverse))
         .ok_or(GlobalCounter::DropTruncatedL4)?;
     rewrite::translate(ctx, at, End::Destination, &real.addr, real_port)
         .ok_or(GlobalCounter::DropTruncatedL4)?;

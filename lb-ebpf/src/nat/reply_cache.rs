@@ -16,8 +16,8 @@ use aya_ebpf::{
 use lb_common::{FlowKey, FlowState, NatReply, NatReplyCacheEntry, flow_hash::flow_cache_slot};
 
 use super::{
-    UNTRANSLATABLE, Verdict, call, conntrack::reply_state, headers, headers::Layout, rewrite,
-    rewrite::End, route::FibParams, send_to_client,
+    UNTRANSLATABLE, Verdict, call, conntrack::reply_state, headers::Layout, rewrite, rewrite::End,
+    route::FibParams, send_to_client,
 };
 use crate::{
     clock, counters,
@@ -45,30 +45,23 @@ pub fn answer(ctx: &XdpContext, l3: &L3, l4: &L4, key: &FlowKey, now: u64) -> Op
     if writes_flow_entry(slot.state, state, clock::elapsed_ns(now, slot.last_seen_ns)) {
         return None;
     }
-    call::decode_option(send_call(ctx.ctx, slot))
+    call::decode_option(send_call(ctx.ctx, slot, Layout::of(l3).packed()))
 }
 
-/// In a BPF function of its own, like the reply path (see `call.rs`).
+/// In a BPF function of its own, like the reply path (see `call.rs`), told
+/// where the headers are rather than parsing them again.
 #[inline(never)]
-fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry) -> u64 {
-    call::encode_option(Some(send(&XdpContext::new(ctx), slot)))
+fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry, at: u32) -> u64 {
+    call::encode_option(Some(send(
+        &XdpContext::new(ctx),
+        slot,
+        Layout::unpacked(at),
+    )))
 }
 
 #[inline(always)]
-fn send(ctx: &XdpContext, slot: &NatReplyCacheEntry) -> Verdict {
-    // Cannot fail: the balancer parsed the same frame a moment ago.
-    let Some((l3, _)) = headers::tcp_udp(ctx) else {
-        return UNTRANSLATABLE;
-    };
-    if rewrite::translate(
-        ctx,
-        Layout::of(&l3),
-        End::Source,
-        &slot.vip,
-        slot.vip_port_be,
-    )
-    .is_none()
-    {
+fn send(ctx: &XdpContext, slot: &NatReplyCacheEntry, at: Layout) -> Verdict {
+    if rewrite::translate(ctx, at, End::Source, &slot.vip, slot.vip_port_be).is_none() {
         return UNTRANSLATABLE;
     }
     let verdict = send_to_client(ctx, &slot.dst_mac, &slot.src_mac, slot.ifindex);
