@@ -112,7 +112,7 @@ mod program {
             let key = scheduling::flow_key(&l3, l4);
             if let Some(choice) = flow_cache::find(&key, l4, now) {
                 count(GlobalCounter::FlowHit);
-                return forward(ctx, &l3, l4, &choice);
+                return forward(ctx, &l3, &choice);
             }
             if let Some(verdict) = nat::cached_reply(ctx, &l3, l4, &key, now) {
                 return verdict;
@@ -158,7 +158,7 @@ mod program {
         now: u64,
     ) -> (u32, GlobalCounter) {
         match scheduling::choose_real(l3, l4, service, key, now) {
-            Ok(choice) => forward(ctx, l3, l4, &choice),
+            Ok(choice) => forward(ctx, l3, &choice),
             Err(reason) => {
                 count_ipv4_options(l3);
                 count_service(service.id, frame_len(ctx), false, true);
@@ -182,7 +182,7 @@ mod program {
     /// Forwards a packet to the real `choice` names, counting it for the
     /// real and its service.
     #[inline(always)]
-    fn forward(ctx: &XdpContext, l3: &L3, l4: &L4, choice: &Choice) -> (u32, GlobalCounter) {
+    fn forward(ctx: &XdpContext, l3: &L3, choice: &Choice) -> (u32, GlobalCounter) {
         count_ipv4_options(l3);
         let frame_len = frame_len(ctx);
         count_service(choice.service_id, frame_len, choice.new_connection, false);
@@ -190,7 +190,7 @@ mod program {
             Some(ForwardingMethod::Tunnel) => {
                 encap::tunnel(ctx, l3, choice.real, flow_hash(&choice.key))
             }
-            Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, l4, choice, choice.real),
+            Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, choice, choice.real),
             _ => forward::direct_routing(ctx, l3, choice.real)
                 .map(|action| (action, GlobalCounter::Forwarded)),
         };

@@ -63,7 +63,6 @@ pub type Verdict = (u32, GlobalCounter);
 pub fn request(
     ctx: &XdpContext,
     l3: &L3,
-    _l4: &L4,
     choice: &Choice,
     real: &Real,
 ) -> Result<Verdict, GlobalCounter> {
