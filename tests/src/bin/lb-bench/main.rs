@@ -138,20 +138,39 @@ fn main() {
     }
 }
 
+/// A measurement this host cannot make, and why: the run goes on without
+/// it and the report says so, instead of failing as a whole.
+#[derive(Debug)]
+pub struct HostCannot(pub String);
+
+impl std::fmt::Display for HostCannot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostCannot {}
+
 fn bench(options: &Options) -> Result<()> {
     let mut report = Report::new(options.duration.as_secs_f64(), options.quick);
     for &section in &options.sections {
         eprintln!("== {}", section.keyword());
-        match section {
-            Section::Cost => packet::cost(options, &mut report),
-            Section::Rate => packet::rate(options, &mut report),
-            Section::Nftables => packet::nftables_rate(options, &mut report)
-                .and_then(|()| end_to_end::nftables_throughput(options, &mut report)),
-            Section::EndToEnd => end_to_end::run(options, &mut report),
-            Section::ControlPlane => control_plane::run(options, &mut report),
-            Section::ConnTable => conntrack::run(options, &mut report),
+        let parts: &[fn(&Options, &mut Report) -> Result<()>] = match section {
+            Section::Cost => &[packet::cost],
+            Section::Rate => &[packet::rate],
+            Section::Nftables => &[packet::nftables_rate, end_to_end::nftables_throughput],
+            Section::EndToEnd => &[end_to_end::run],
+            Section::ControlPlane => &[control_plane::run],
+            Section::ConnTable => &[conntrack::run],
+        };
+        for part in parts {
+            match part(options, &mut report) {
+                Err(error) if error.downcast_ref::<HostCannot>().is_some() => {
+                    report.not_measured(section, format!("{error:#}"));
+                }
+                result => result.with_context(|| format!("section {}", section.keyword()))?,
+            }
         }
-        .with_context(|| format!("section {}", section.keyword()))?;
     }
     print!("{}", report.table());
     std::fs::create_dir_all(&options.out)

@@ -106,6 +106,16 @@ pub struct Report {
     pub seconds_per_measurement: f64,
     pub quick: bool,
     pub figures: Vec<Figure>,
+    /// Measurements this host cannot make, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<NotMeasured>,
+}
+
+/// A part of a section this host cannot run.
+#[derive(Debug, Serialize)]
+pub struct NotMeasured {
+    pub section: Section,
+    pub why: String,
 }
 
 impl Report {
@@ -119,6 +129,7 @@ impl Report {
             seconds_per_measurement,
             quick,
             figures: Vec::new(),
+            not_measured: Vec::new(),
         }
     }
 
@@ -126,6 +137,12 @@ impl Report {
     pub fn add(&mut self, figure: Figure) {
         eprintln!("  {}", row(&figure).join("  "));
         self.figures.push(figure);
+    }
+
+    /// Records (and prints at once) a part of `section` this host cannot run.
+    pub fn not_measured(&mut self, section: Section, why: String) {
+        eprintln!("  {}  not measured on this host: {why}", section.keyword());
+        self.not_measured.push(NotMeasured { section, why });
     }
 
     pub fn table(&self) -> String {
@@ -159,6 +176,14 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        }
+        for skipped in &self.not_measured {
+            let _ = writeln!(
+                out,
+                "{}: not measured on this host: {}",
+                skipped.section.keyword(),
+                skipped.why
+            );
         }
         out
     }

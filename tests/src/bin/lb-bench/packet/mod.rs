@@ -34,7 +34,7 @@ use self::{
     stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
 };
 use crate::{
-    Options, Section,
+    HostCannot, Options, Section,
     end_to_end::Spread,
     process::RunWithInput as _,
     report::{Figure, Report, Target},
@@ -412,16 +412,36 @@ fn run_live(
     let start = std::time::Instant::now();
     let mut frames = 0u64;
     while start.elapsed() < duration {
-        program.test_run(TestRunOptions {
-            data_in: Some(frame),
-            ctx_in: Some(&context),
-            repeat: REPEAT,
-            attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
-            ..TestRunOptions::new()
-        })?;
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&context),
+                repeat: REPEAT,
+                attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
+                ..TestRunOptions::new()
+            })
+            .map_err(live_frames_error)?;
         frames += u64::from(REPEAT);
     }
     Ok((frames, start.elapsed()))
+}
+
+/// Some kernels refuse BPF_PROG_RUN's live-frames mode with EPERM even to
+/// root (seen on VMs whose hypervisor filters it); no rate can be measured
+/// there, which the report says instead of failing the whole run.
+fn live_frames_error(error: aya::programs::ProgramError) -> anyhow::Error {
+    let refused = matches!(
+        &error,
+        aya::programs::ProgramError::SyscallError(syscall)
+            if syscall.io_error.raw_os_error() == Some(libc::EPERM)
+    );
+    if refused {
+        anyhow::Error::new(HostCannot(
+            "this kernel refuses BPF_PROG_RUN with live frames (EPERM, even as root)".into(),
+        ))
+    } else {
+        anyhow::Error::new(error).context("BPF_PROG_RUN with live frames")
+    }
 }
 
 /// The balancer's NAT at least this many times nftables DNAT's rate.
