@@ -44,18 +44,16 @@ fn maglev_table_size() {
 
 #[test]
 fn maglev_table_smaller_than_a_service() {
-    let text = "\
-interfaces: [{ name: eth0 }]
-dataplane: { maglev_table_size: 3 }
+    let text = format!(
+        "\
+interfaces: [{{ name: eth0 }}]
+dataplane: {{ maglev_table_size: 3 }}
 services:
-  - name: web
-    vip: 198.18.1.10
-    port: 80
-    protocol: tcp
-    reals: [{ address: 198.18.2.1 }, { address: 198.18.2.2 }, { address: 198.18.2.3 }, { address: 198.18.2.4 }]
-";
+{WEB}    reals: [{{ address: 198.18.2.1 }}, {{ address: 198.18.2.2 }}, {{ address: 198.18.2.3 }}, {{ address: 198.18.2.4 }}]
+"
+    );
     assert_one(
-        text,
+        &text,
         "2:33 dataplane.maglev_table_size",
         "3 is smaller than the 4 reals of service `web` (services[0])",
     );

@@ -6,18 +6,12 @@ use super::*;
 
 #[test]
 fn minimal_config_takes_the_defaults() {
-    let text = "\
-interfaces:
-  - name: eth0
-services:
-  - name: web
-    vip: 198.18.1.10
-    port: 80
-    protocol: tcp
-    reals:
-      - { address: 198.18.2.11 }
-      - { address: 198.18.2.12, port: 80, weight: 3 }
-";
+    let text = format!(
+        "interfaces:\n  - name: eth0\nservices:\n{WEB}    reals:
+      - {{ address: 198.18.2.11 }}
+      - {{ address: 198.18.2.12, port: 80, weight: 3 }}
+"
+    );
     let expected = Config {
         interfaces: vec![InterfaceConfig {
             name: "eth0".into(),
@@ -46,23 +40,17 @@ services:
             new_flows_per_second: 100_000,
         },
         metrics: MetricsConfig { listen: None },
-        services: vec![ServiceConfig {
-            name: "web".into(),
-            vip: v4(198, 18, 1, 10),
-            port: 80,
-            protocol: Protocol::Tcp,
-            scheduler: Scheduler::Mh,
-            scheduler_flags: vec![SchedulerFlag::MhPort],
-            persistence: None,
-            forwarding: Forwarding::Dr,
-            health: ServiceHealth::unchecked(),
-            reals: vec![
+        services: vec![service(
+            "web",
+            v4(198, 18, 1, 10),
+            80,
+            vec![
                 real(v4(198, 18, 2, 11), 80, 1),
                 real(v4(198, 18, 2, 12), 80, 3),
             ],
-        }],
+        )],
     };
-    assert_eq!(ok(text), expected);
+    assert_eq!(ok(&text), expected);
 }
 
 #[test]
@@ -73,6 +61,25 @@ fn services_and_reals_may_be_left_out() {
     assert!(config.services[0].reals.is_empty());
 }
 
+/// A TCP service as the YAML gives it when it leaves out everything but its
+/// address, port and reals: `mh` with its default flags, DR, no persistence,
+/// no health checks.
+fn service(name: &str, vip: IpAddr, port: u16, reals: Vec<RealConfig>) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        vip,
+        port,
+        protocol: Protocol::Tcp,
+        scheduler: Scheduler::Mh,
+        scheduler_flags: vec![SchedulerFlag::MhPort],
+        persistence: None,
+        forwarding: Forwarding::Dr,
+        health: ServiceHealth::unchecked(),
+        reals,
+    }
+}
+
+/// What `tests/config/dual-stack.yaml` reads as.
 fn dual_stack() -> Config {
     Config {
         interfaces: vec![
@@ -110,96 +117,66 @@ fn dual_stack() -> Config {
             new_flows_per_second: 0,
         },
         metrics: MetricsConfig::default(),
-        services: vec![
-            ServiceConfig {
-                name: "web-v4".into(),
-                vip: v4(198, 18, 1, 10),
-                port: 443,
-                protocol: Protocol::Tcp,
-                scheduler: Scheduler::Mh,
-                scheduler_flags: vec![SchedulerFlag::MhPort],
-                persistence: None,
-                forwarding: Forwarding::Dr,
-                health: ServiceHealth::unchecked(),
-                reals: vec![
-                    real(v4(198, 18, 2, 11), 443, 2),
-                    real(v4(198, 18, 2, 12), 443, 1),
-                ],
-            },
-            ServiceConfig {
-                name: "web-v6".into(),
-                vip: v6("fd00:18:1::10"),
-                port: 443,
-                protocol: Protocol::Tcp,
-                scheduler: Scheduler::Mh,
-                scheduler_flags: vec![SchedulerFlag::MhPort],
-                persistence: None,
-                forwarding: Forwarding::Dr,
-                health: ServiceHealth::unchecked(),
-                reals: vec![
-                    real(v6("fd00:18:2::11"), 443, 2),
-                    real(v6("fd00:18:2::12"), 443, 0),
-                ],
-            },
-            ServiceConfig {
-                name: "dns-v6.all-ports".into(),
-                vip: v6("fd00:18:1::10"),
-                port: 0,
-                protocol: Protocol::Udp,
-                scheduler: Scheduler::Sh,
-                scheduler_flags: vec![SchedulerFlag::ShFallback, SchedulerFlag::ShPort],
-                persistence: None,
-                forwarding: Forwarding::Dr,
-                health: ServiceHealth::unchecked(),
-                reals: vec![
-                    real(v6("fd00:18:2::21"), 0, 1),
-                    real(v6("fd00:18:2::22"), 0, 65_535),
-                ],
-            },
-            ServiceConfig {
-                name: "api-tun".into(),
-                vip: v4(198, 18, 1, 20),
-                port: 8443,
-                protocol: Protocol::Tcp,
-                scheduler: Scheduler::Mh,
-                scheduler_flags: vec![SchedulerFlag::MhPort],
-                persistence: None,
-                forwarding: Forwarding::Tun,
-                health: ServiceHealth::unchecked(),
-                reals: vec![
-                    real(v4(198, 18, 3, 11), 8443, 1),
-                    real(v6("fd00:18:3::12"), 8443, 3),
-                ],
-            },
-            ServiceConfig {
-                name: "app-nat".into(),
-                vip: v6("fd00:18:1::30"),
-                port: 80,
-                protocol: Protocol::Tcp,
-                scheduler: Scheduler::Wlc,
-                scheduler_flags: vec![],
-                persistence: Some(PersistenceConfig {
-                    timeout: 600,
-                    prefix: 64,
-                }),
-                forwarding: Forwarding::Nat,
-                health: ServiceHealth::unchecked(),
-                reals: vec![
-                    RealConfig {
-                        upper_threshold: 100,
-                        lower_threshold: 50,
-                        ..real(v6("fd00:18:4::11"), 8080, 1)
-                    },
-                    real(v6("fd00:18:4::12"), 80, 1),
-                    RealConfig {
-                        forwarding: Some(Forwarding::Dr),
-                        upper_threshold: 10,
-                        ..real(v6("fd00:18:4::13"), 80, 1)
-                    },
-                ],
-            },
-        ],
+        services: dual_stack_services(),
     }
+}
+
+fn dual_stack_services() -> Vec<ServiceConfig> {
+    let (v4_reals, v6_reals) = (
+        vec![
+            real(v4(198, 18, 2, 11), 443, 2),
+            real(v4(198, 18, 2, 12), 443, 1),
+        ],
+        vec![
+            real(v6("fd00:18:2::11"), 443, 2),
+            real(v6("fd00:18:2::12"), 443, 0),
+        ],
+    );
+    let all_ports = vec![
+        real(v6("fd00:18:2::21"), 0, 1),
+        real(v6("fd00:18:2::22"), 0, 65_535),
+    ];
+    let tunnelled = vec![
+        real(v4(198, 18, 3, 11), 8443, 1),
+        real(v6("fd00:18:3::12"), 8443, 3),
+    ];
+    let natted = vec![
+        RealConfig {
+            upper_threshold: 100,
+            lower_threshold: 50,
+            ..real(v6("fd00:18:4::11"), 8080, 1)
+        },
+        real(v6("fd00:18:4::12"), 80, 1),
+        RealConfig {
+            forwarding: Some(Forwarding::Dr),
+            upper_threshold: 10,
+            ..real(v6("fd00:18:4::13"), 80, 1)
+        },
+    ];
+    vec![
+        service("web-v4", v4(198, 18, 1, 10), 443, v4_reals),
+        service("web-v6", v6("fd00:18:1::10"), 443, v6_reals),
+        ServiceConfig {
+            protocol: Protocol::Udp,
+            scheduler: Scheduler::Sh,
+            scheduler_flags: vec![SchedulerFlag::ShFallback, SchedulerFlag::ShPort],
+            ..service("dns-v6.all-ports", v6("fd00:18:1::10"), 0, all_ports)
+        },
+        ServiceConfig {
+            forwarding: Forwarding::Tun,
+            ..service("api-tun", v4(198, 18, 1, 20), 8443, tunnelled)
+        },
+        ServiceConfig {
+            scheduler: Scheduler::Wlc,
+            scheduler_flags: vec![],
+            persistence: Some(PersistenceConfig {
+                timeout: 600,
+                prefix: 64,
+            }),
+            forwarding: Forwarding::Nat,
+            ..service("app-nat", v6("fd00:18:1::30"), 80, natted)
+        },
+    ]
 }
 
 #[test]

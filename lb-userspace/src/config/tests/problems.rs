@@ -23,29 +23,27 @@ fn problems_display_as_file_line_column_path_reason() {
 
 #[test]
 fn every_problem_is_reported_in_file_order() {
-    let text = "\
+    let text = format!(
+        "\
 interfaces:
-  - { name: eth9 }
+  - {{ name: eth9 }}
 pin_path: relative/dir
-tunnel: { source_v4: fd00:18::1 }
-timeouts: { tcp: 0, udp: 300 }
+tunnel: {{ source_v4: fd00:18::1 }}
+timeouts: {{ tcp: 0, udp: 300 }}
 services:
-  - name: web
-    vip: 198.18.1.10
-    port: 80
-    protocol: tcp
-    reals:
-      - { address: 198.18.2.11, wieght: 2 }
-      - { address: 198.18.2.12, weight: 70000 }
-      - { address: fd00::12 }
-      - { address: 198.18.2.13, port: 8080 }
-  - { name: web, vip: 198.18.1.10, port: 80, protocol: udp, forwarding: nat }
+{WEB}    reals:
+      - {{ address: 198.18.2.11, wieght: 2 }}
+      - {{ address: 198.18.2.12, weight: 70000 }}
+      - {{ address: fd00::12 }}
+      - {{ address: 198.18.2.13, port: 8080 }}
+  - {{ name: web, vip: 198.18.1.10, port: 80, protocol: udp, forwarding: nat }}
   - name: dns
     vip: 198.18.1.53
     port: 53
     protocol: sctp
-";
-    let error = parse(text, "config.yaml", &host).unwrap_err();
+"
+    );
+    let error = parse(&text, "config.yaml", &host).unwrap_err();
     let lines: Vec<String> = error.to_string().lines().map(str::to_owned).collect();
     assert_eq!(
         lines,
