@@ -22,9 +22,7 @@ fn duplicate_interface() {
 
 #[test]
 fn maglev_table_size() {
-    let size = |size: &str| {
-        format!("interfaces: [{{ name: eth0 }}]\ndataplane:\n  maglev_table_size: {size}\n")
-    };
+    let size = |size: &str| top(&format!("dataplane:\n  maglev_table_size: {size}\n"));
     assert_each! {
         size("65536") => "3:22 dataplane.maglev_table_size", "65536 is not a prime number";
         size("1") => "3:22 dataplane.maglev_table_size", "1 is out of range 2..=2147483647";
@@ -61,9 +59,7 @@ services:
 
 #[test]
 fn flow_table_entries_range() {
-    let entries = |n: &str| {
-        format!("interfaces: [{{ name: eth0 }}]\ndataplane: {{ flow_table_entries: {n} }}\n")
-    };
+    let entries = |n: &str| top(&format!("dataplane: {{ flow_table_entries: {n} }}\n"));
     assert_each! {
         entries("512") => "2:34 dataplane.flow_table_entries", "512 is out of range 1024..=67108864";
         entries("67108865") => "2:34 dataplane.flow_table_entries", "out of range 1024..=67108864";

@@ -95,6 +95,11 @@ fn real(address: IpAddr, port: u16, weight: u32) -> RealConfig {
     }
 }
 
+/// A config whose one service is the inline mapping `{ fields }`, on line 3.
+fn inline_service(fields: &str) -> String {
+    with_services(&format!("  - {{ {fields} }}\n"))
+}
+
 /// The interface line, then `extra` from line 2.
 fn top(extra: &str) -> String {
     format!("interfaces: [{{ name: eth0 }}]\n{extra}")

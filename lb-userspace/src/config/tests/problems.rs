@@ -205,11 +205,8 @@ fn empty_interface_list() {
 
 #[test]
 fn bad_addresses() {
-    let vip = |vip: &str| {
-        with_services(&format!(
-            "  - {{ name: web, vip: {vip}, port: 80, protocol: tcp }}\n"
-        ))
-    };
+    let vip =
+        |vip: &str| inline_service(&format!("name: web, vip: {vip}, port: 80, protocol: tcp"));
     assert_each! {
         vip("198.18.1.300") => "3:23 services[0].vip", "`198.18.1.300` is not a valid IP address";
         vip("\"not-an-ip\"") => "3:23 services[0].vip", "`not-an-ip` is not a valid IP address";
@@ -221,11 +218,8 @@ fn bad_addresses() {
 
 #[test]
 fn ports_out_of_range() {
-    let port = |port: &str| {
-        with_services(&format!(
-            "  - {{ name: web, vip: 198.18.1.10, port: {port}, protocol: tcp }}\n"
-        ))
-    };
+    let web = |port: &str| format!("name: web, vip: 198.18.1.10, port: {port}, protocol: tcp");
+    let port = |port: &str| inline_service(&web(port));
     assert_each! {
         port("70000") => "3:42 services[0].port", "70000 is out of range 0..=65535";
         port("-1") => "3:42 services[0].port", "-1 is out of range 0..=65535";
@@ -238,11 +232,12 @@ fn ports_out_of_range() {
 
 #[test]
 fn weights_out_of_range() {
-    let weight = |weight: &str| {
+    let real = |field: &str| {
         with_services(&format!(
-            "{WEB}    reals:\n      - address: 198.18.2.11\n        weight: {weight}\n"
+            "{WEB}    reals:\n      - address: 198.18.2.11\n{field}"
         ))
     };
+    let weight = |weight: &str| real(&format!("        weight: {weight}\n"));
     assert_each! {
         weight("70000") => "9:17 services[0].reals[0].weight", "70000 is out of range 0..=65535";
         weight("-1") => "9:17 services[0].reals[0].weight", "-1 is out of range 0..=65535";
@@ -269,8 +264,9 @@ fn unknown_keywords() {
 #[test]
 fn invalid_service_name() {
     let name = |name: &str| {
-        with_services(&format!(
-            "  - {{ name: {name}, vip: 198.18.1.10, port: 80, protocol: tcp }}\n"
+        inline_service(&format!(
+            "name: {name}, {}",
+            "vip: 198.18.1.10, port: 80, protocol: tcp"
         ))
     };
     assert_each! {
