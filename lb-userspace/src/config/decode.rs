@@ -45,30 +45,10 @@ impl Reader<'_> {
             .unwrap_or_default();
         let default_pin_path = PathBuf::from(DEFAULT_PIN_PATH);
         let pin_path = self.optional(&fields, "pin_path", default_pin_path, Self::decode_pin_path);
-        let control = self.optional(
-            &fields,
-            "control",
-            ControlConfig::default(),
-            Self::decode_control,
-        );
-        let dataplane = self.optional(
-            &fields,
-            "dataplane",
-            DataplaneConfig::default(),
-            Self::decode_dataplane,
-        );
-        let tunnel = self.optional(
-            &fields,
-            "tunnel",
-            TunnelConfig::default(),
-            Self::decode_tunnel,
-        );
-        let timeouts = self.optional(
-            &fields,
-            "timeouts",
-            TimeoutsConfig::default(),
-            Self::decode_timeouts,
-        );
+        let control = self.or_default(&fields, "control", Self::decode_control);
+        let dataplane = self.or_default(&fields, "dataplane", Self::decode_dataplane);
+        let tunnel = self.or_default(&fields, "tunnel", Self::decode_tunnel);
+        let timeouts = self.or_default(&fields, "timeouts", Self::decode_timeouts);
         let icmp_echo_reply = self.optional(
             &fields,
             "icmp_echo_reply",
@@ -76,18 +56,8 @@ impl Reader<'_> {
             Self::boolean,
         );
         let expire_nodest_conn = self.optional(&fields, "expire_nodest_conn", false, Self::boolean);
-        let flood_guard = self.optional(
-            &fields,
-            "flood_guard",
-            FloodGuardConfig::default(),
-            Self::decode_flood_guard,
-        );
-        let metrics = self.optional(
-            &fields,
-            "metrics",
-            MetricsConfig::default(),
-            Self::decode_metrics,
-        );
+        let flood_guard = self.or_default(&fields, "flood_guard", Self::decode_flood_guard);
+        let metrics = self.or_default(&fields, "metrics", Self::decode_metrics);
         let services = match fields.get("services") {
             Some(list) => self.list(&list, Self::decode_service).unwrap_or_default(),
             None => Vec::new(),

@@ -29,3 +29,21 @@ macro_rules! keyword_display_and_serialize {
 }
 
 pub(super) use keyword_display_and_serialize;
+
+/// The `Keyword` table of an enum: what messages call it, then each variant
+/// and its spelling, in the order messages list them.
+macro_rules! keywords {
+    ($ty:ty, $what:literal { $($variant:ident => $word:literal,)+ }) => {
+        impl Keyword for $ty {
+            const WHAT: &'static str = $what;
+            const ALL: &'static [Self] = &[$(Self::$variant),+];
+            fn keyword(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word,)+
+                }
+            }
+        }
+    };
+}
+
+pub(super) use keywords;

@@ -75,18 +75,18 @@ pub(super) struct Field<'n, 'i> {
 }
 
 impl<'n, 'i> Field<'n, 'i> {
-    pub(super) fn root(node: &'n MarkedYaml<'i>) -> Self {
+    pub fn root(node: &'n MarkedYaml<'i>) -> Self {
         Field {
             node,
             path: String::new(),
         }
     }
 
-    pub(super) fn pos(&self) -> Pos {
+    pub fn pos(&self) -> Pos {
         Pos::from(self.node.span.start)
     }
 
-    pub(super) fn child_path(&self, name: &str) -> String {
+    pub fn child_path(&self, name: &str) -> String {
         if self.path.is_empty() {
             name.to_owned()
         } else {
@@ -102,7 +102,7 @@ pub(super) struct Fields<'n, 'i> {
 }
 
 impl<'n, 'i> Fields<'n, 'i> {
-    pub(super) fn get(&self, name: &str) -> Option<Field<'n, 'i>> {
+    pub fn get(&self, name: &str) -> Option<Field<'n, 'i>> {
         self.entries
             .iter()
             .find(|(key, _)| *key == name)
@@ -132,7 +132,7 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn new(file: &'a str, positions: Positions) -> Self {
+    pub fn new(file: &'a str, positions: Positions) -> Self {
         Reader {
             file,
             problems: Vec::new(),
@@ -141,7 +141,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The path of `name` under `field`, on a pass that keeps paths.
-    pub(super) fn child_path(&self, field: &Field<'_, '_>, name: &str) -> String {
+    pub fn child_path(&self, field: &Field<'_, '_>, name: &str) -> String {
         match self.positions {
             Some(_) => field.child_path(name),
             None => String::new(),
@@ -149,20 +149,20 @@ impl<'a> Reader<'a> {
     }
 
     /// The path of item `index` of the list `field`, likewise.
-    pub(super) fn item_path(&self, field: &Field<'_, '_>, index: usize) -> String {
+    pub fn item_path(&self, field: &Field<'_, '_>, index: usize) -> String {
         match self.positions {
             Some(_) => format!("{}[{index}]", field.path),
             None => String::new(),
         }
     }
 
-    pub(super) fn remember(&mut self, path: &str, pos: Pos) {
+    pub fn remember(&mut self, path: &str, pos: Pos) {
         if let Some(positions) = &mut self.positions {
             positions.insert(path.to_owned(), pos);
         }
     }
 
-    pub(super) fn finish<T>(mut self, decoded: Option<T>) -> Result<T, ConfigError> {
+    pub fn finish<T>(mut self, decoded: Option<T>) -> Result<T, ConfigError> {
         match decoded {
             Some(decoded) if self.problems.is_empty() => Ok(decoded),
             _ => {
@@ -179,7 +179,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn report(&mut self, pos: Pos, path: &str, reason: impl Into<String>) {
+    pub fn report(&mut self, pos: Pos, path: &str, reason: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.to_owned(),
             line: pos.line,
@@ -189,11 +189,11 @@ impl<'a> Reader<'a> {
         });
     }
 
-    pub(super) fn report_on(&mut self, field: &Field<'_, '_>, reason: impl Into<String>) {
+    pub fn report_on(&mut self, field: &Field<'_, '_>, reason: impl Into<String>) {
         self.report(field.pos(), &field.path, reason);
     }
 
-    pub(super) fn expected(&mut self, field: &Field<'_, '_>, what: &str) {
+    pub fn expected(&mut self, field: &Field<'_, '_>, what: &str) {
         let found = describe(field.node);
         self.report_on(field, format!("expected {what}, found {found}"));
     }
@@ -201,7 +201,7 @@ impl<'a> Reader<'a> {
     // --- Structure.
 
     /// The entries of a mapping whose keys must be among `known`.
-    pub(super) fn mapping<'n, 'i>(
+    pub fn mapping<'n, 'i>(
         &mut self,
         field: &Field<'n, 'i>,
         known: &[&str],
@@ -241,7 +241,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn required<'n, 'i>(
+    pub fn required<'n, 'i>(
         &mut self,
         fields: &Fields<'n, 'i>,
         name: &str,
@@ -256,7 +256,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Decodes a required field. `None` means a problem was reported.
-    pub(super) fn required_with<'n, 'i, T>(
+    pub fn required_with<'n, 'i, T>(
         &mut self,
         fields: &Fields<'n, 'i>,
         name: &str,
@@ -267,7 +267,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Decodes an optional field, or takes `default` if it is absent.
-    pub(super) fn optional<'n, 'i, T>(
+    pub fn optional<'n, 'i, T>(
         &mut self,
         fields: &Fields<'n, 'i>,
         name: &str,
@@ -280,8 +280,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Decodes an optional field, or takes `T`'s default if it is absent.
+    pub fn or_default<'n, 'i, T: Default>(
+        &mut self,
+        fields: &Fields<'n, 'i>,
+        name: &str,
+        decode: impl FnOnce(&mut Self, &Field<'n, 'i>) -> Option<T>,
+    ) -> Option<T> {
+        self.optional(fields, name, T::default(), decode)
+    }
+
     /// Decodes every item of a sequence; `None` if `field` is no sequence.
-    pub(super) fn list<'n, 'i, T>(
+    pub fn list<'n, 'i, T>(
         &mut self,
         field: &Field<'n, 'i>,
         mut decode: impl FnMut(&mut Self, &Field<'n, 'i>) -> Option<T>,
@@ -304,7 +314,7 @@ impl<'a> Reader<'a> {
     // --- Scalars.
 
     /// The text of a non-null scalar: for strings, the value as written.
-    pub(super) fn text<'n>(&mut self, field: &Field<'n, '_>, expected: &str) -> Option<&'n str> {
+    pub fn text<'n>(&mut self, field: &Field<'n, '_>, expected: &str) -> Option<&'n str> {
         match scalar(field.node) {
             Some((text, value)) if value != Scalar::Null => Some(text),
             _ => {
@@ -314,16 +324,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn integer(
-        &mut self,
-        field: &Field<'_, '_>,
-        range: RangeInclusive<i64>,
-    ) -> Option<i64> {
+    pub fn integer(&mut self, field: &Field<'_, '_>, range: RangeInclusive<i64>) -> Option<i64> {
         self.integer_as(field, range, "an integer")
     }
 
     /// An integer in `range`; `what` names it when something else is found.
-    pub(super) fn integer_as(
+    pub fn integer_as(
         &mut self,
         field: &Field<'_, '_>,
         range: RangeInclusive<i64>,
@@ -349,22 +355,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn u32_in(
-        &mut self,
-        field: &Field<'_, '_>,
-        range: RangeInclusive<u32>,
-    ) -> Option<u32> {
+    pub fn u32_in(&mut self, field: &Field<'_, '_>, range: RangeInclusive<u32>) -> Option<u32> {
         let range = i64::from(*range.start())..=i64::from(*range.end());
         self.integer(field, range)
             .and_then(|n| u32::try_from(n).ok())
     }
 
-    pub(super) fn port(&mut self, field: &Field<'_, '_>) -> Option<u16> {
+    pub fn port(&mut self, field: &Field<'_, '_>) -> Option<u16> {
         self.integer(field, 0..=i64::from(u16::MAX))
             .and_then(|n| u16::try_from(n).ok())
     }
 
-    pub(super) fn boolean(&mut self, field: &Field<'_, '_>) -> Option<bool> {
+    pub fn boolean(&mut self, field: &Field<'_, '_>) -> Option<bool> {
         match scalar(field.node) {
             Some((_, Scalar::Boolean(value))) => Some(value),
             _ => {
@@ -375,7 +377,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A VIP, a real or a tunnel source: a unicast IPv4 or IPv6 address.
-    pub(super) fn ip(&mut self, field: &Field<'_, '_>) -> Option<IpAddr> {
+    pub fn ip(&mut self, field: &Field<'_, '_>) -> Option<IpAddr> {
         let text = self.text(field, "an IP address")?;
         let Ok(address) = text.parse::<IpAddr>() else {
             self.report_on(field, format!("`{text}` is not a valid IP address"));
@@ -388,16 +390,28 @@ impl<'a> Reader<'a> {
         Some(address)
     }
 
-    pub(super) fn keyword<T: Keyword>(&mut self, field: &Field<'_, '_>) -> Option<T> {
-        let choices = T::ALL
+    pub fn keyword<T: Keyword>(&mut self, field: &Field<'_, '_>) -> Option<T> {
+        self.choice(field, T::WHAT, T::ALL, |value| value.keyword(), str::eq)
+    }
+
+    /// One of `all`, written as `spell` spells it (`same` compares the two
+    /// spellings); `what` names the field in messages.
+    pub fn choice<T: Copy>(
+        &mut self,
+        field: &Field<'_, '_>,
+        what: &str,
+        all: &[T],
+        spell: impl Fn(T) -> &'static str,
+        same: impl Fn(&str, &str) -> bool,
+    ) -> Option<T> {
+        let choices = all
             .iter()
-            .map(|value| format!("`{}`", value.keyword()))
+            .map(|&value| format!("`{}`", spell(value)))
             .collect::<Vec<_>>()
             .join(", ");
         let text = self.text(field, &format!("one of {choices}"))?;
-        let value = T::ALL.iter().copied().find(|value| value.keyword() == text);
+        let value = all.iter().copied().find(|&value| same(spell(value), text));
         if value.is_none() {
-            let what = T::WHAT;
             self.report_on(
                 field,
                 format!("unknown {what} `{text}`, expected one of {choices}"),
@@ -408,7 +422,7 @@ impl<'a> Reader<'a> {
 
     /// Reports at the node `path` names; a field left out (to its default)
     /// is reported at the nearest node that encloses it.
-    pub(super) fn report_at(&mut self, path: &str, reason: impl Into<String>) {
+    pub fn report_at(&mut self, path: &str, reason: impl Into<String>) {
         let mut prefix = path;
         let pos = loop {
             if let Some(pos) = self.positions.as_ref().and_then(|p| p.get(prefix)) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::health::check::HealthCheck;
-use super::keyword::{Keyword, keyword_display_and_serialize};
+use super::keyword::{Keyword, keyword_display_and_serialize, keywords};
 use super::limits::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -390,28 +390,16 @@ fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
-impl Keyword for XdpMode {
-    const WHAT: &'static str = "xdp_mode";
-    const ALL: &'static [Self] = &[Self::Auto, Self::Native, Self::Skb];
-    fn keyword(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Native => "native",
-            Self::Skb => "skb",
-        }
-    }
-}
+keywords!(XdpMode, "xdp_mode" {
+    Auto => "auto",
+    Native => "native",
+    Skb => "skb",
+});
 
-impl Keyword for Protocol {
-    const WHAT: &'static str = "protocol";
-    const ALL: &'static [Self] = &[Self::Tcp, Self::Udp];
-    fn keyword(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        }
-    }
-}
+keywords!(Protocol, "protocol" {
+    Tcp => "tcp",
+    Udp => "udp",
+});
 
 impl Keyword for Scheduler {
     const WHAT: &'static str = "scheduler";
@@ -431,39 +419,20 @@ impl Keyword for Scheduler {
     }
 }
 
-impl Keyword for SchedulerFlag {
-    const WHAT: &'static str = "scheduler flag";
-    const ALL: &'static [Self] = &[
-        Self::MhFallback,
-        Self::MhPort,
-        Self::ShFallback,
-        Self::ShPort,
-        Self::Flag1,
-        Self::Flag2,
-    ];
-    fn keyword(self) -> &'static str {
-        match self {
-            Self::MhFallback => "mh-fallback",
-            Self::MhPort => "mh-port",
-            Self::ShFallback => "sh-fallback",
-            Self::ShPort => "sh-port",
-            Self::Flag1 => "flag-1",
-            Self::Flag2 => "flag-2",
-        }
-    }
-}
+keywords!(SchedulerFlag, "scheduler flag" {
+    MhFallback => "mh-fallback",
+    MhPort => "mh-port",
+    ShFallback => "sh-fallback",
+    ShPort => "sh-port",
+    Flag1 => "flag-1",
+    Flag2 => "flag-2",
+});
 
-impl Keyword for Forwarding {
-    const WHAT: &'static str = "forwarding";
-    const ALL: &'static [Self] = &[Self::Dr, Self::Tun, Self::Nat];
-    fn keyword(self) -> &'static str {
-        match self {
-            Self::Dr => "dr",
-            Self::Tun => "tun",
-            Self::Nat => "nat",
-        }
-    }
-}
+keywords!(Forwarding, "forwarding" {
+    Dr => "dr",
+    Tun => "tun",
+    Nat => "nat",
+});
 
 // ---------------------------------------------------------------------------
 // What a service does about failed reals.
@@ -562,17 +531,11 @@ pub enum QuorumLoss {
     Keep,
 }
 
-impl Keyword for QuorumLoss {
-    const WHAT: &'static str = "on_quorum_loss";
-    const ALL: &'static [Self] = &[Self::SorryServer, Self::Drop, Self::Keep];
-    fn keyword(self) -> &'static str {
-        match self {
-            Self::SorryServer => "sorry_server",
-            Self::Drop => "drop",
-            Self::Keep => "keep",
-        }
-    }
-}
+keywords!(QuorumLoss, "on_quorum_loss" {
+    SorryServer => "sorry_server",
+    Drop => "drop",
+    Keep => "keep",
+});
 
 keyword_display_and_serialize!(
     XdpMode,

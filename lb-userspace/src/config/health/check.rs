@@ -81,14 +81,16 @@ impl Probe {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct HttpCheck {
     pub path: String,
     /// The `Host` header; the real's address when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Accepted status codes, inclusive.
     pub expect_status: StatusRange,
     /// Text the response body must contain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expect_body: Option<String>,
 }
 
@@ -155,18 +157,20 @@ impl fmt::Display for StatusRange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct UdpCheck {
     /// The datagram sent.
     pub send: String,
     /// Text the reply must contain; any reply will do when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct DnsCheck {
     /// The name asked for.
     pub name: String,
+    #[serde(rename = "type")]
     pub record_type: DnsRecordType,
 }
 
@@ -228,7 +232,7 @@ impl DnsRecordType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ExecCheck {
     /// Program and arguments; `{address}` and `{port}` in any of them are
     /// replaced by the real's address and the probed port.
@@ -299,45 +303,14 @@ impl Serialize for HealthCheck {
     }
 }
 
-impl Serialize for HttpCheck {
+impl Serialize for StatusRange {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("path", &self.path)?;
-        if let Some(host) = &self.host {
-            map.serialize_entry("host", host)?;
-        }
-        map.serialize_entry("expect_status", &self.expect_status.to_string())?;
-        if let Some(body) = &self.expect_body {
-            map.serialize_entry("expect_body", body)?;
-        }
-        map.end()
+        serializer.collect_str(self)
     }
 }
 
-impl Serialize for UdpCheck {
+impl Serialize for DnsRecordType {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("send", &self.send)?;
-        if let Some(expect) = &self.expect {
-            map.serialize_entry("expect", expect)?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for DnsCheck {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &self.name)?;
-        map.serialize_entry("type", self.record_type.name())?;
-        map.end()
-    }
-}
-
-impl Serialize for ExecCheck {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("command", &self.command)?;
-        map.end()
+        serializer.serialize_str(self.name())
     }
 }

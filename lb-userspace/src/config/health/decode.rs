@@ -146,20 +146,7 @@ impl Reader<'_> {
     }
 
     fn probe_kind(&mut self, field: &Field<'_, '_>) -> Option<&'static str> {
-        let choices = PROBE_KINDS
-            .iter()
-            .map(|kind| format!("`{kind}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let text = self.text(field, &format!("one of {choices}"))?;
-        let kind = PROBE_KINDS.iter().copied().find(|kind| *kind == text);
-        if kind.is_none() {
-            self.report_on(
-                field,
-                format!("unknown check type `{text}`, expected one of {choices}"),
-            );
-        }
-        kind
+        self.choice(field, "check type", PROBE_KINDS, |kind| kind, str::eq)
     }
 
     /// `2s`, `500ms`, `1.5s`, or a number of seconds.
@@ -255,23 +242,14 @@ impl Reader<'_> {
             Some(name.to_owned())
         });
         let record_type = self.optional(&fields, "type", base.record_type, |r, f| {
-            let choices = DnsRecordType::ALL
-                .iter()
-                .map(|t| format!("`{}`", t.name()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let text = r.text(f, &format!("one of {choices}"))?;
-            let found = DnsRecordType::ALL
-                .iter()
-                .copied()
-                .find(|t| t.name().eq_ignore_ascii_case(text));
-            if found.is_none() {
-                r.report_on(
-                    f,
-                    format!("unknown record type `{text}`, expected one of {choices}"),
-                );
-            }
-            found
+            let all = DnsRecordType::ALL;
+            r.choice(
+                f,
+                "record type",
+                all,
+                DnsRecordType::name,
+                str::eq_ignore_ascii_case,
+            )
         });
         Some(DnsCheck {
             name: name?,
