@@ -12,6 +12,53 @@ use super::limits::*;
 use super::reader::{Field, Fields, Reader, family, scalar};
 use super::schema::*;
 
+/// The fields of the file itself.
+const CONFIG_FIELDS: &[&str] = &[
+    "interfaces",
+    "pin_path",
+    "control",
+    "dataplane",
+    "tunnel",
+    "timeouts",
+    "icmp_echo_reply",
+    "expire_nodest_conn",
+    "flood_guard",
+    "metrics",
+    "services",
+];
+
+/// The fields of a service.
+const SERVICE_FIELDS: &[&str] = &[
+    "name",
+    "vip",
+    "port",
+    "protocol",
+    "scheduler",
+    "scheduler_flags",
+    "persistence",
+    "forwarding",
+    "health_check",
+    "inhibit_on_failure",
+    "alpha",
+    "quorum",
+    "on_quorum_loss",
+    "sorry_server",
+    "notify_up",
+    "notify_down",
+    "reals",
+];
+
+/// The fields of a real.
+const REAL_FIELDS: &[&str] = &[
+    "address",
+    "port",
+    "weight",
+    "forwarding",
+    "upper_threshold",
+    "lower_threshold",
+    "health_check",
+];
+
 impl Reader<'_> {
     /// An idle timeout: whole seconds, as `ipvsadm --set` takes them.
     fn seconds(&mut self, field: &Field<'_, '_>) -> Option<u32> {
@@ -26,20 +73,7 @@ impl Reader<'_> {
             self.report_on(root, "the file is empty: expected at least `interfaces`");
             return None;
         }
-        const FIELDS: &[&str] = &[
-            "interfaces",
-            "pin_path",
-            "control",
-            "dataplane",
-            "tunnel",
-            "timeouts",
-            "icmp_echo_reply",
-            "expire_nodest_conn",
-            "flood_guard",
-            "metrics",
-            "services",
-        ];
-        let fields = self.mapping(root, FIELDS)?;
+        let fields = self.mapping(root, CONFIG_FIELDS)?;
         let interfaces = self
             .required_with(&fields, "interfaces", Self::decode_interfaces)
             .unwrap_or_default();
@@ -97,12 +131,8 @@ impl Reader<'_> {
 
     fn decode_control(&mut self, field: &Field<'_, '_>) -> Option<ControlConfig> {
         let fields = self.mapping(field, &["socket"])?;
-        let socket = self.optional(
-            &fields,
-            "socket",
-            PathBuf::from(DEFAULT_CONTROL_SOCKET),
-            Self::decode_pin_path,
-        );
+        let default = PathBuf::from(DEFAULT_CONTROL_SOCKET);
+        let socket = self.optional(&fields, "socket", default, Self::decode_pin_path);
         Some(ControlConfig { socket: socket? })
     }
 
@@ -111,11 +141,10 @@ impl Reader<'_> {
         let path = PathBuf::from(self.text(field, "a path")?);
         // The daemon may run from any directory; a relative pin path would
         // make it lose track of its own maps.
-        if !path.is_absolute() {
+        self.ensure(field, path.is_absolute(), || {
             let shown = path.display();
-            self.report_on(field, format!("`{shown}` must be an absolute path"));
-            return None;
-        }
+            format!("`{shown}` must be an absolute path")
+        })?;
         Some(path)
     }
 
@@ -159,15 +188,9 @@ impl Reader<'_> {
         let size = self.u32_in(field, MIN_MAGLEV_TABLE_SIZE..=MAX_MAGLEV_TABLE_SIZE)?;
         // Maglev's permutations (offset + j * skip mod size) only visit every
         // slot when the size is prime.
-        if !is_prime(size) {
-            self.report_on(
-                field,
-                format!(
-                    "{size} is not a prime number (Maglev needs a prime table size, e.g. 65537)"
-                ),
-            );
-            return None;
-        }
+        self.ensure(field, is_prime(size), || {
+            format!("{size} is not a prime number (Maglev needs a prime table size, e.g. 65537)")
+        })?;
         Some(size)
     }
 
@@ -263,46 +286,18 @@ impl Reader<'_> {
             return None;
         };
         let ip = address.ip();
-        if ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
-            self.report_on(
-                field,
-                format!("cannot listen on {ip}: not a unicast address"),
-            );
-            return None;
-        }
-        if address.port() == 0 {
-            self.report_on(
-                field,
-                format!(
-                    "port 0 would pick a random port; give the port to scrape (e.g. {ip}:9105)"
-                ),
-            );
-            return None;
-        }
+        let unicast = !(ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()));
+        self.ensure(field, unicast, || {
+            format!("cannot listen on {ip}: not a unicast address")
+        })?;
+        self.ensure(field, address.port() != 0, || {
+            format!("port 0 would pick a random port; give the port to scrape (e.g. {ip}:9105)")
+        })?;
         Some(address)
     }
 
     fn decode_service(&mut self, item: &Field<'_, '_>) -> Option<DraftService> {
-        const FIELDS: &[&str] = &[
-            "name",
-            "vip",
-            "port",
-            "protocol",
-            "scheduler",
-            "scheduler_flags",
-            "persistence",
-            "forwarding",
-            "health_check",
-            "inhibit_on_failure",
-            "alpha",
-            "quorum",
-            "on_quorum_loss",
-            "sorry_server",
-            "notify_up",
-            "notify_down",
-            "reals",
-        ];
-        let fields = self.mapping(item, FIELDS)?;
+        let fields = self.mapping(item, SERVICE_FIELDS)?;
         let name = self.required_with(&fields, "name", Self::decode_service_name);
         let vip = self.required_with(&fields, "vip", Self::ip);
         let port = self.required_with(&fields, "port", Self::port);
@@ -349,16 +344,14 @@ impl Reader<'_> {
     fn decode_service_name(&mut self, field: &Field<'_, '_>) -> Option<String> {
         let name = self.text(field, "a service name")?;
         let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if name.is_empty() || name.len() > MAX_SERVICE_NAME_LEN || !name.chars().all(valid_char) {
-            self.report_on(
-                field,
-                format!(
-                    "`{name}` is not a valid service name \
+        let valid =
+            (1..=MAX_SERVICE_NAME_LEN).contains(&name.len()) && name.chars().all(valid_char);
+        self.ensure(field, valid, || {
+            format!(
+                "`{name}` is not a valid service name \
                      (1 to {MAX_SERVICE_NAME_LEN} of A-Z a-z 0-9 _ . -)"
-                ),
-            );
-            return None;
-        }
+            )
+        })?;
         Some(name.to_owned())
     }
 
@@ -422,7 +415,7 @@ impl Reader<'_> {
     /// its check.
     fn decode_service_health(
         &mut self,
-        fields: &Fields<'_, '_>,
+        fields: &Fields,
         default_port: u16,
     ) -> Option<ServiceHealth> {
         let defaults = ServiceHealth::unchecked();
@@ -484,16 +477,7 @@ impl Reader<'_> {
         default_port: u16,
         service_check: Option<&HealthCheck>,
     ) -> Option<RealConfig> {
-        const FIELDS: &[&str] = &[
-            "address",
-            "port",
-            "weight",
-            "forwarding",
-            "upper_threshold",
-            "lower_threshold",
-            "health_check",
-        ];
-        let fields = self.mapping(item, FIELDS)?;
+        let fields = self.mapping(item, REAL_FIELDS)?;
         let address = self.required_with(&fields, "address", Self::ip);
         let port = self.optional(&fields, "port", default_port, Self::port);
         let weight = self.optional(&fields, "weight", DEFAULT_WEIGHT, |r, f| {

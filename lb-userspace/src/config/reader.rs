@@ -193,6 +193,19 @@ impl<'a> Reader<'a> {
         self.report(field.pos(), &field.path, reason);
     }
 
+    /// `Some(())` if `ok`; otherwise reports `reason()` on `field`.
+    pub fn ensure(
+        &mut self,
+        field: &Field<'_, '_>,
+        ok: bool,
+        reason: impl FnOnce() -> String,
+    ) -> Option<()> {
+        if !ok {
+            self.report_on(field, reason());
+        }
+        ok.then_some(())
+    }
+
     pub fn expected(&mut self, field: &Field<'_, '_>, what: &str) {
         let found = describe(field.node);
         self.report_on(field, format!("expected {what}, found {found}"));

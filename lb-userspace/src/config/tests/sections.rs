@@ -96,15 +96,6 @@ fn timeouts() {
 #[test]
 fn timeouts_out_of_range_or_not_seconds() {
     let timeouts = |body: &str| top(&format!("timeouts: {{ {body} }}\n"));
-    assert_each! {
-        timeouts("tcp_fin: 0") => "2:22 timeouts.tcp_fin", "0 is out of range 1..=2147483";
-        timeouts("udp: 2147484") => "2:18 timeouts.udp", "2147484 is out of range 1..=2147483";
-        timeouts("tcp: -5") => "2:18 timeouts.tcp", "-5 is out of range 1..=2147483";
-        timeouts("tcp: 15m") => "2:18 timeouts.tcp", "expected a number of seconds in 1..=2147483, found string `15m`";
-        timeouts("tcp: 1.5") => "2:18 timeouts.tcp", "expected a number of seconds in 1..=2147483, found number `1.5`";
-        timeouts("tcpfin: 60") => "2:13 timeouts.tcpfin", "unknown field `tcpfin`, expected one of `tcp`, `tcp_fin`, `udp`";
-        top("timeouts: 900\n") => "2:11 timeouts", "expected a mapping, found integer `900`";
-    }
     // Every bad timeout at once.
     let found = problems(&timeouts("tcp: 0, tcp_fin: 0, udp: 0"));
     let at: Vec<_> = found.iter().map(|p| (p.column, p.path.as_str())).collect();
@@ -116,6 +107,15 @@ fn timeouts_out_of_range_or_not_seconds() {
             (38, "timeouts.udp")
         ]
     );
+    assert_each! {
+        timeouts("tcp_fin: 0") => "2:22 timeouts.tcp_fin", "0 is out of range 1..=2147483";
+        timeouts("udp: 2147484") => "2:18 timeouts.udp", "2147484 is out of range 1..=2147483";
+        timeouts("tcp: -5") => "2:18 timeouts.tcp", "-5 is out of range 1..=2147483";
+        timeouts("tcp: 15m") => "2:18 timeouts.tcp", "expected a number of seconds in 1..=2147483, found string `15m`";
+        timeouts("tcp: 1.5") => "2:18 timeouts.tcp", "expected a number of seconds in 1..=2147483, found number `1.5`";
+        timeouts("tcpfin: 60") => "2:13 timeouts.tcpfin", "unknown field `tcpfin`, expected one of `tcp`, `tcp_fin`, `udp`";
+        top("timeouts: 900\n") => "2:11 timeouts", "expected a mapping, found integer `900`";
+    }
 }
 
 #[test]
