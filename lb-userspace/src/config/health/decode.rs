@@ -6,7 +6,7 @@ use saphyr::Scalar;
 
 use super::check::*;
 use crate::config::problem::ConfigError;
-use crate::config::reader::{Field, Positions, Reader, load_document, scalar};
+use crate::config::reader::{Field, Fields, Positions, Reader, load_document, scalar};
 
 /// Shortest interval and timeout: below this probes are a load, not a check.
 pub const MIN_PROBE_PERIOD: Duration = Duration::from_millis(10);
@@ -43,85 +43,7 @@ impl Reader<'_> {
                 .and_then(|n| u16::try_from(n).ok())
                 .map(Some)
         });
-        let kind = kind?;
-        // Settings of another kind than the one probed are a mistake.
-        let settings_key = match kind {
-            "https" => "http",
-            other => other,
-        };
-        for key in ["http", "udp", "dns", "exec"] {
-            if key != settings_key
-                && let Some(settings) = fields.get(key)
-            {
-                self.report_on(
-                    &settings,
-                    format!("`{key}` settings do not apply to `type: {kind}`"),
-                );
-            }
-        }
-        let settings = fields.get(settings_key);
-        let probe = match kind {
-            "none" => Some(Probe::None),
-            "tcp" => Some(Probe::Tcp),
-            "http" | "https" => {
-                let base = match &base.probe {
-                    Probe::Http(http) | Probe::Https(http) => http.clone(),
-                    _ => HttpCheck::default(),
-                };
-                let http = match &settings {
-                    Some(f) => self.decode_http(f, &base),
-                    None => Some(base),
-                };
-                http.map(|http| {
-                    if kind == "http" {
-                        Probe::Http(http)
-                    } else {
-                        Probe::Https(http)
-                    }
-                })
-            }
-            "udp" => {
-                let base = match &base.probe {
-                    Probe::Udp(udp) => udp.clone(),
-                    _ => UdpCheck::default(),
-                };
-                match &settings {
-                    Some(f) => self.decode_udp(f, &base).map(Probe::Udp),
-                    None => Some(Probe::Udp(base)),
-                }
-            }
-            "dns" => {
-                let base = match &base.probe {
-                    Probe::Dns(dns) => dns.clone(),
-                    // keepalived's DNS_CHECK asks for the root's SOA.
-                    _ => DnsCheck {
-                        name: ".".to_owned(),
-                        record_type: DnsRecordType::Soa,
-                    },
-                };
-                match &settings {
-                    Some(f) => self.decode_dns(f, &base).map(Probe::Dns),
-                    None => Some(Probe::Dns(base)),
-                }
-            }
-            _ => {
-                let base = match &base.probe {
-                    Probe::Exec(exec) => Some(exec.clone()),
-                    _ => None,
-                };
-                match (&settings, base) {
-                    (Some(f), _) => self.decode_exec(f).map(Probe::Exec),
-                    (None, Some(base)) => Some(Probe::Exec(base)),
-                    (None, None) => {
-                        self.report_on(
-                            &fields.mapping,
-                            "`type: exec` needs `exec: { command: [...] }`",
-                        );
-                        None
-                    }
-                }
-            }
-        };
+        let probe = self.decode_probe(&fields, kind?, &base.probe);
         let check = HealthCheck {
             probe: probe?,
             interval: interval?,
@@ -143,6 +65,87 @@ impl Reader<'_> {
             return None;
         }
         Some(check)
+    }
+
+    /// The probe of `kind`, its settings (`http:`, `udp:`...) over those
+    /// of `base` when it is of the same kind.
+    fn decode_probe(&mut self, fields: &Fields<'_, '_>, kind: &str, base: &Probe) -> Option<Probe> {
+        // Settings of another kind than the one probed are a mistake.
+        let settings_key = match kind {
+            "https" => "http",
+            other => other,
+        };
+        for key in ["http", "udp", "dns", "exec"] {
+            if key != settings_key
+                && let Some(settings) = fields.get(key)
+            {
+                self.report_on(
+                    &settings,
+                    format!("`{key}` settings do not apply to `type: {kind}`"),
+                );
+            }
+        }
+        let settings = fields.get(settings_key);
+        match kind {
+            "none" => Some(Probe::None),
+            "tcp" => Some(Probe::Tcp),
+            "http" | "https" => {
+                let base = match base {
+                    Probe::Http(http) | Probe::Https(http) => http.clone(),
+                    _ => HttpCheck::default(),
+                };
+                let http = self.settings(settings, base, Self::decode_http)?;
+                Some(if kind == "http" {
+                    Probe::Http(http)
+                } else {
+                    Probe::Https(http)
+                })
+            }
+            "udp" => {
+                let base = match base {
+                    Probe::Udp(udp) => udp.clone(),
+                    _ => UdpCheck::default(),
+                };
+                self.settings(settings, base, Self::decode_udp)
+                    .map(Probe::Udp)
+            }
+            "dns" => {
+                let base = match base {
+                    Probe::Dns(dns) => dns.clone(),
+                    // keepalived's DNS_CHECK asks for the root's SOA.
+                    _ => DnsCheck {
+                        name: ".".to_owned(),
+                        record_type: DnsRecordType::Soa,
+                    },
+                };
+                self.settings(settings, base, Self::decode_dns)
+                    .map(Probe::Dns)
+            }
+            _ => match (&settings, base) {
+                (Some(f), _) => self.decode_exec(f).map(Probe::Exec),
+                (None, Probe::Exec(base)) => Some(Probe::Exec(base.clone())),
+                (None, _) => {
+                    self.report_on(
+                        &fields.mapping,
+                        "`type: exec` needs `exec: { command: [...] }`",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// A kind's settings read over `base`, or `base` if there are none.
+    fn settings<T>(
+        &mut self,
+        settings: Option<Field<'_, '_>>,
+        base: T,
+        decode: impl FnOnce(&mut Self, &Field<'_, '_>, &T) -> Option<T>,
+    ) -> Option<T> {
+        match settings {
+            Some(field) => decode(self, &field, &base),
+            None => Some(base),
+        }
     }
 
     fn probe_kind(&mut self, field: &Field<'_, '_>) -> Option<&'static str> {
