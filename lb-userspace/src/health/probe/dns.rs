@@ -7,7 +7,7 @@ use hickory_proto::{
     rr::{Name, RecordType},
 };
 
-use super::{Failure, udp};
+use super::{failure::Failure, udp};
 use crate::config::health::{DnsCheck, DnsRecordType};
 
 /// Up when the real answers a query for `name` with a record of the type.

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::{Failure, contains, tls};
+use super::{failure::Failure, matching::contains, tls};
 use crate::config::health::HttpCheck;
 
 /// How much of a body is searched for `expect_body`: health pages are

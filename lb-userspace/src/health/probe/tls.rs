@@ -11,7 +11,7 @@ use rustls::{
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::Failure;
+use super::failure::Failure;
 
 /// The client side shared by every https probe.
 pub(super) fn client_config() -> Arc<ClientConfig> {
