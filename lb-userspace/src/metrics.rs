@@ -262,69 +262,32 @@ struct Column<T> {
     value: fn(&T) -> u64,
 }
 
+/// An array of [`Column`]s, one `suffix: help => value;` row each.
+macro_rules! columns {
+    ($($suffix:literal: $help:literal => $value:expr;)+) => {
+        [$(Column { suffix: $suffix, help: $help, value: $value }),+]
+    };
+}
+
 /// The traffic counters, for services and reals alike.
-const TRAFFIC: [Column<TrafficCounters>; 6] = [
-    Column {
-        suffix: "packets_total",
-        help: "Packets balanced",
-        value: |counters| counters.packets,
-    },
-    Column {
-        suffix: "bytes_total",
-        help: "Bytes balanced (L3)",
-        value: |counters| counters.bytes,
-    },
-    Column {
-        suffix: "connections_total",
-        help: "New connections scheduled",
-        value: |counters| counters.new_connections,
-    },
-    Column {
-        suffix: "drops_total",
-        help: "Packets dropped",
-        value: |counters| counters.drops,
-    },
-    Column {
-        suffix: "out_packets_total",
-        help: "Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer)",
-        value: |counters| counters.out_packets,
-    },
-    Column {
-        suffix: "out_bytes_total",
-        help: "Reply bytes rewritten back to the VIP (NAT)",
-        value: |counters| counters.out_bytes,
-    },
-];
+const TRAFFIC: [Column<TrafficCounters>; 6] = columns! {
+    "packets_total": "Packets balanced" => |counters| counters.packets;
+    "bytes_total": "Bytes balanced (L3)" => |counters| counters.bytes;
+    "connections_total": "New connections scheduled" => |counters| counters.new_connections;
+    "drops_total": "Packets dropped" => |counters| counters.drops;
+    "out_packets_total": "Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer)" => |counters| counters.out_packets;
+    "out_bytes_total": "Reply bytes rewritten back to the VIP (NAT)" => |counters| counters.out_bytes;
+};
 
 /// The gauges of a real.
-const REAL_GAUGES: [Column<RealSample>; 5] = [
-    Column {
-        suffix: "weight",
-        help: "Configured weight of the real (0 takes no new connections).",
-        value: |sample| u64::from(sample.labels.weight),
-    },
-    Column {
-        suffix: "next_hop_resolved",
-        help: "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
-               an unresolved real gets no new connections.",
-        value: |sample| u64::from(sample.next_hop_resolved),
-    },
-    Column {
-        suffix: "overloaded",
-        help: "1 while the real is at its upper connection threshold (takes no new connections).",
-        value: |sample| u64::from(sample.overloaded),
-    },
-    Column {
-        suffix: "active_connections",
-        help: "Established TCP connections to the real (ipvsadm's ActiveConn).",
-        value: |sample| u64::from(sample.connections.active),
-    },
-    Column {
-        suffix: "inactive_connections",
-        help: "Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn).",
-        value: |sample| u64::from(sample.connections.inactive),
-    },
-];
+const REAL_GAUGES: [Column<RealSample>; 5] = columns! {
+    "weight": "Configured weight of the real (0 takes no new connections)." => |sample| u64::from(sample.labels.weight);
+    "next_hop_resolved": "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
+               an unresolved real gets no new connections." => |sample| u64::from(sample.next_hop_resolved);
+    "overloaded": "1 while the real is at its upper connection threshold (takes no new connections)." => |sample| u64::from(sample.overloaded);
+    "active_connections": "Established TCP connections to the real (ipvsadm's ActiveConn)." => |sample| u64::from(sample.connections.active);
+    "inactive_connections": "Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn)." => |sample| u64::from(sample.connections.inactive);
+};
 
 /// Renders `snapshot` in the Prometheus text exposition format 0.0.4.
 pub fn render(snapshot: &Snapshot) -> String {

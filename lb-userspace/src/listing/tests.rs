@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn stats(
@@ -19,13 +18,10 @@ fn stats(
 }
 
 fn rates(cps: u64, in_pps: u64, out_pps: u64, in_bps: u64, out_bps: u64) -> Rates {
-    Rates {
-        cps,
-        in_pps,
-        out_pps,
-        in_bps,
-        out_bps,
-    }
+    let mut rates = Rates::default();
+    (rates.cps, rates.in_pps, rates.out_pps) = (cps, in_pps, out_pps);
+    (rates.in_bps, rates.out_bps) = (in_bps, out_bps);
+    rates
 }
 
 /// Expected outputs below were printed with the C format strings of

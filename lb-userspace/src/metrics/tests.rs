@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn counters(packets: u64, bytes: u64, new_connections: u64, drops: u64) -> TrafficCounters {
@@ -12,20 +11,15 @@ fn counters(packets: u64, bytes: u64, new_connections: u64, drops: u64) -> Traff
 }
 
 fn sample() -> Snapshot {
-    let web = ServiceLabels {
-        id: 1,
-        name: "web".into(),
-        vip: "198.18.1.10".parse().unwrap(),
-        port: 80,
-        protocol: Protocol::Tcp,
+    let service = |id, name: &str, vip: &str, port, protocol| ServiceLabels {
+        id,
+        name: name.into(),
+        vip: vip.parse().unwrap(),
+        port,
+        protocol,
     };
-    let dns = ServiceLabels {
-        id: 2,
-        name: "dns-v6.all-ports".into(),
-        vip: "fd00:18:1::10".parse().unwrap(),
-        port: 0,
-        protocol: Protocol::Udp,
-    };
+    let web = service(1, "web", "198.18.1.10", 80, Protocol::Tcp);
+    let dns = service(2, "dns-v6.all-ports", "fd00:18:1::10", 0, Protocol::Udp);
     let real = |id, service: &ServiceLabels, address: &str, weight| RealLabels {
         id,
         service_id: service.id,
@@ -205,12 +199,7 @@ fn labels_follow_the_config_and_the_ids() {
         "interfaces: [{ name: eth0 }]
 dataplane: { flow_table_entries: 4096 }
 services:
-  - name: web
-    vip: 198.18.1.10
-    port: 80
-    protocol: tcp
-    reals:
-      - { address: 198.18.0.11, weight: 2 }
+  - { name: web, vip: 198.18.1.10, port: 80, protocol: tcp, reals: [{ address: 198.18.0.11, weight: 2 }] }
   - name: web6
     vip: fd00:18:1::10
     port: 443

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn parse(line: &str) -> Result<Invocation, UsageError> {
