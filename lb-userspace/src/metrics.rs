@@ -214,6 +214,9 @@ pub fn scrape(pins: &PinLayout, labels: &Labels) -> Result<String> {
 // ---------------------------------------------------------------------------
 // The text format.
 
+/// A sample without labels.
+const NO_LABELS: &[(&str, &str)] = &[];
+
 /// One metric family: its HELP and TYPE lines, then its samples.
 struct Family<'a> {
     out: &'a mut String,
@@ -226,7 +229,7 @@ impl<'a> Family<'a> {
         Family { out }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, impl AsRef<str>)], value: u64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -234,7 +237,8 @@ impl<'a> Family<'a> {
                 if i > 0 {
                     self.out.push(',');
                 }
-                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(value));
+                let value = escape_label_value(value.as_ref());
+                let _ = write!(self.out, "{label}=\"{value}\"");
             }
             self.out.push('}');
         }
@@ -309,58 +313,34 @@ pub fn render(snapshot: &Snapshot) -> String {
         .services
         .iter()
         .map(|(labels, counters)| {
-            let values = [
-                labels.name.clone(),
-                labels.vip.to_string(),
-                labels.port.to_string(),
-                labels.protocol.to_string(),
+            let values = vec![
+                ("service", labels.name.clone()),
+                ("vip", labels.vip.to_string()),
+                ("port", labels.port.to_string()),
+                ("protocol", labels.protocol.to_string()),
             ];
             (values, counters)
         })
         .collect();
-    for column in &TRAFFIC {
-        let name = format!("lb_service_{}", column.suffix);
-        let help = format!("{} per virtual service.", column.help);
-        let mut family = Family::new(&mut out, &name, "counter", &help);
-        for ([service, vip, port, protocol], counters) in &services {
-            let labels = [
-                ("service", service.as_str()),
-                ("vip", vip.as_str()),
-                ("port", port.as_str()),
-                ("protocol", protocol.as_str()),
-            ];
-            family.sample(&name, &labels, (column.value)(counters));
-        }
-    }
+    let per_service = ("lb_service_", "counter", " per virtual service.");
+    column_families(&mut out, per_service, &TRAFFIC, &services);
 
     let reals: Vec<_> = snapshot
         .reals
         .iter()
         .map(|sample| {
-            let values = [
-                sample.labels.service.clone(),
-                sample.labels.address.to_string(),
-            ];
+            let real = sample.labels.address.to_string();
+            let values = vec![("service", sample.labels.service.clone()), ("real", real)];
             (values, sample)
         })
         .collect();
-    for column in &TRAFFIC {
-        let name = format!("lb_real_{}", column.suffix);
-        let help = format!("{} per real server (per service).", column.help);
-        let mut family = Family::new(&mut out, &name, "counter", &help);
-        for ([service, real], sample) in &reals {
-            let labels = [("service", service.as_str()), ("real", real.as_str())];
-            family.sample(&name, &labels, (column.value)(&sample.counters));
-        }
-    }
-    for column in &REAL_GAUGES {
-        let name = format!("lb_real_{}", column.suffix);
-        let mut family = Family::new(&mut out, &name, "gauge", column.help);
-        for ([service, real], sample) in &reals {
-            let labels = [("service", service.as_str()), ("real", real.as_str())];
-            family.sample(&name, &labels, (column.value)(sample));
-        }
-    }
+    let traffic: Vec<_> = reals
+        .iter()
+        .map(|(labels, sample)| (labels.clone(), &sample.counters))
+        .collect();
+    let per_real = ("lb_real_", "counter", " per real server (per service).");
+    column_families(&mut out, per_real, &TRAFFIC, &traffic);
+    column_families(&mut out, ("lb_real_", "gauge", ""), &REAL_GAUGES, &reals);
 
     Family::new(
         &mut out,
@@ -371,7 +351,11 @@ pub fn render(snapshot: &Snapshot) -> String {
              (counted up to {FLOW_WALK_LIMIT})."
         ),
     )
-    .sample("lb_flow_table_entries", &[], snapshot.flow_table_entries);
+    .sample(
+        "lb_flow_table_entries",
+        NO_LABELS,
+        snapshot.flow_table_entries,
+    );
     Family::new(
         &mut out,
         "lb_flow_table_capacity",
@@ -380,7 +364,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     )
     .sample(
         "lb_flow_table_capacity",
-        &[],
+        NO_LABELS,
         u64::from(snapshot.flow_table_capacity),
     );
     out
@@ -406,66 +390,33 @@ async fn ask_live(daemon: &mpsc::Sender<Pending>) -> Result<Vec<LiveService>> {
 /// quorum, for probed reals and every service.
 pub fn render_health(live: &[LiveService]) -> String {
     let mut out = String::new();
-    let probed: Vec<(&LiveService, &LiveReal, &CheckStatus)> = live
+    let probed: Vec<(&str, String, &CheckStatus)> = live
         .iter()
         .flat_map(|service| {
-            service
-                .reals
-                .iter()
-                .filter_map(move |real| Some((service, real, real.check.as_ref()?)))
+            service.reals.iter().filter_map(move |real| {
+                let check = real.check.as_ref()?;
+                Some((service.name.as_str(), real.address.to_string(), check))
+            })
         })
         .collect();
-    let name = "lb_real_up";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "gauge",
-        "Health checking's verdict on the real: 1 up, 0 down (probed reals only).",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        let labels = [
-            ("service", service.name.as_str()),
-            ("real", address.as_str()),
-        ];
-        family.sample(name, &labels, u64::from(check.state == "up"));
-    }
+    let up = "Health checking's verdict on the real: 1 up, 0 down (probed reals only).";
+    real_family(&mut out, ("lb_real_up", "gauge", up), &probed, |check| {
+        vec![(None, u64::from(check.state == "up"))]
+    });
+    let transitions = "Verdict changes of the real since lbd started, by the state reached.";
     let name = "lb_real_health_transitions_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        "Verdict changes of the real since lbd started, by the state reached.",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        for (to, count) in [("up", check.went_up), ("down", check.went_down)] {
-            let labels = [
-                ("service", service.name.as_str()),
-                ("real", address.as_str()),
-                ("to", to),
-            ];
-            family.sample(name, &labels, count);
-        }
-    }
+    real_family(&mut out, (name, "counter", transitions), &probed, |check| {
+        let to = |state| Some(("to", state));
+        vec![(to("up"), check.went_up), (to("down"), check.went_down)]
+    });
+    let failures = "Failed health probes of the real since lbd started, by reason.";
     let name = "lb_real_probe_failures_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        "Failed health probes of the real since lbd started, by reason.",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        for (reason, count) in &check.failures_by_kind {
-            let labels = [
-                ("service", service.name.as_str()),
-                ("real", address.as_str()),
-                ("reason", reason.as_str()),
-            ];
-            family.sample(name, &labels, *count);
-        }
-    }
+    real_family(&mut out, (name, "counter", failures), &probed, |check| {
+        let by_kind = check.failures_by_kind.iter();
+        by_kind
+            .map(|(reason, count)| (Some(("reason", reason.as_str())), *count))
+            .collect()
+    });
     let name = "lb_service_quorum";
     let mut family = Family::new(
         &mut out,
@@ -483,6 +434,42 @@ pub fn render_health(live: &[LiveService]) -> String {
         }
     }
     out
+}
+
+/// A family per column, named `{prefix}{suffix}` with the column's HELP
+/// then `help_tail`, and in each a sample per item, with the item's labels.
+fn column_families<T>(
+    out: &mut String,
+    (prefix, kind, help_tail): (&str, &str, &str),
+    columns: &[Column<T>],
+    items: &[(Vec<(&str, String)>, &T)],
+) {
+    for column in columns {
+        let name = format!("{prefix}{}", column.suffix);
+        let help = format!("{}{help_tail}", column.help);
+        let mut family = Family::new(out, &name, kind, &help);
+        for (labels, item) in items {
+            family.sample(&name, labels, (column.value)(item));
+        }
+    }
+}
+
+/// One family with samples of each probed real, labelled with its service
+/// and address, then with the label a sample adds, if any.
+fn real_family<'c>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    probed: &[(&str, String, &'c CheckStatus)],
+    samples: impl Fn(&'c CheckStatus) -> Vec<(Option<(&'static str, &'c str)>, u64)>,
+) {
+    let mut family = Family::new(out, name, kind, help);
+    for (service, real, check) in probed {
+        for (extra, value) in samples(check) {
+            let mut labels = vec![("service", *service), ("real", real.as_str())];
+            labels.extend(extra);
+            family.sample(name, &labels, value);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
