@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::{
     config::{Config, Protocol},
-    control::{CheckStatus, LiveReal, LiveService, Request, Response, server::Pending},
+    control::{CheckStatus, LiveService, Request, Response, server::Pending},
     dataplane::{Maps, PinLayout, batch},
     reconcile::{Ids, RealIdentity, service_key},
 };

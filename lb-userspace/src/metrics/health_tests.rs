@@ -1,4 +1,5 @@
 use super::*;
+use crate::control::LiveReal;
 use crate::{
     control::{Health, QuorumStatus},
     estimator::Rates,
