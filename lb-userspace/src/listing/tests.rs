@@ -135,25 +135,33 @@ fn exact_counters_are_not_scaled() {
     assert!(text.contains(" 830843123 1135000001\n"), "{text}");
 }
 
+/// A connection: protocol, seconds left and state; then its source,
+/// virtual and destination addresses.
+fn connection(
+    (protocol, expires_in, state): (u8, u64, &'static str),
+    [source, virtual_address, destination]: [&str; 3],
+) -> ConnectionRow {
+    ConnectionRow {
+        protocol,
+        expires_in,
+        state,
+        source: source.parse().unwrap(),
+        virtual_address: virtual_address.parse().unwrap(),
+        destination: destination.parse().unwrap(),
+    }
+}
+
 #[test]
 fn connections_match_ipvsadm_layout() {
     let rows = vec![
-        ConnectionRow {
-            protocol: proto::TCP,
-            expires_in: 895,
-            state: "ESTABLISHED",
-            source: "198.51.100.7:51922".parse().unwrap(),
-            virtual_address: "198.18.1.10:80".parse().unwrap(),
-            destination: "198.18.2.11:8000".parse().unwrap(),
-        },
-        ConnectionRow {
-            protocol: proto::UDP,
-            expires_in: 299,
-            state: "UDP",
-            source: "[fd00:c::9]:40113".parse().unwrap(),
-            virtual_address: "[fd00::10]:53".parse().unwrap(),
-            destination: "[fd00:2::21]:53".parse().unwrap(),
-        },
+        connection(
+            (proto::TCP, 895, "ESTABLISHED"),
+            ["198.51.100.7:51922", "198.18.1.10:80", "198.18.2.11:8000"],
+        ),
+        connection(
+            (proto::UDP, 299, "UDP"),
+            ["[fd00:c::9]:40113", "[fd00::10]:53", "[fd00:2::21]:53"],
+        ),
     ];
     let expected = "\
 IPVS connection entries
@@ -169,14 +177,10 @@ UDP 04:59  UDP         [fd00:c::9]:40113  [fd00::10]:53      [fd00:2::21]:53
 
 #[test]
 fn templates_with_persistent_conn_match_ipvsadm_layout() {
-    let rows = vec![ConnectionRow {
-        protocol: proto::TCP,
-        expires_in: 296,
-        state: "NONE",
-        source: "198.51.100.0:0".parse().unwrap(),
-        virtual_address: "198.18.1.10:80".parse().unwrap(),
-        destination: "198.18.2.11:80".parse().unwrap(),
-    }];
+    let rows = vec![connection(
+        (proto::TCP, 296, "NONE"),
+        ["198.51.100.0:0", "198.18.1.10:80", "198.18.2.11:80"],
+    )];
     assert_eq!(render_connections(&rows, true), TEMPLATES);
 }
 
