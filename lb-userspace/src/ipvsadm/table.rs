@@ -207,11 +207,11 @@ mod tests {
             (EditService(service("192.0.2.2:80")), no_service),
             (DeleteService(missing), no_service),
             (Zero(Some(missing)), no_service),
-            (AddReal(missing, listed.clone()), undefined),
-            (EditReal(missing, listed.clone()), undefined),
+            (AddReal(missing, listed), undefined),
+            (EditReal(missing, listed), undefined),
             (DeleteReal(missing, listed.address), undefined),
             (AddReal(svc, listed), "Destination already exists"),
-            (EditReal(svc, unlisted.clone()), no_real),
+            (EditReal(svc, unlisted), no_real),
             (DeleteReal(svc, unlisted.address), no_real),
         ];
         for (command, message) in cases {
