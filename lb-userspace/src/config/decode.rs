@@ -9,6 +9,7 @@ use saphyr::{Scalar, YamlData};
 use super::draft::{Draft, DraftService};
 use super::health::check::HealthCheck;
 use super::limits::*;
+use super::problem::EMPTY_FILE;
 use super::reader::{Field, Fields, Reader, family, scalar};
 use super::schema::*;
 
@@ -70,7 +71,7 @@ impl Reader<'_> {
     pub(super) fn decode_config(&mut self, root: &Field<'_, '_>) -> Option<Draft> {
         let empty = matches!(scalar(root.node), Some((_, Scalar::Null)));
         if empty || matches!(root.node.data, YamlData::BadValue) {
-            self.report_on(root, "the file is empty: expected at least `interfaces`");
+            self.report_on(root, EMPTY_FILE);
             return None;
         }
         let fields = self.mapping(root, CONFIG_FIELDS)?;

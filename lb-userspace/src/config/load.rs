@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::draft::Draft;
-use super::problem::{ConfigError, Problem};
+use super::problem::{ConfigError, EMPTY_FILE, Problem};
 use super::reader::{Field, Positions, Reader, load_document};
 use super::schema::Config;
 
@@ -48,7 +48,7 @@ fn parse_once(
     positions: Positions,
 ) -> Result<Config, ConfigError> {
     let mut reader = Reader::new(file_name, positions);
-    let root = match load_document(text) {
+    let root = match load_document(text, EMPTY_FILE) {
         Ok(root) => root,
         Err((pos, reason)) => {
             reader.report(pos, "", reason);

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// What an empty file (or a document that is null) is told.
+pub(super) const EMPTY_FILE: &str = "the file is empty: expected at least `interfaces`";
+
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

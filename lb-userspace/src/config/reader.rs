@@ -13,8 +13,12 @@ use saphyr_parser::Parser;
 use super::keyword::Keyword;
 use super::problem::{ConfigError, Problem};
 
-/// Loads the single YAML document in `text`, every node marked with its position.
-pub(super) fn load_document(text: &str) -> Result<MarkedYaml<'_>, (Pos, String)> {
+/// Loads the single YAML document in `text`, every node marked with its
+/// position; `empty` says what is wrong with a text without one.
+pub(super) fn load_document<'t>(
+    text: &'t str,
+    empty: &str,
+) -> Result<MarkedYaml<'t>, (Pos, String)> {
     let syntax_error = |e: &ScanError| {
         (
             Pos::from(*e.marker()),
@@ -34,10 +38,7 @@ pub(super) fn load_document(text: &str) -> Result<MarkedYaml<'_>, (Pos, String)>
     }
     let mut documents = loader.into_documents();
     match documents.len() {
-        0 => Err((
-            Pos::START,
-            "the file is empty: expected at least `interfaces`".to_owned(),
-        )),
+        0 => Err((Pos::START, empty.to_owned())),
         1 => Ok(documents.swap_remove(0)),
         n => Err((
             Pos::from(documents[1].span.start),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use saphyr::Scalar;
 
 use super::check::*;
-use crate::config::problem::ConfigError;
+use crate::config::problem::{ConfigError, EMPTY_FILE};
 use crate::config::reader::{Field, Fields, Positions, Reader, load_document, scalar};
 
 /// Shortest interval and timeout: below this probes are a load, not a check.
@@ -282,7 +282,7 @@ impl Reader<'_> {
 /// `set_health_check`), fields left out taken from `base`.
 pub fn parse_health_check(text: &str, base: &HealthCheck) -> Result<HealthCheck, ConfigError> {
     let mut reader = Reader::new("health_check", Positions::Record);
-    let check = match load_document(text) {
+    let check = match load_document(text, EMPTY_FILE) {
         Ok(root) => reader.decode_health_check(&Field::root(&root), base),
         Err((pos, reason)) => {
             reader.report(pos, "", reason);
