@@ -36,7 +36,7 @@ mod schema;
 mod tests;
 mod validate;
 
-pub use health::{HealthCheck, QuorumLoss, ServiceHealth};
+pub use health::HealthCheck;
 pub use limits::*;
 pub use load::{check, host_interface_exists, load, parse};
 pub use problem::{ConfigError, Problem};

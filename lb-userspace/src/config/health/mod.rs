@@ -5,7 +5,7 @@
 //! (`ServiceHealth`, `QuorumLoss`) live with the other schema types, as a
 //! service's `sorry_server` is a real.
 
-pub mod check;
+pub(super) mod check;
 mod decode;
 #[cfg(test)]
 mod tests;
