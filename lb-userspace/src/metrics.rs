@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::{
     config::{Config, Protocol},
-    control::{CheckStatus, LiveReal, LiveService, Request, Response, server::Pending},
+    control::{CheckStatus, LiveService, Request, Response, server::Pending},
     dataplane::{Maps, PinLayout, batch},
     reconcile::{Ids, RealIdentity, service_key},
 };
@@ -214,6 +214,9 @@ pub fn scrape(pins: &PinLayout, labels: &Labels) -> Result<String> {
 // ---------------------------------------------------------------------------
 // The text format.
 
+/// A sample without labels.
+const NO_LABELS: &[(&str, &str)] = &[];
+
 /// One metric family: its HELP and TYPE lines, then its samples.
 struct Family<'a> {
     out: &'a mut String,
@@ -226,7 +229,7 @@ impl<'a> Family<'a> {
         Family { out }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, impl AsRef<str>)], value: u64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -234,7 +237,8 @@ impl<'a> Family<'a> {
                 if i > 0 {
                     self.out.push(',');
                 }
-                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(value));
+                let value = escape_label_value(value.as_ref());
+                let _ = write!(self.out, "{label}=\"{value}\"");
             }
             self.out.push('}');
         }
@@ -262,69 +266,32 @@ struct Column<T> {
     value: fn(&T) -> u64,
 }
 
+/// An array of [`Column`]s, one `suffix: help => value;` row each.
+macro_rules! columns {
+    ($($suffix:literal: $help:literal => $value:expr;)+) => {
+        [$(Column { suffix: $suffix, help: $help, value: $value }),+]
+    };
+}
+
 /// The traffic counters, for services and reals alike.
-const TRAFFIC: [Column<TrafficCounters>; 6] = [
-    Column {
-        suffix: "packets_total",
-        help: "Packets balanced",
-        value: |counters| counters.packets,
-    },
-    Column {
-        suffix: "bytes_total",
-        help: "Bytes balanced (L3)",
-        value: |counters| counters.bytes,
-    },
-    Column {
-        suffix: "connections_total",
-        help: "New connections scheduled",
-        value: |counters| counters.new_connections,
-    },
-    Column {
-        suffix: "drops_total",
-        help: "Packets dropped",
-        value: |counters| counters.drops,
-    },
-    Column {
-        suffix: "out_packets_total",
-        help: "Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer)",
-        value: |counters| counters.out_packets,
-    },
-    Column {
-        suffix: "out_bytes_total",
-        help: "Reply bytes rewritten back to the VIP (NAT)",
-        value: |counters| counters.out_bytes,
-    },
-];
+const TRAFFIC: [Column<TrafficCounters>; 6] = columns! {
+    "packets_total": "Packets balanced" => |counters| counters.packets;
+    "bytes_total": "Bytes balanced (L3)" => |counters| counters.bytes;
+    "connections_total": "New connections scheduled" => |counters| counters.new_connections;
+    "drops_total": "Packets dropped" => |counters| counters.drops;
+    "out_packets_total": "Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer)" => |counters| counters.out_packets;
+    "out_bytes_total": "Reply bytes rewritten back to the VIP (NAT)" => |counters| counters.out_bytes;
+};
 
 /// The gauges of a real.
-const REAL_GAUGES: [Column<RealSample>; 5] = [
-    Column {
-        suffix: "weight",
-        help: "Configured weight of the real (0 takes no new connections).",
-        value: |sample| u64::from(sample.labels.weight),
-    },
-    Column {
-        suffix: "next_hop_resolved",
-        help: "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
-               an unresolved real gets no new connections.",
-        value: |sample| u64::from(sample.next_hop_resolved),
-    },
-    Column {
-        suffix: "overloaded",
-        help: "1 while the real is at its upper connection threshold (takes no new connections).",
-        value: |sample| u64::from(sample.overloaded),
-    },
-    Column {
-        suffix: "active_connections",
-        help: "Established TCP connections to the real (ipvsadm's ActiveConn).",
-        value: |sample| u64::from(sample.connections.active),
-    },
-    Column {
-        suffix: "inactive_connections",
-        help: "Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn).",
-        value: |sample| u64::from(sample.connections.inactive),
-    },
-];
+const REAL_GAUGES: [Column<RealSample>; 5] = columns! {
+    "weight": "Configured weight of the real (0 takes no new connections)." => |sample| u64::from(sample.labels.weight);
+    "next_hop_resolved": "1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; \
+               an unresolved real gets no new connections." => |sample| u64::from(sample.next_hop_resolved);
+    "overloaded": "1 while the real is at its upper connection threshold (takes no new connections)." => |sample| u64::from(sample.overloaded);
+    "active_connections": "Established TCP connections to the real (ipvsadm's ActiveConn)." => |sample| u64::from(sample.connections.active);
+    "inactive_connections": "Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn)." => |sample| u64::from(sample.connections.inactive);
+};
 
 /// Renders `snapshot` in the Prometheus text exposition format 0.0.4.
 pub fn render(snapshot: &Snapshot) -> String {
@@ -346,58 +313,34 @@ pub fn render(snapshot: &Snapshot) -> String {
         .services
         .iter()
         .map(|(labels, counters)| {
-            let values = [
-                labels.name.clone(),
-                labels.vip.to_string(),
-                labels.port.to_string(),
-                labels.protocol.to_string(),
+            let values = vec![
+                ("service", labels.name.clone()),
+                ("vip", labels.vip.to_string()),
+                ("port", labels.port.to_string()),
+                ("protocol", labels.protocol.to_string()),
             ];
             (values, counters)
         })
         .collect();
-    for column in &TRAFFIC {
-        let name = format!("lb_service_{}", column.suffix);
-        let help = format!("{} per virtual service.", column.help);
-        let mut family = Family::new(&mut out, &name, "counter", &help);
-        for ([service, vip, port, protocol], counters) in &services {
-            let labels = [
-                ("service", service.as_str()),
-                ("vip", vip.as_str()),
-                ("port", port.as_str()),
-                ("protocol", protocol.as_str()),
-            ];
-            family.sample(&name, &labels, (column.value)(counters));
-        }
-    }
+    let per_service = ("lb_service_", "counter", " per virtual service.");
+    column_families(&mut out, per_service, &TRAFFIC, &services);
 
     let reals: Vec<_> = snapshot
         .reals
         .iter()
         .map(|sample| {
-            let values = [
-                sample.labels.service.clone(),
-                sample.labels.address.to_string(),
-            ];
+            let real = sample.labels.address.to_string();
+            let values = vec![("service", sample.labels.service.clone()), ("real", real)];
             (values, sample)
         })
         .collect();
-    for column in &TRAFFIC {
-        let name = format!("lb_real_{}", column.suffix);
-        let help = format!("{} per real server (per service).", column.help);
-        let mut family = Family::new(&mut out, &name, "counter", &help);
-        for ([service, real], sample) in &reals {
-            let labels = [("service", service.as_str()), ("real", real.as_str())];
-            family.sample(&name, &labels, (column.value)(&sample.counters));
-        }
-    }
-    for column in &REAL_GAUGES {
-        let name = format!("lb_real_{}", column.suffix);
-        let mut family = Family::new(&mut out, &name, "gauge", column.help);
-        for ([service, real], sample) in &reals {
-            let labels = [("service", service.as_str()), ("real", real.as_str())];
-            family.sample(&name, &labels, (column.value)(sample));
-        }
-    }
+    let traffic: Vec<_> = reals
+        .iter()
+        .map(|(labels, sample)| (labels.clone(), &sample.counters))
+        .collect();
+    let per_real = ("lb_real_", "counter", " per real server (per service).");
+    column_families(&mut out, per_real, &TRAFFIC, &traffic);
+    column_families(&mut out, ("lb_real_", "gauge", ""), &REAL_GAUGES, &reals);
 
     Family::new(
         &mut out,
@@ -408,7 +351,11 @@ pub fn render(snapshot: &Snapshot) -> String {
              (counted up to {FLOW_WALK_LIMIT})."
         ),
     )
-    .sample("lb_flow_table_entries", &[], snapshot.flow_table_entries);
+    .sample(
+        "lb_flow_table_entries",
+        NO_LABELS,
+        snapshot.flow_table_entries,
+    );
     Family::new(
         &mut out,
         "lb_flow_table_capacity",
@@ -417,7 +364,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     )
     .sample(
         "lb_flow_table_capacity",
-        &[],
+        NO_LABELS,
         u64::from(snapshot.flow_table_capacity),
     );
     out
@@ -443,66 +390,33 @@ async fn ask_live(daemon: &mpsc::Sender<Pending>) -> Result<Vec<LiveService>> {
 /// quorum, for probed reals and every service.
 pub fn render_health(live: &[LiveService]) -> String {
     let mut out = String::new();
-    let probed: Vec<(&LiveService, &LiveReal, &CheckStatus)> = live
+    let probed: Vec<(&str, String, &CheckStatus)> = live
         .iter()
         .flat_map(|service| {
-            service
-                .reals
-                .iter()
-                .filter_map(move |real| Some((service, real, real.check.as_ref()?)))
+            service.reals.iter().filter_map(move |real| {
+                let check = real.check.as_ref()?;
+                Some((service.name.as_str(), real.address.to_string(), check))
+            })
         })
         .collect();
-    let name = "lb_real_up";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "gauge",
-        "Health checking's verdict on the real: 1 up, 0 down (probed reals only).",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        let labels = [
-            ("service", service.name.as_str()),
-            ("real", address.as_str()),
-        ];
-        family.sample(name, &labels, u64::from(check.state == "up"));
-    }
+    let up = "Health checking's verdict on the real: 1 up, 0 down (probed reals only).";
+    real_family(&mut out, ("lb_real_up", "gauge", up), &probed, |check| {
+        vec![(None, u64::from(check.state == "up"))]
+    });
+    let transitions = "Verdict changes of the real since lbd started, by the state reached.";
     let name = "lb_real_health_transitions_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        "Verdict changes of the real since lbd started, by the state reached.",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        for (to, count) in [("up", check.went_up), ("down", check.went_down)] {
-            let labels = [
-                ("service", service.name.as_str()),
-                ("real", address.as_str()),
-                ("to", to),
-            ];
-            family.sample(name, &labels, count);
-        }
-    }
+    real_family(&mut out, (name, "counter", transitions), &probed, |check| {
+        let to = |state| Some(("to", state));
+        vec![(to("up"), check.went_up), (to("down"), check.went_down)]
+    });
+    let failures = "Failed health probes of the real since lbd started, by reason.";
     let name = "lb_real_probe_failures_total";
-    let mut family = Family::new(
-        &mut out,
-        name,
-        "counter",
-        "Failed health probes of the real since lbd started, by reason.",
-    );
-    for (service, real, check) in &probed {
-        let address = real.address.to_string();
-        for (reason, count) in &check.failures_by_kind {
-            let labels = [
-                ("service", service.name.as_str()),
-                ("real", address.as_str()),
-                ("reason", reason.as_str()),
-            ];
-            family.sample(name, &labels, *count);
-        }
-    }
+    real_family(&mut out, (name, "counter", failures), &probed, |check| {
+        let by_kind = check.failures_by_kind.iter();
+        by_kind
+            .map(|(reason, count)| (Some(("reason", reason.as_str())), *count))
+            .collect()
+    });
     let name = "lb_service_quorum";
     let mut family = Family::new(
         &mut out,
@@ -520,6 +434,42 @@ pub fn render_health(live: &[LiveService]) -> String {
         }
     }
     out
+}
+
+/// A family per column, named `{prefix}{suffix}` with the column's HELP
+/// then `help_tail`, and in each a sample per item, with the item's labels.
+fn column_families<T>(
+    out: &mut String,
+    (prefix, kind, help_tail): (&str, &str, &str),
+    columns: &[Column<T>],
+    items: &[(Vec<(&str, String)>, &T)],
+) {
+    for column in columns {
+        let name = format!("{prefix}{}", column.suffix);
+        let help = format!("{}{help_tail}", column.help);
+        let mut family = Family::new(out, &name, kind, &help);
+        for (labels, item) in items {
+            family.sample(&name, labels, (column.value)(item));
+        }
+    }
+}
+
+/// One family with samples of each probed real, labelled with its service
+/// and address, then with the label a sample adds, if any.
+fn real_family<'c>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    probed: &[(&str, String, &'c CheckStatus)],
+    samples: impl Fn(&'c CheckStatus) -> Vec<(Option<(&'static str, &'c str)>, u64)>,
+) {
+    let mut family = Family::new(out, name, kind, help);
+    for (service, real, check) in probed {
+        for (extra, value) in samples(check) {
+            let mut labels = vec![("service", *service), ("real", real.as_str())];
+            labels.extend(extra);
+            family.sample(name, &labels, value);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -727,415 +677,7 @@ async fn respond(
 const LINGER: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn counters(packets: u64, bytes: u64, new_connections: u64, drops: u64) -> TrafficCounters {
-        TrafficCounters {
-            packets,
-            bytes,
-            new_connections,
-            drops,
-            ..TrafficCounters::default()
-        }
-    }
-
-    fn sample() -> Snapshot {
-        let web = ServiceLabels {
-            id: 1,
-            name: "web".into(),
-            vip: "198.18.1.10".parse().unwrap(),
-            port: 80,
-            protocol: Protocol::Tcp,
-        };
-        let dns = ServiceLabels {
-            id: 2,
-            name: "dns-v6.all-ports".into(),
-            vip: "fd00:18:1::10".parse().unwrap(),
-            port: 0,
-            protocol: Protocol::Udp,
-        };
-        let real = |id, service: &ServiceLabels, address: &str, weight| RealLabels {
-            id,
-            service_id: service.id,
-            service: service.name.clone(),
-            address: address.parse().unwrap(),
-            weight,
-        };
-        Snapshot {
-            global: GlobalCounter::ALL
-                .iter()
-                .map(|&counter| {
-                    let value = match counter {
-                        GlobalCounter::Received => 1000,
-                        GlobalCounter::Forwarded => 990,
-                        GlobalCounter::DropFragment => 3,
-                        _ => 0,
-                    };
-                    (counter, value)
-                })
-                .take(9)
-                .collect(),
-            services: vec![
-                (web.clone(), counters(990, 123_456, 40, 2)),
-                (dns.clone(), counters(0, 0, 0, 0)),
-            ],
-            reals: vec![
-                RealSample {
-                    labels: real(1, &web, "198.18.0.11:80", 1),
-                    counters: counters(500, 60_000, 20, 0),
-                    next_hop_resolved: true,
-                    overloaded: true,
-                    connections: RealConns {
-                        active: 7,
-                        inactive: 3,
-                    },
-                },
-                RealSample {
-                    labels: real(3, &dns, "[fd00:18::21]:0", 0),
-                    counters: counters(0, 0, 0, 2),
-                    next_hop_resolved: false,
-                    overloaded: false,
-                    connections: RealConns::default(),
-                },
-            ],
-            flow_table_entries: 42,
-            flow_table_capacity: 1_048_576,
-        }
-    }
-
-    #[test]
-    fn renders_the_text_exposition_format() {
-        // `global` is cut to the first nine counters to keep this short.
-        let expected = r#"# HELP lb_dataplane_packets_total Packets seen by the XDP program, by outcome (received, forwarded, pass_*, drop_* reasons and other events), summed over CPUs.
-# TYPE lb_dataplane_packets_total counter
-lb_dataplane_packets_total{outcome="received"} 1000
-lb_dataplane_packets_total{outcome="forwarded"} 990
-lb_dataplane_packets_total{outcome="pass_not_ip"} 0
-lb_dataplane_packets_total{outcome="pass_not_vip"} 0
-lb_dataplane_packets_total{outcome="pass_no_service"} 0
-lb_dataplane_packets_total{outcome="pass_other_protocol"} 0
-lb_dataplane_packets_total{outcome="pass_truncated_l3"} 0
-lb_dataplane_packets_total{outcome="drop_truncated_l4"} 0
-lb_dataplane_packets_total{outcome="drop_fragment"} 3
-# HELP lb_service_packets_total Packets balanced per virtual service.
-# TYPE lb_service_packets_total counter
-lb_service_packets_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 990
-lb_service_packets_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_service_bytes_total Bytes balanced (L3) per virtual service.
-# TYPE lb_service_bytes_total counter
-lb_service_bytes_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 123456
-lb_service_bytes_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_service_connections_total New connections scheduled per virtual service.
-# TYPE lb_service_connections_total counter
-lb_service_connections_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 40
-lb_service_connections_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_service_drops_total Packets dropped per virtual service.
-# TYPE lb_service_drops_total counter
-lb_service_drops_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 2
-lb_service_drops_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_service_out_packets_total Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer) per virtual service.
-# TYPE lb_service_out_packets_total counter
-lb_service_out_packets_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 0
-lb_service_out_packets_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_service_out_bytes_total Reply bytes rewritten back to the VIP (NAT) per virtual service.
-# TYPE lb_service_out_bytes_total counter
-lb_service_out_bytes_total{service="web",vip="198.18.1.10",port="80",protocol="tcp"} 0
-lb_service_out_bytes_total{service="dns-v6.all-ports",vip="fd00:18:1::10",port="0",protocol="udp"} 0
-# HELP lb_real_packets_total Packets balanced per real server (per service).
-# TYPE lb_real_packets_total counter
-lb_real_packets_total{service="web",real="198.18.0.11:80"} 500
-lb_real_packets_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_bytes_total Bytes balanced (L3) per real server (per service).
-# TYPE lb_real_bytes_total counter
-lb_real_bytes_total{service="web",real="198.18.0.11:80"} 60000
-lb_real_bytes_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_connections_total New connections scheduled per real server (per service).
-# TYPE lb_real_connections_total counter
-lb_real_connections_total{service="web",real="198.18.0.11:80"} 20
-lb_real_connections_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_drops_total Packets dropped per real server (per service).
-# TYPE lb_real_drops_total counter
-lb_real_drops_total{service="web",real="198.18.0.11:80"} 0
-lb_real_drops_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 2
-# HELP lb_real_out_packets_total Reply packets rewritten back to the VIP (NAT; DR and TUN replies bypass the balancer) per real server (per service).
-# TYPE lb_real_out_packets_total counter
-lb_real_out_packets_total{service="web",real="198.18.0.11:80"} 0
-lb_real_out_packets_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_out_bytes_total Reply bytes rewritten back to the VIP (NAT) per real server (per service).
-# TYPE lb_real_out_bytes_total counter
-lb_real_out_bytes_total{service="web",real="198.18.0.11:80"} 0
-lb_real_out_bytes_total{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_weight Configured weight of the real (0 takes no new connections).
-# TYPE lb_real_weight gauge
-lb_real_weight{service="web",real="198.18.0.11:80"} 1
-lb_real_weight{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_next_hop_resolved 1 if the real's next hop (MAC and egress interface) is resolved, 0 if not; an unresolved real gets no new connections.
-# TYPE lb_real_next_hop_resolved gauge
-lb_real_next_hop_resolved{service="web",real="198.18.0.11:80"} 1
-lb_real_next_hop_resolved{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_overloaded 1 while the real is at its upper connection threshold (takes no new connections).
-# TYPE lb_real_overloaded gauge
-lb_real_overloaded{service="web",real="198.18.0.11:80"} 1
-lb_real_overloaded{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_active_connections Established TCP connections to the real (ipvsadm's ActiveConn).
-# TYPE lb_real_active_connections gauge
-lb_real_active_connections{service="web",real="198.18.0.11:80"} 7
-lb_real_active_connections{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_real_inactive_connections Other tracked connections to the real: handshakes, closing, UDP (ipvsadm's InActConn).
-# TYPE lb_real_inactive_connections gauge
-lb_real_inactive_connections{service="web",real="198.18.0.11:80"} 3
-lb_real_inactive_connections{service="dns-v6.all-ports",real="[fd00:18::21]:0"} 0
-# HELP lb_flow_table_entries Entries in the connection table, idle ones not yet reaped included (counted up to 1048576).
-# TYPE lb_flow_table_entries gauge
-lb_flow_table_entries 42
-# HELP lb_flow_table_capacity Capacity of the connection table (dataplane.flow_table_entries).
-# TYPE lb_flow_table_capacity gauge
-lb_flow_table_capacity 1048576
-"#;
-        assert_eq!(render(&sample()), expected);
-    }
-
-    #[test]
-    fn every_global_counter_is_exported_under_its_name() {
-        let snapshot = Snapshot {
-            global: GlobalCounter::ALL.iter().map(|&c| (c, c as u64)).collect(),
-            services: vec![],
-            reals: vec![],
-            flow_table_entries: 0,
-            flow_table_capacity: 1024,
-        };
-        let text = render(&snapshot);
-        for counter in GlobalCounter::ALL {
-            let line = format!(
-                "lb_dataplane_packets_total{{outcome=\"{}\"}} {}\n",
-                counter.name(),
-                counter as u64
-            );
-            assert!(text.contains(&line), "no `{line}` in:\n{text}");
-        }
-        // Families without samples still say what they are.
-        assert!(text.contains("# TYPE lb_real_weight gauge\n"));
-    }
-
-    #[test]
-    fn escapes_label_values_and_help() {
-        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape_label_value("a\nb"), r"a\nb");
-        assert_eq!(escape_help("a\\b\nc \"d\""), "a\\\\b\\nc \"d\"");
-        let mut out = String::new();
-        Family::new(&mut out, "x", "gauge", "h").sample("x", &[("l", "q\"")], 1);
-        assert!(out.ends_with("x{l=\"q\\\"\"} 1\n"), "{out}");
-    }
-
-    #[test]
-    fn labels_follow_the_config_and_the_ids() {
-        let config = crate::config::parse(
-            "interfaces: [{ name: eth0 }]
-dataplane: { flow_table_entries: 4096 }
-services:
-  - name: web
-    vip: 198.18.1.10
-    port: 80
-    protocol: tcp
-    reals:
-      - { address: 198.18.0.11, weight: 2 }
-  - name: web6
-    vip: fd00:18:1::10
-    port: 443
-    protocol: tcp
-    reals:
-      - { address: fd00:18::11 }
-",
-            "test.yaml",
-            &|_| true,
-        )
-        .unwrap();
-        let ids = Ids::default().plan(&config).unwrap();
-        let labels = Labels::new(&config, &ids);
-        assert_eq!(labels.flow_table_capacity, 4096);
-        let services: Vec<_> = labels
-            .services
-            .iter()
-            .map(|s| (s.name.as_str(), s.id, s.vip.to_string(), s.port))
-            .collect();
-        let web_id = ids.services[&service_key(&config.services[0])];
-        let web6_id = ids.services[&service_key(&config.services[1])];
-        assert_eq!(
-            services,
-            [
-                ("web", web_id, "198.18.1.10".to_owned(), 80),
-                ("web6", web6_id, "fd00:18:1::10".to_owned(), 443),
-            ]
-        );
-        let reals: Vec<_> = labels
-            .reals
-            .iter()
-            .map(|r| {
-                (
-                    r.service.as_str(),
-                    r.service_id,
-                    r.address.to_string(),
-                    r.weight,
-                )
-            })
-            .collect();
-        assert_eq!(
-            reals,
-            [
-                ("web", web_id, "198.18.0.11:80".to_owned(), 2),
-                ("web6", web6_id, "[fd00:18::11]:443".to_owned(), 1),
-            ]
-        );
-        assert_eq!(Labels::new(&config, &Ids::default()).services, []);
-    }
-
-    /// Sends `request` to a test server and returns the whole response.
-    async fn exchange(address: SocketAddr, request: &[u8]) -> String {
-        let request = request.to_vec();
-        tokio::task::spawn_blocking(move || {
-            use std::io::{Read as _, Write as _};
-            let mut stream = std::net::TcpStream::connect(address).unwrap();
-            stream.write_all(&request).unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            response
-        })
-        .await
-        .unwrap()
-    }
-
-    #[tokio::test]
-    async fn http_serves_metrics_and_nothing_else() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve_with(listener, READ_TIMEOUT, || async {
-            Ok("lb_flow_table_entries 1\n".to_owned())
-        }));
-
-        let response = exchange(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert_eq!(
-            response,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-             Content-Length: 24\r\nConnection: close\r\n\r\nlb_flow_table_entries 1\n"
-        );
-        let response = exchange(address, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-        let response = exchange(address, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(
-            response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\n"),
-            "{response}"
-        );
-        let response = exchange(address, b"GET / HTTP/1.1\r\n\r\n").await;
-        assert!(
-            response.starts_with("HTTP/1.1 404 Not Found\r\n"),
-            "{response}"
-        );
-        let response = exchange(address, b"POST /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(
-            response.starts_with("HTTP/1.1 405 Method Not Allowed\r\n")
-                && response.contains("\r\nAllow: GET, HEAD\r\n"),
-            "{response}"
-        );
-        let response = exchange(address, b"nonsense\r\n\r\n").await;
-        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
-        let huge = format!(
-            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
-            "a".repeat(MAX_REQUEST_BYTES)
-        );
-        let response = exchange(address, huge.as_bytes()).await;
-        assert!(response.starts_with("HTTP/1.1 431 "), "{response}");
-        server.abort();
-    }
-
-    #[tokio::test]
-    async fn http_reports_a_failed_scrape() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve_with(listener, READ_TIMEOUT, || async {
-            anyhow::bail!("no maps pinned")
-        }));
-        let response = exchange(address, b"GET /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(
-            response.starts_with("HTTP/1.1 500 Internal Server Error\r\n")
-                && response.ends_with("scrape failed: no maps pinned\n"),
-            "{response}"
-        );
-        server.abort();
-    }
-
-    #[tokio::test]
-    async fn http_times_out_a_silent_client() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let timeout = Duration::from_millis(200);
-        let server = tokio::spawn(serve_with(listener, timeout, || async {
-            Ok(String::new())
-        }));
-        let response = exchange(address, b"GET /metrics HTTP/1.1\r\n").await;
-        assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
-        server.abort();
-    }
-}
+mod tests;
 
 #[cfg(test)]
-mod health_tests {
-    use super::*;
-    use crate::{
-        control::{Health, QuorumStatus},
-        estimator::Rates,
-    };
-
-    #[test]
-    fn health_metrics_cover_probed_reals_and_every_quorum() {
-        let check = CheckStatus {
-            kind: "http".to_owned(),
-            state: "down".to_owned(),
-            seconds_in_state: 3,
-            last_failure: Some("connection refused".to_owned()),
-            last_probe_ms: Some(1),
-            probes: 9,
-            failures: 4,
-            failures_by_kind: [("refused".to_owned(), 3), ("timeout".to_owned(), 1)].into(),
-            went_up: 0,
-            went_down: 1,
-        };
-        let real = |address: &str, check: Option<CheckStatus>| LiveReal {
-            address: address.parse().unwrap(),
-            rates: Rates::default(),
-            health: Health::Down,
-            check,
-            sorry_server: false,
-        };
-        let live = vec![LiveService {
-            name: "web".to_owned(),
-            protocol: "TCP".to_owned(),
-            address: "198.18.1.10:80".parse().unwrap(),
-            rates: Rates::default(),
-            quorum: Some(QuorumStatus {
-                quorate: false,
-                healthy_weight: 0,
-                quorum: 1,
-                on_quorum_loss: "drop".to_owned(),
-            }),
-            reals: vec![
-                real("198.18.0.11:80", Some(check)),
-                real("198.18.0.12:80", None),
-            ],
-        }];
-        let text = render_health(&live);
-        for line in [
-            "lb_real_up{service=\"web\",real=\"198.18.0.11:80\"} 0",
-            "lb_real_health_transitions_total{service=\"web\",real=\"198.18.0.11:80\",to=\"down\"} 1",
-            "lb_real_probe_failures_total{service=\"web\",real=\"198.18.0.11:80\",reason=\"refused\"} 3",
-            "lb_real_probe_failures_total{service=\"web\",real=\"198.18.0.11:80\",reason=\"timeout\"} 1",
-            "lb_service_quorum{service=\"web\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
-        }
-        assert!(
-            !text.contains("198.18.0.12"),
-            "an unprobed real has no health metrics:\n{text}"
-        );
-    }
-}
+mod health_tests;

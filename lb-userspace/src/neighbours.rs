@@ -29,7 +29,6 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use netlink_packet_route::{
     link::LinkAttribute,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
-    route::RouteAddress,
 };
 use rtnetlink::{Handle, MulticastGroup};
 use tracing::warn;
@@ -37,6 +36,10 @@ use tracing::warn;
 use crate::tasks::AbortOnDrop;
 
 mod lookup;
+mod route;
+
+use route::Route;
+pub use route::Unresolved;
 
 /// Where to send a frame for one real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,22 +56,6 @@ pub struct NextHop {
     /// The kernel's preferred source address towards the real: TUN's
     /// default outer source.
     pub source: Option<IpAddr>,
-}
-
-/// Why a real has no next hop (yet).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Unresolved {
-    /// The kernel has no route to it.
-    NoRoute,
-    /// ARP/ND has not answered (yet); the managed entry keeps trying.
-    Resolving,
-}
-
-/// The kernel's route towards a real.
-struct Route {
-    ifindex: u32,
-    gateway: Option<IpAddr>,
-    source: Option<IpAddr>,
 }
 
 /// What the daemon keeps per interface.
@@ -467,14 +454,6 @@ fn connect() -> Result<Handle> {
         rtnetlink::new_connection().context("opening an rtnetlink socket")?;
     tokio::spawn(connection);
     Ok(handle)
-}
-
-fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
-    match address {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    }
 }
 
 #[derive(Clone, PartialEq, Eq)]

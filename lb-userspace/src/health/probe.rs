@@ -8,6 +8,7 @@ mod dns;
 mod exec;
 mod failure;
 mod http;
+mod matching;
 mod tls;
 mod udp;
 
@@ -86,14 +87,6 @@ async fn tcp(target: SocketAddr) -> Result<(), Failure> {
         .map_err(|error| Failure::from_io(&error))
 }
 
-/// Whether `needle` occurs in `haystack` (an empty needle always does).
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || haystack
-            .windows(needle.len())
-            .any(|window| window == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -130,14 +123,6 @@ mod tests {
         assert_eq!(result, Err(Failure::Refused));
         assert_eq!(Failure::Refused.kind(), "refused");
         assert_eq!(Failure::Refused.to_string(), "connection refused");
-    }
-
-    #[test]
-    fn contains_finds_a_needle_anywhere() {
-        assert!(contains(b"status: ok\n", b"ok"));
-        assert!(contains(b"anything", b""));
-        assert!(!contains(b"o", b"ok"));
-        assert!(!contains(b"status: ko", b"ok"));
     }
 
     /// A port that was just bound and released, so nothing listens on it.

@@ -218,12 +218,13 @@ mod tests {
         ServiceId::new(protocol, address.parse().unwrap())
     }
 
+    fn virtual_service(protocol: Protocol, address: &str, scheduler: Scheduler) -> VirtualService {
+        VirtualService::with_scheduler(id(protocol, address), scheduler)
+    }
+
     #[test]
     fn a_service_line_orders_its_parts_like_ipvsadm() {
-        let mut service = VirtualService::with_scheduler(
-            id(Protocol::Tcp, "192.0.2.1:443"),
-            Scheduler::SourceHash,
-        );
+        let mut service = virtual_service(Protocol::Tcp, "192.0.2.1:443", Scheduler::SourceHash);
         service.fallback = true;
         service.hash_port = true;
         service.persistence = Some(Persistence {
@@ -238,34 +239,22 @@ mod tests {
 
     #[test]
     fn ipv6_masks_are_prefix_lengths_and_whole_masks_are_not_written() {
-        let mut service = VirtualService::with_scheduler(
-            id(Protocol::Udp, "[2001:db8::1]:53"),
-            Scheduler::RoundRobin,
-        );
-        service.persistence = Some(Persistence {
-            timeout: 60,
-            netmask: 128,
-        });
-        assert_eq!(
-            service_line(&service),
-            "-A -u [2001:db8::1]:53 -s rr -p 60\n"
-        );
-        service.persistence = Some(Persistence {
-            timeout: 60,
-            netmask: 64,
-        });
-        assert_eq!(
-            service_line(&service),
-            "-A -u [2001:db8::1]:53 -s rr -p 60 -M 64\n"
-        );
+        let mut service = virtual_service(Protocol::Udp, "[2001:db8::1]:53", Scheduler::RoundRobin);
+        let whole = "-A -u [2001:db8::1]:53 -s rr -p 60\n";
+        let prefix = "-A -u [2001:db8::1]:53 -s rr -p 60 -M 64\n";
+        for (netmask, line) in [(128, whole), (64, prefix)] {
+            service.persistence = Some(Persistence {
+                timeout: 60,
+                netmask,
+            });
+            assert_eq!(service_line(&service), line);
+        }
     }
 
     #[test]
     fn other_schedulers_number_their_flags() {
-        let mut service = VirtualService::with_scheduler(
-            id(Protocol::Tcp, "192.0.2.1:80"),
-            Scheduler::WeightedRoundRobin,
-        );
+        let mut service =
+            virtual_service(Protocol::Tcp, "192.0.2.1:80", Scheduler::WeightedRoundRobin);
         service.hash_port = true;
         assert_eq!(
             service_line(&service),

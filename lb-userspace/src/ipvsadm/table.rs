@@ -194,44 +194,25 @@ mod tests {
 
     #[test]
     fn refusals_carry_ipvs_strerror_wording() {
+        use Command::*;
         let mut table = table_with_one_real();
         let svc = tcp("192.0.2.1:80");
         let missing = tcp("192.0.2.2:80");
+        // ipvsadm's wording of IPVS's errors.
+        let (exists, no_service) = ("Service already exists", "No such service");
+        let (undefined, no_real) = ("Service not defined", "No such destination");
+        let (listed, unlisted) = (real("10.0.0.1:8080"), real("10.0.0.1:80"));
         let cases = [
-            (
-                Command::AddService(service("192.0.2.1:80")),
-                "Service already exists",
-            ),
-            (
-                Command::EditService(service("192.0.2.2:80")),
-                "No such service",
-            ),
-            (Command::DeleteService(missing), "No such service"),
-            (Command::Zero(Some(missing)), "No such service"),
-            (
-                Command::AddReal(missing, real("10.0.0.1:8080")),
-                "Service not defined",
-            ),
-            (
-                Command::EditReal(missing, real("10.0.0.1:8080")),
-                "Service not defined",
-            ),
-            (
-                Command::DeleteReal(missing, "10.0.0.1:8080".parse().unwrap()),
-                "Service not defined",
-            ),
-            (
-                Command::AddReal(svc, real("10.0.0.1:8080")),
-                "Destination already exists",
-            ),
-            (
-                Command::EditReal(svc, real("10.0.0.1:80")),
-                "No such destination",
-            ),
-            (
-                Command::DeleteReal(svc, "10.0.0.1:80".parse().unwrap()),
-                "No such destination",
-            ),
+            (AddService(service("192.0.2.1:80")), exists),
+            (EditService(service("192.0.2.2:80")), no_service),
+            (DeleteService(missing), no_service),
+            (Zero(Some(missing)), no_service),
+            (AddReal(missing, listed), undefined),
+            (EditReal(missing, listed), undefined),
+            (DeleteReal(missing, listed.address), undefined),
+            (AddReal(svc, listed), "Destination already exists"),
+            (EditReal(svc, unlisted), no_real),
+            (DeleteReal(svc, unlisted.address), no_real),
         ];
         for (command, message) in cases {
             let before = table.clone();

@@ -18,7 +18,7 @@ use netlink_packet_route::{RouteNetlinkMessage, route::RouteAttribute};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::RouteMessageBuilder;
 
-use super::{Route, Unresolved, ip_of};
+use super::route::{Route, Unresolved, ip_of};
 
 /// Requests per datagram. Their replies wait in the socket's receive
 /// buffer until read: each is a datagram of a few hundred bytes, charged

@@ -7,7 +7,7 @@ use hickory_proto::{
     rr::{Name, RecordType},
 };
 
-use super::{Failure, udp};
+use super::{failure::Failure, udp};
 use crate::config::health::{DnsCheck, DnsRecordType};
 
 /// Up when the real answers a query for `name` with a record of the type.
@@ -146,6 +146,14 @@ mod tests {
         Prober::new(1).probe(probe, target, TIMEOUT).await
     }
 
+    /// How a probe for `www.example.com` fails against a server on
+    /// localhost answering as `answer` says.
+    async fn failure_of(answer: Answer, record_type: DnsRecordType) -> Failure {
+        let target = server(Ipv4Addr::LOCALHOST.into(), answer).await;
+        let probe = dns("www.example.com", record_type);
+        run(&probe, target).await.unwrap_err()
+    }
+
     #[tokio::test]
     async fn an_answer_with_the_record_is_up() {
         for ip in [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()] {
@@ -157,39 +165,27 @@ mod tests {
 
     #[tokio::test]
     async fn servfail_is_down() {
-        let target = server(Ipv4Addr::LOCALHOST.into(), Answer::ServFail).await;
-        let failure = run(&dns("www.example.com", DnsRecordType::A), target)
-            .await
-            .unwrap_err();
+        let failure = failure_of(Answer::ServFail, DnsRecordType::A).await;
         assert_eq!(failure, Failure::DnsRcode(2));
         assert_eq!(failure.to_string(), "DNS answer SERVFAIL");
     }
 
     #[tokio::test]
     async fn an_empty_answer_is_down() {
-        let target = server(Ipv4Addr::LOCALHOST.into(), Answer::Empty).await;
-        let failure = run(&dns("www.example.com", DnsRecordType::A), target)
-            .await
-            .unwrap_err();
+        let failure = failure_of(Answer::Empty, DnsRecordType::A).await;
         assert_eq!(failure, Failure::NoRecord(DnsRecordType::A));
         assert_eq!(failure.to_string(), "no A record in the answer");
     }
 
     #[tokio::test]
     async fn records_of_another_type_do_not_count() {
-        let target = server(Ipv4Addr::LOCALHOST.into(), Answer::Address).await;
-        let failure = run(&dns("www.example.com", DnsRecordType::Aaaa), target)
-            .await
-            .unwrap_err();
+        let failure = failure_of(Answer::Address, DnsRecordType::Aaaa).await;
         assert_eq!(failure.to_string(), "no AAAA record in the answer");
     }
 
     #[tokio::test]
     async fn an_answer_to_another_query_is_a_bad_reply() {
-        let target = server(Ipv4Addr::LOCALHOST.into(), Answer::WrongId).await;
-        let failure = run(&dns("www.example.com", DnsRecordType::A), target)
-            .await
-            .unwrap_err();
+        let failure = failure_of(Answer::WrongId, DnsRecordType::A).await;
         assert_eq!(failure.kind(), "bad_reply", "{failure}");
     }
 

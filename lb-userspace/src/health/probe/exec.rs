@@ -13,7 +13,7 @@ use tokio::{
     time::{Instant, timeout_at},
 };
 
-use super::Failure;
+use super::failure::Failure;
 use crate::config::health::ExecCheck;
 
 /// How long a killed check may take to die before it is left to tokio's

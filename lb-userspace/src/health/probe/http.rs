@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::{Failure, contains, tls};
+use super::{failure::Failure, matching::contains, tls};
 use crate::config::health::HttpCheck;
 
 /// How much of a body is searched for `expect_body`: health pages are
@@ -304,6 +304,17 @@ mod tests {
         Prober::new(1).probe(probe, target, TIMEOUT).await
     }
 
+    /// Probes a local server answering as `respond` does, for a body that
+    /// contains "ok".
+    async fn expecting_ok(respond: Respond) -> Result<(), Failure> {
+        let target = http_server(Ipv4Addr::LOCALHOST.into(), respond).await;
+        let check = HttpCheck {
+            expect_body: Some("ok".into()),
+            ..HttpCheck::default()
+        };
+        run(&http(check), target).await
+    }
+
     #[tokio::test]
     async fn expected_status_is_up() {
         let target = http_server(Ipv4Addr::LOCALHOST.into(), |_, _| reply(204, "")).await;
@@ -336,28 +347,15 @@ mod tests {
 
     #[tokio::test]
     async fn body_with_the_expected_text_is_up() {
-        let target = http_server(Ipv4Addr::LOCALHOST.into(), |_, _| {
-            reply(200, "status: ok\n")
-        })
-        .await;
-        let check = HttpCheck {
-            expect_body: Some("ok".into()),
-            ..HttpCheck::default()
-        };
-        assert_eq!(run(&http(check), target).await, Ok(()));
+        let result = expecting_ok(|_, _| reply(200, "status: ok\n")).await;
+        assert_eq!(result, Ok(()));
     }
 
     #[tokio::test]
     async fn body_without_the_expected_text_is_down() {
-        let target = http_server(Ipv4Addr::LOCALHOST.into(), |_, _| {
-            reply(200, "status: degraded")
-        })
-        .await;
-        let check = HttpCheck {
-            expect_body: Some("ok".into()),
-            ..HttpCheck::default()
-        };
-        let failure = run(&http(check), target).await.unwrap_err();
+        let failure = expecting_ok(|_, _| reply(200, "status: degraded"))
+            .await
+            .unwrap_err();
         assert_eq!(
             failure,
             Failure::BodyMismatch {
@@ -369,18 +367,8 @@ mod tests {
 
     #[tokio::test]
     async fn text_past_the_body_limit_is_not_seen() {
-        let target = http_server(Ipv4Addr::LOCALHOST.into(), |_, _| {
-            reply(200, &format!("{}ok", "x".repeat(MAX_BODY)))
-        })
-        .await;
-        let check = HttpCheck {
-            expect_body: Some("ok".into()),
-            ..HttpCheck::default()
-        };
-        assert!(matches!(
-            run(&http(check), target).await,
-            Err(Failure::BodyMismatch { .. })
-        ));
+        let result = expecting_ok(|_, _| reply(200, &format!("{}ok", "x".repeat(MAX_BODY)))).await;
+        assert!(matches!(result, Err(Failure::BodyMismatch { .. })));
     }
 
     #[tokio::test]
@@ -468,15 +456,15 @@ mod tests {
 
     #[tokio::test]
     async fn https_sends_the_host_as_sni() {
+        let check = HttpCheck {
+            host: Some("localhost".into()),
+            ..HttpCheck::default()
+        };
         let target = https_server(|head, sni| {
             let ok = sni == Some("localhost") && header(head, "host") == Some("localhost");
             reply(if ok { 200 } else { 400 }, head)
         })
         .await;
-        let check = HttpCheck {
-            host: Some("localhost".into()),
-            ..HttpCheck::default()
-        };
         assert_eq!(run(&Probe::Https(check), target).await, Ok(()));
     }
 

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use rustls::{
-    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    ClientConfig, DigitallySignedStruct as Signed, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::{self, WebPkiSupportedAlgorithms},
     pki_types::{CertificateDer, ServerName, UnixTime},
@@ -11,7 +11,10 @@ use rustls::{
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::Failure;
+use super::failure::Failure;
+
+/// What a handshake signature check answers.
+type Verdict = Result<HandshakeSignatureValid, rustls::Error>;
 
 /// The client side shared by every https probe.
 pub(super) fn client_config() -> Arc<ClientConfig> {
@@ -91,22 +94,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    fn verify_tls12_signature(&self, msg: &[u8], cert: &CertificateDer, dss: &Signed) -> Verdict {
+        crypto::verify_tls12_signature(msg, cert, dss, &self.algorithms)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    fn verify_tls13_signature(&self, msg: &[u8], cert: &CertificateDer, dss: &Signed) -> Verdict {
+        crypto::verify_tls13_signature(msg, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

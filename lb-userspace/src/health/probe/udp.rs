@@ -7,7 +7,7 @@ use std::{
 
 use tokio::net::UdpSocket;
 
-use super::{Failure, contains};
+use super::{failure::Failure, matching::contains};
 use crate::config::health::UdpCheck;
 
 /// The largest UDP payload: a reply is never cut short by our buffer.
