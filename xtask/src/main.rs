@@ -1,15 +1,17 @@
-//! Project tasks. Depends only on anyhow and clap so it builds on a fresh
-//! machine, before any of the eBPF tooling `setup` installs exists.
+//! Project tasks. Depends only on crates.io crates (anyhow, clap, and syn
+//! with proc-macro2 for `structure`) so it builds on a fresh machine, before
+//! any of the eBPF tooling `setup` installs exists.
 
 mod process;
 mod setup;
+mod structure;
 
 use std::{ffi::OsString, os::unix::process::CommandExt as _, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 
-use crate::process::{cargo, command, is_root, run, target_dir};
+use crate::process::{cargo, command, is_root, run, target_dir, workspace_root};
 
 /// Tasks for the XDP load balancer workspace.
 #[derive(Parser)]
@@ -57,6 +59,14 @@ enum Task {
     /// The network-namespace tests need root. With CI set this refuses to
     /// run as non-root rather than let them fail late.
     Test(TestOpts),
+
+    /// Check the sources' structure: no import circle between the files of
+    /// a crate, no source file over 900 lines outside tests, no function
+    /// over 80 lines in lb-ebpf or 100 elsewhere.
+    ///
+    /// Prints each violation as `file:line: message` and fails if there is
+    /// any. Reads the sources only; builds nothing.
+    Structure,
 
     /// Run `setup`, build release binaries, then run the benchmarks.
     ///
@@ -110,6 +120,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup(),
         Task::Demo { args } => demo(args),
         Task::Test(opts) => test(&opts),
+        Task::Structure => structure::run(workspace_root()),
         Task::Bench { args } => bench(args),
     };
     match result {
