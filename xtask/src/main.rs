@@ -47,14 +47,16 @@ enum Task {
         args: Vec<OsString>,
     },
 
-    /// Run `setup`, then fmt check, clippy, build and the workspace tests.
+    /// Run `setup`, then fmt check, clippy, structure, build and the
+    /// workspace tests.
     ///
     /// Steps, stopping at the first failure: `cargo fmt --all -- --check`,
     /// `cargo clippy --workspace --all-targets -- -D warnings`,
-    /// `cargo build --workspace --bins` (the netns tests start the built
-    /// `lbd`), `cargo test --workspace [ARGS]`. Arguments are taken the way
-    /// `cargo test` takes them: `cargo xtask test --lib -- --nocapture` runs
-    /// `cargo test --workspace --lib -- --nocapture`.
+    /// `cargo xtask structure`, `cargo build --workspace --bins` (the netns
+    /// tests start the built `lbd`), `cargo test --workspace [ARGS]`.
+    /// Arguments are taken the way `cargo test` takes them: `cargo xtask
+    /// test --lib -- --nocapture` runs `cargo test --workspace --lib --
+    /// --nocapture`.
     ///
     /// The network-namespace tests need root. With CI set this refuses to
     /// run as non-root rather than let them fail late.
@@ -86,7 +88,7 @@ enum Task {
 
 #[derive(Args)]
 struct TestOpts {
-    /// Skip the fmt and clippy steps (for quick local loops).
+    /// Skip the fmt, clippy and structure steps (for quick local loops).
     #[arg(long)]
     skip_lint: bool,
 
@@ -192,6 +194,10 @@ fn test(opts: &TestOpts) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
+        // In process: it only reads the sources. Shown like the steps
+        // above so a failure's output is easy to place.
+        eprintln!("+ cargo xtask structure");
+        structure::run(workspace_root())?;
     }
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     tally::run_and_total(
