@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use proc_macro2::{Spacing, TokenStream, TokenTree};
 use syn::{
-    Item, ItemMod, ItemUse, Macro, Path, UseTree,
+    ImplItemFn, Item, ItemMod, ItemUse, Macro, Path, UseTree,
     ext::IdentExt as _,
     visit::{self, Visit},
 };
@@ -149,6 +149,9 @@ impl EdgeFinder<'_> {
         let mut aliases = HashMap::new();
         for item in items {
             let Item::Use(item) = item else { continue };
+            if attrs::is_cfg_test(&item.attrs) {
+                continue;
+            }
             for leaf in use_leaves(item) {
                 let Some(name) = leaf.name else { continue };
                 if let Some((module, rest)) = self.resolve(&leaf.segments)
@@ -270,6 +273,12 @@ impl<'ast> Visit<'ast> for EdgeFinder<'_> {
             self.module.push(item.ident.unraw().to_string());
             self.visit_scope(items);
             self.module.pop();
+        }
+    }
+
+    fn visit_impl_item_fn(&mut self, item: &'ast ImplItemFn) {
+        if !attrs::is_cfg_test(&item.attrs) {
+            visit::visit_impl_item_fn(self, item);
         }
     }
 

@@ -16,7 +16,11 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeSet, fs, path::Path};
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Result, bail};
 
@@ -54,8 +58,12 @@ fn check(targets: &[Target], read: Reader) -> Result<Vec<Violation>> {
         let tree = CrateTree::load(target, read)?;
         let edges = graph::edges(&tree);
         for circle in graph::circles(tree.files.len(), &edges) {
-            let files: Vec<_> = circle.files.iter().map(|&f| &tree.files[f].path).collect();
-            if circles_seen.insert(format!("{files:?}")) {
+            let files: Vec<PathBuf> = circle
+                .files
+                .iter()
+                .map(|&f| tree.files[f].path.clone())
+                .collect();
+            if circles_seen.insert(files) {
                 violations.push(Violation::circle(&tree, &circle, &edges));
             }
         }

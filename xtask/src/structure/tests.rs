@@ -55,6 +55,38 @@ fn a_circle_between_two_files_is_reported_with_its_edges() {
 }
 
 #[test]
+fn test_binaries_are_checked_and_path_attributes_followed() {
+    let violations = check_crate(
+        "x/tests/one.rs",
+        &[
+            (
+                "x/tests/one.rs",
+                "#[path = \"common/mod.rs\"]\nmod fixtures;\n",
+            ),
+            // A `#[path]` file's children live beside it, like a mod.rs's.
+            (
+                "x/tests/common/mod.rs",
+                "mod frames;\npub use frames::Frame;\npub struct Mac;\n",
+            ),
+            (
+                "x/tests/common/frames.rs",
+                "pub struct Frame(pub super::Mac);\n",
+            ),
+        ],
+    );
+    let [circle] = &violations[..] else {
+        panic!("{:#?}", printed(&violations));
+    };
+    assert_eq!(
+        circle.details,
+        [
+            "x/tests/common/frames.rs:1: uses `super::Mac` -> x/tests/common/mod.rs",
+            "x/tests/common/mod.rs:2: uses `frames::Frame` -> x/tests/common/frames.rs",
+        ]
+    );
+}
+
+#[test]
 fn uses_in_one_direction_and_mod_declarations_are_no_circle() {
     let violations = check_crate(
         "x/src/lib.rs",

@@ -168,7 +168,8 @@ impl Scope<'_> {
         line: usize,
         read: Reader,
     ) -> Result<DeclaredFile> {
-        let candidates = match attrs::path_attr(attrs) {
+        let path_attr = attrs::path_attr(attrs);
+        let candidates = match &path_attr {
             // Relative to the declaring file's directory, or to the inline
             // module's directory inside an inline module.
             Some(path) if self.inline => vec![self.children_dir.join(path)],
@@ -180,7 +181,8 @@ impl Scope<'_> {
         };
         for path in &candidates {
             if let Some(text) = read(path) {
-                let children_dir = if attrs::path_attr(attrs).is_some() {
+                // A `#[path]` file owns its directory, like a `mod.rs`.
+                let children_dir = if path_attr.is_some() {
                     parent_dir(path)
                 } else {
                     self.children_dir.join(name)
