@@ -44,7 +44,8 @@ impl Violation {
     /// every edge inside it with the use that makes it.
     pub fn circle(tree: &CrateTree, circle: &Circle, edges: &Edges) -> Self {
         let path = |file: usize| tree.files[file].path.display().to_string();
-        let files: Vec<String> = circle.files.iter().map(|&file| path(file)).collect();
+        let mut files: Vec<String> = circle.files.iter().map(|&file| path(file)).collect();
+        files.sort();
         let mut inside = circle.edges.clone();
         inside.sort_by_key(|&(from, to)| (&tree.files[from].path, edges[&(from, to)].line));
         let details: Vec<String> = inside
