@@ -1,15 +1,17 @@
-//! Project tasks. Depends only on anyhow and clap so it builds on a fresh
-//! machine, before any of the eBPF tooling `setup` installs exists.
+//! Project tasks. Depends only on crates.io crates (anyhow, clap, and syn
+//! with proc-macro2 for `structure`) so it builds on a fresh machine, before
+//! any of the eBPF tooling `setup` installs exists.
 
 mod process;
 mod setup;
+mod structure;
 
 use std::{ffi::OsString, os::unix::process::CommandExt as _, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 
-use crate::process::{cargo, command, is_root, run, target_dir};
+use crate::process::{cargo, command, is_root, run, target_dir, workspace_root};
 
 /// Tasks for the XDP load balancer workspace.
 #[derive(Parser)]
@@ -45,18 +47,28 @@ enum Task {
         args: Vec<OsString>,
     },
 
-    /// Run `setup`, then fmt check, clippy, build and the workspace tests.
+    /// Run `setup`, then fmt check, clippy, structure, build and the
+    /// workspace tests.
     ///
     /// Steps, stopping at the first failure: `cargo fmt --all -- --check`,
     /// `cargo clippy --workspace --all-targets -- -D warnings`,
-    /// `cargo build --workspace --bins` (the netns tests start the built
-    /// `lbd`), `cargo test --workspace [ARGS]`. Arguments are taken the way
-    /// `cargo test` takes them: `cargo xtask test --lib -- --nocapture` runs
-    /// `cargo test --workspace --lib -- --nocapture`.
+    /// `cargo xtask structure`, `cargo build --workspace --bins` (the netns
+    /// tests start the built `lbd`), `cargo test --workspace [ARGS]`.
+    /// Arguments are taken the way `cargo test` takes them: `cargo xtask
+    /// test --lib -- --nocapture` runs `cargo test --workspace --lib --
+    /// --nocapture`.
     ///
     /// The network-namespace tests need root. With CI set this refuses to
     /// run as non-root rather than let them fail late.
     Test(TestOpts),
+
+    /// Check the sources' structure: no import circle between the files of
+    /// a crate, no source file over 900 lines outside tests, no function
+    /// over 80 lines in lb-ebpf or 100 elsewhere.
+    ///
+    /// Prints each violation as `file:line: message` and fails if there is
+    /// any. Reads the sources only; builds nothing.
+    Structure,
 
     /// Run `setup`, build release binaries, then run the benchmarks.
     ///
@@ -76,7 +88,7 @@ enum Task {
 
 #[derive(Args)]
 struct TestOpts {
-    /// Skip the fmt and clippy steps (for quick local loops).
+    /// Skip the fmt, clippy and structure steps (for quick local loops).
     #[arg(long)]
     skip_lint: bool,
 
@@ -110,6 +122,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::setup(),
         Task::Demo { args } => demo(args),
         Task::Test(opts) => test(&opts),
+        Task::Structure => structure::run(workspace_root()),
         Task::Bench { args } => bench(args),
     };
     match result {
@@ -181,6 +194,10 @@ fn test(opts: &TestOpts) -> Result<()> {
             "-D",
             "warnings",
         ]))?;
+        // In process: it only reads the sources. Shown like the steps
+        // above so a failure's output is easy to place.
+        eprintln!("+ cargo xtask structure");
+        structure::run(workspace_root())?;
     }
     run(cargo().args(["build", "--workspace", "--bins"]))?;
     tally::run_and_total(
