@@ -2,7 +2,7 @@
 //! host and passes the inner packet up the stack, so a real needs neither
 //! the `ipip` nor the `ip6_tunnel` module (many hosts cannot load them).
 //!
-//! It strips exactly what `encap.rs` builds: Ethernet with at most one
+//! It strips exactly what `forward::tun` builds: Ethernet with at most one
 //! 802.1Q tag, then an outer IPv4 header (options allowed) with protocol 4
 //! (IPv4 inside) or 41 (IPv6 inside), or an outer IPv6 header whose next
 //! header is 4 or 41, then a whole inner IP header of the version the outer
@@ -32,19 +32,15 @@ use network_types::{
     vlan::VlanHdr,
 };
 
-use crate::{counters::count, csum, maps::LB_DECAP_ADDRS, parse::header};
-
-/// IANA protocol numbers of the inner packet, as the outer header names it.
-const IPPROTO_IPIP: u8 = 4;
-const IPPROTO_IPV6: u8 = 41;
-
-/// IPv4 "more fragments" flag and fragment offset bits of `frags`.
-const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
-
-/// The two ECN bits of the IPv4 TOS / IPv6 traffic class.
-const ECN_MASK: u8 = 0b11;
-/// Congestion Experienced.
-const ECN_CE: u8 = 0b11;
+use crate::{
+    counters::count,
+    maps::LB_DECAP_ADDRS,
+    wire::{
+        csum, eth,
+        frame::{view, view_mut},
+        ip::{ECN_CE, ECN_MASK, IPV4_MF_AND_OFFSET, header_len, tunnelled_family},
+    },
+};
 
 /// A tunnel addressed to this host, ready to be stripped.
 struct Tunnel {
@@ -59,7 +55,7 @@ struct Tunnel {
 
 #[inline(always)]
 pub fn decapsulate(ctx: &XdpContext) -> u32 {
-    let Some((l2_len, ether_type)) = l2(ctx) else {
+    let Some((l2_len, ether_type)) = eth::l2(ctx) else {
         return xdp_action::XDP_PASS;
     };
     let tunnel = if ether_type == EtherType::Ipv4 as u16 {
@@ -85,27 +81,10 @@ pub fn decapsulate(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// The length of the L2 header (Ethernet, plus at most one 802.1Q tag) and
-/// the ethertype of what follows it.
-#[inline(always)]
-fn l2(ctx: &XdpContext) -> Option<(usize, u16)> {
-    let eth = header::<EthHdr>(ctx, 0)?;
-    // SAFETY: `header` checked the bounds.
-    let ether_type = unsafe { (*eth).ether_type };
-    if ether_type != EtherType::Ieee8021q as u16 {
-        return Some((EthHdr::LEN, ether_type));
-    }
-    let vlan = header::<VlanHdr>(ctx, EthHdr::LEN)?;
-    // SAFETY: as above.
-    Some((EthHdr::LEN + VlanHdr::LEN, unsafe { (*vlan).ether_type }))
-}
-
 /// An outer IPv4 header at `offset` that opens a tunnel to this host.
 #[inline(always)]
 fn outer_ipv4(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = header::<Ipv4Hdr>(ctx, offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
+    let ip = view::<Ipv4Hdr>(ctx, offset)?;
     let outer_len = ip.ihl() as usize;
     if ip.version() != 4 || outer_len < Ipv4Hdr::LEN {
         return None;
@@ -113,10 +92,10 @@ fn outer_ipv4(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
     if u16::from_be_bytes(ip.frags) & IPV4_MF_AND_OFFSET != 0 {
         return None;
     }
-    let inner = inner_family(ip.proto)?;
+    let inner = tunnelled_family(ip.proto)?;
     // The outer length must cover a whole inner header: Ethernet padding
     // behind a short packet must not pass for one.
-    if (u16::from_be_bytes(ip.tot_len) as usize) < outer_len + min_header_len(inner) {
+    if (u16::from_be_bytes(ip.tot_len) as usize) < outer_len + header_len(inner) {
         return None;
     }
     if !is_local(Addr::from_v4_octets(ip.dst_addr), Family::V4) {
@@ -133,16 +112,14 @@ fn outer_ipv4(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
 /// An outer IPv6 header at `offset` that opens a tunnel to this host.
 #[inline(always)]
 fn outer_ipv6(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = header::<Ipv6Hdr>(ctx, offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
+    let ip = view::<Ipv6Hdr>(ctx, offset)?;
     if ip.vcf[0] >> 4 != 6 {
         return None;
     }
     // Extension headers (a Fragment header among them) are next header
     // values other than 4/41: not a tunnel the balancer built.
-    let inner = inner_family(ip.next_hdr)?;
-    if (u16::from_be_bytes(ip.payload_len) as usize) < min_header_len(inner) {
+    let inner = tunnelled_family(ip.next_hdr)?;
+    if (u16::from_be_bytes(ip.payload_len) as usize) < header_len(inner) {
         return None;
     }
     if !is_local(Addr::from_v6_octets(ip.dst_addr), Family::V6) {
@@ -156,23 +133,6 @@ fn outer_ipv6(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
         inner,
         outer_ce: (ip.vcf[1] >> 4) & ECN_MASK == ECN_CE,
     })
-}
-
-#[inline(always)]
-fn inner_family(protocol: u8) -> Option<Family> {
-    match protocol {
-        IPPROTO_IPIP => Some(Family::V4),
-        IPPROTO_IPV6 => Some(Family::V6),
-        _ => None,
-    }
-}
-
-#[inline(always)]
-fn min_header_len(family: Family) -> usize {
-    match family {
-        Family::V4 => Ipv4Hdr::LEN,
-        Family::V6 => Ipv6Hdr::LEN,
-    }
 }
 
 /// Is `addr` one of the addresses `lbd decap` keeps for this host?
@@ -191,16 +151,8 @@ fn is_local(addr: Addr, family: Family) -> bool {
 #[inline(always)]
 fn inner_header_present(ctx: &XdpContext, offset: usize, family: Family) -> Option<()> {
     let version = match family {
-        Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, offset)?;
-            // SAFETY: bounds checked by `header`.
-            unsafe { (*ip).vihl >> 4 }
-        }
-        Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, offset)?;
-            // SAFETY: bounds checked by `header`.
-            unsafe { (*ip).vcf[0] >> 4 }
-        }
+        Family::V4 => view::<Ipv4Hdr>(ctx, offset)?.vihl >> 4,
+        Family::V6 => view::<Ipv6Hdr>(ctx, offset)?.vcf[0] >> 4,
     };
     (version == family as u8).then_some(())
 }
@@ -213,16 +165,10 @@ fn inner_header_present(ctx: &XdpContext, offset: usize, family: Family) -> Opti
 /// no overlapping copy to get wrong.
 #[inline(always)]
 fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
-    let old = header::<[u8; L2]>(ctx, 0)?;
-    // SAFETY: bounds checked by `header`.
-    let mut l2 = unsafe { *old };
+    let mut l2 = *view::<[u8; L2]>(ctx, 0)?;
     // The ethertype is the last field of the L2 header, tagged or not (with
     // a tag it is the inner one, after the TCI).
-    let ether_type = match tunnel.inner {
-        Family::V4 => EtherType::Ipv4 as u16,
-        Family::V6 => EtherType::Ipv6 as u16,
-    };
-    l2[L2 - 2..].copy_from_slice(&ether_type.to_ne_bytes());
+    l2[L2 - 2..].copy_from_slice(&eth::ether_type(tunnel.inner).to_ne_bytes());
     // SAFETY: shrinking the head by at most 60 bytes; the parse above
     // proved an L2 header and a whole inner IP header remain behind them.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, tunnel.outer_len as i32) } != 0 {
@@ -230,9 +176,7 @@ fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
     }
     // Cannot fail (the inner header is there), but the verifier wants the
     // bounds of the new frame proved again.
-    let new = header::<[u8; L2]>(ctx, 0)?;
-    // SAFETY: bounds checked by `header`.
-    unsafe { *new = l2 };
+    *view_mut::<[u8; L2]>(ctx, 0)? = l2;
     if tunnel.outer_ce {
         propagate_ce(ctx, L2, tunnel.inner);
     }
@@ -248,11 +192,9 @@ fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
 fn propagate_ce(ctx: &XdpContext, offset: usize, inner: Family) {
     match inner {
         Family::V4 => {
-            let Some(ip) = header::<Ipv4Hdr>(ctx, offset) else {
+            let Some(ip) = view_mut::<Ipv4Hdr>(ctx, offset) else {
                 return;
             };
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
             if ip.tos & ECN_MASK == 0 {
                 return;
             }
@@ -265,11 +207,9 @@ fn propagate_ce(ctx: &XdpContext, offset: usize, inner: Family) {
             ip.check = check.to_ne_bytes();
         }
         Family::V6 => {
-            let Some(ip) = header::<Ipv6Hdr>(ctx, offset) else {
+            let Some(ip) = view_mut::<Ipv6Hdr>(ctx, offset) else {
                 return;
             };
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
             // ECN bits: the high nibble's low two bits of the second byte.
             if (ip.vcf[1] >> 4) & ECN_MASK != 0 {
                 ip.vcf[1] |= ECN_CE << 4;

@@ -20,11 +20,7 @@ mod clock;
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
-mod csum;
-#[cfg(target_arch = "bpf")]
 mod decap;
-#[cfg(target_arch = "bpf")]
-mod encap;
 #[cfg(target_arch = "bpf")]
 mod flood_guard;
 #[cfg(target_arch = "bpf")]
@@ -35,8 +31,6 @@ mod forward;
 mod icmp;
 #[cfg(target_arch = "bpf")]
 mod maps;
-#[cfg(target_arch = "bpf")]
-mod nat;
 mod parse;
 #[cfg(target_arch = "bpf")]
 mod persistence;
@@ -54,7 +48,9 @@ mod program {
     use crate::{
         bench, clock,
         counters::{count, count_real, count_service},
-        decap, encap, flow_cache, forward, icmp, nat, parse,
+        decap, flow_cache,
+        forward::{dr, nat, tun},
+        icmp, parse,
         parse::{L3, L3Verdict, L4, L4Verdict},
         scheduling::{self, Choice},
     };
@@ -191,10 +187,10 @@ mod program {
         count_service(choice.service_id, frame_len, choice.new_connection, false);
         let forwarded = match ForwardingMethod::from_u8(choice.real.forwarding) {
             Some(ForwardingMethod::Tunnel) => {
-                encap::tunnel(ctx, l3, choice.real, flow_hash(&choice.key))
+                tun::tunnel(ctx, l3, choice.real, flow_hash(&choice.key))
             }
             Some(ForwardingMethod::Masquerade) => nat::request(ctx, l3, choice, choice.real),
-            _ => forward::direct_routing(ctx, l3, choice.real)
+            _ => dr::direct_routing(ctx, choice.real)
                 .map(|action| (action, GlobalCounter::Forwarded)),
         };
         match forwarded {

@@ -5,32 +5,36 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{Family, GlobalCounter, SETTINGS_NO_ECHO_REPLY};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use super::{
-    DEFAULT_TTL, ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr, Verdict, call, is_unicast, swap_macs,
-};
 use crate::{
-    csum,
-    parse::{self, L3, L3Verdict, header},
+    parse::{self, L3, L3Verdict},
     scheduling,
+    wire::{
+        csum,
+        eth::swap_macs,
+        frame::{ctx_arg, ctx_from, header},
+        icmp::{ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr},
+        ip::{DEFAULT_TTL, is_unicast},
+        verdict::{self, Verdict},
+    },
 };
 
 /// The reply, or `None` when the host should answer: turned off in the
 /// settings, a source that must not be answered, or IPv4 options (a source
 /// route or record route wants the host's full treatment). In a BPF
-/// function of its own (see `call`).
+/// function of its own (see `wire::verdict`).
 #[inline(always)]
 pub fn reply(ctx: &XdpContext) -> Option<Verdict> {
-    call::decode_option(reply_call(call::ctx_arg(ctx)))
+    verdict::decode_option(reply_call(ctx_arg(ctx)))
 }
 
 #[inline(never)]
 fn reply_call(ctx: usize) -> u64 {
-    let ctx = call::ctx_from(ctx);
+    let ctx = ctx_from(ctx);
     let verdict = match parse::l3(&ctx) {
         L3Verdict::Packet(l3) => answer(&ctx, &l3),
         _ => None,
     };
-    call::encode_option(verdict)
+    verdict::encode_option(verdict)
 }
 
 #[inline(always)]

@@ -15,12 +15,6 @@ use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 pub trait Frame {
     fn start(&self) -> usize;
     fn end(&self) -> usize;
-
-    /// The frame's length in bytes.
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.end() - self.start()
-    }
 }
 
 impl Frame for XdpContext {

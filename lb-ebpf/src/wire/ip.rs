@@ -99,6 +99,21 @@ pub fn is_unicast(family: Family, addr: &Addr) -> bool {
     }
 }
 
+/// An address into a header, byte by byte from its words (no 16-byte
+/// copy on the stack, unlike `Addr::octets`).
+#[inline(always)]
+pub fn write_addr(to: &mut [u8; 16], addr: &Addr) {
+    let mut i = 0;
+    while i < 4 {
+        let [a, b, c, d] = addr.words[i].to_ne_bytes();
+        to[4 * i] = a;
+        to[4 * i + 1] = b;
+        to[4 * i + 2] = c;
+        to[4 * i + 3] = d;
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use lb_common::{Addr, Family};
@@ -121,6 +136,14 @@ mod tests {
         assert!(!is_ipv6_extension(17));
         assert!(!is_ipv6_extension(50)); // ESP
         assert!(!is_ipv6_extension(58));
+    }
+
+    #[test]
+    fn write_addr_writes_the_octets() {
+        let octets = core::array::from_fn(|i| 0xf0 + i as u8);
+        let mut to = [0u8; 16];
+        write_addr(&mut to, &Addr::from_v6_octets(octets));
+        assert_eq!(to, octets);
     }
 
     #[test]

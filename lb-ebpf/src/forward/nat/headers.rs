@@ -1,6 +1,6 @@
 //! What the NAT paths take from the frame, and how.
 //!
-//! They run as BPF functions of their own (see `call.rs`). The reply path
+//! They run as BPF functions of their own (see `wire::verdict`). The reply path
 //! parses the frame again with `parse`; the request path and the reply
 //! cache are told where the headers are (a [`Layout`] packed into one
 //! argument) and read only the fields they use. Addresses are copied from
@@ -12,7 +12,10 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use crate::parse::{L3, header};
+use crate::{
+    parse::L3,
+    wire::frame::{header, view},
+};
 
 /// Where the headers are and what they are: what a rewrite needs.
 #[derive(Clone, Copy)]
@@ -62,13 +65,32 @@ impl Layout {
     }
 }
 
+/// Which end of the packet: its source or its destination.
+#[derive(Clone, Copy)]
+pub enum End {
+    /// Replies: real:port becomes VIP:port.
+    Source,
+    /// Requests: VIP:port becomes real:port.
+    Destination,
+}
+
+impl End {
+    /// Of a source and a destination field, the one at this end.
+    #[inline(always)]
+    pub fn pick<T>(self, source: T, destination: T) -> T {
+        match self {
+            Self::Source => source,
+            Self::Destination => destination,
+        }
+    }
+}
+
 /// The TTL (IPv4) or hop limit (IPv6).
 #[inline(always)]
 pub fn ttl(ctx: &XdpContext, at: Layout) -> Option<u8> {
-    // SAFETY (both arms): bounds checked by `header`.
     match at.family {
-        Family::V4 => header::<Ipv4Hdr>(ctx, at.l3_offset).map(|ip| unsafe { (*ip).ttl }),
-        Family::V6 => header::<Ipv6Hdr>(ctx, at.l3_offset).map(|ip| unsafe { (*ip).hop_limit }),
+        Family::V4 => view::<Ipv4Hdr>(ctx, at.l3_offset).map(|ip| ip.ttl),
+        Family::V6 => view::<Ipv6Hdr>(ctx, at.l3_offset).map(|ip| ip.hop_limit),
     }
 }
 
@@ -81,37 +103,17 @@ pub fn ports(ctx: &XdpContext, at: Layout) -> Option<(u16, u16)> {
     Some((source, destination))
 }
 
-/// Copies the source address into `addr`.
+/// Copies the address at `end` into `addr`.
 #[inline(always)]
-pub fn source(ctx: &XdpContext, at: Layout, addr: &mut Addr) -> Option<()> {
+pub fn address(ctx: &XdpContext, at: Layout, end: End, addr: &mut Addr) -> Option<()> {
     match at.family {
         Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            *addr = Addr::from_v4_octets(unsafe { (*ip).src_addr });
+            let ip = view::<Ipv4Hdr>(ctx, at.l3_offset)?;
+            *addr = Addr::from_v4_octets(*end.pick(&ip.src_addr, &ip.dst_addr));
         }
         Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            copy_v6(unsafe { &(*ip).src_addr }, addr);
-        }
-    }
-    Some(())
-}
-
-/// Copies the destination address into `addr`.
-#[inline(always)]
-pub fn destination(ctx: &XdpContext, at: Layout, addr: &mut Addr) -> Option<()> {
-    match at.family {
-        Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            *addr = Addr::from_v4_octets(unsafe { (*ip).dst_addr });
-        }
-        Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            copy_v6(unsafe { &(*ip).dst_addr }, addr);
+            let ip = view::<Ipv6Hdr>(ctx, at.l3_offset)?;
+            copy_v6(end.pick(&ip.src_addr, &ip.dst_addr), addr);
         }
     }
     Some(())
@@ -120,23 +122,8 @@ pub fn destination(ctx: &XdpContext, at: Layout, addr: &mut Addr) -> Option<()> 
 /// Copies the source and destination addresses into `src` and `dst`.
 #[inline(always)]
 pub fn addresses(ctx: &XdpContext, at: Layout, src: &mut Addr, dst: &mut Addr) -> Option<()> {
-    match at.family {
-        Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &*ip };
-            *src = Addr::from_v4_octets(ip.src_addr);
-            *dst = Addr::from_v4_octets(ip.dst_addr);
-        }
-        Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &*ip };
-            copy_v6(&ip.src_addr, src);
-            copy_v6(&ip.dst_addr, dst);
-        }
-    }
-    Some(())
+    address(ctx, at, End::Source, src)?;
+    address(ctx, at, End::Destination, dst)
 }
 
 /// Byte by byte through one register: assembling the four words first

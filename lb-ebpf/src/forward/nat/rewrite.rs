@@ -1,0 +1,104 @@
+//! Header rewrites: one end's address and port, the TTL, and every checksum
+//! they feed, all updated incrementally (RFC 1624) so the payload is never
+//! read.
+//!
+//! The old address and port are read from the frame itself, right before
+//! they are overwritten, rather than carried over from the parse: values
+//! carried across helper calls spill to the stack, which is scarce (see
+//! `wire::verdict`).
+
+use aya_ebpf::programs::XdpContext;
+use lb_common::{Addr, Family, proto};
+use network_types::{
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+    udp::UdpHdr,
+};
+
+use super::headers::{End, Layout};
+use crate::wire::{csum, frame::view_mut};
+
+/// Rewrites `end` to `new_addr`:`new_port` (network byte order) and takes
+/// one off the TTL / hop limit (the caller checked it is above 1). `None`
+/// only if a header the parser already read is not there, or the packet is
+/// neither TCP nor UDP; nothing is written then.
+#[inline(always)]
+pub fn translate(
+    ctx: &XdpContext,
+    at: Layout,
+    end: End,
+    new_addr: &Addr,
+    new_port: u16,
+) -> Option<()> {
+    match at.family {
+        Family::V4 => {
+            let ip = view_mut::<Ipv4Hdr>(ctx, at.l3_offset)?;
+            let old = *end.pick(&ip.src_addr, &ip.dst_addr);
+            transport(ctx, at, end, &Addr::from_v4_octets(old), new_addr, new_port)?;
+            ipv4(ip, end, old, new_addr);
+        }
+        Family::V6 => {
+            let ip = view_mut::<Ipv6Hdr>(ctx, at.l3_offset)?;
+            let old = Addr::from_v6_octets(*end.pick(&ip.src_addr, &ip.dst_addr));
+            transport(ctx, at, end, &old, new_addr, new_port)?;
+            ipv6(ip, end, new_addr);
+        }
+    }
+    Some(())
+}
+
+/// The port and the TCP/UDP checksum, which covers the address through the
+/// pseudo-header.
+#[inline(always)]
+fn transport(
+    ctx: &XdpContext,
+    at: Layout,
+    end: End,
+    old_addr: &Addr,
+    new_addr: &Addr,
+    new_port: u16,
+) -> Option<()> {
+    match at.protocol {
+        proto::TCP => {
+            let tcp = view_mut::<TcpHdr>(ctx, at.l4_offset)?;
+            let port = end.pick(&mut tcp.source, &mut tcp.dest);
+            let check = u16::from_ne_bytes(tcp.check);
+            let check = csum::l4_replace(check, old_addr, new_addr, port, new_port);
+            tcp.check = check.to_ne_bytes();
+            *port = new_port.to_ne_bytes();
+        }
+        proto::UDP => {
+            let udp = view_mut::<UdpHdr>(ctx, at.l4_offset)?;
+            let port = end.pick(&mut udp.src, &mut udp.dst);
+            let check = u16::from_ne_bytes(udp.check);
+            // An IPv4 UDP checksum of 0 means "none" and stays that way
+            // (IPv6 requires one, so 0 there is just a broken packet).
+            if check != 0 || matches!(at.family, Family::V6) {
+                let check = csum::l4_replace(check, old_addr, new_addr, port, new_port);
+                udp.check = csum::udp_on_wire(check).to_ne_bytes();
+            }
+            *port = new_port.to_ne_bytes();
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+#[inline(always)]
+pub fn ipv4(ip: &mut Ipv4Hdr, end: End, old: [u8; 4], new_addr: &Addr) {
+    // TTL shares its checksum word with the protocol (memory order, as
+    // `csum` works).
+    let old_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    ip.ttl = ip.ttl.wrapping_sub(1);
+    let new_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    let check = csum::replace16(u16::from_ne_bytes(ip.check), old_ttl, new_ttl);
+    let check = csum::replace32(check, u32::from_ne_bytes(old), new_addr.words[0]);
+    ip.check = check.to_ne_bytes();
+    *end.pick(&mut ip.src_addr, &mut ip.dst_addr) = new_addr.words[0].to_ne_bytes();
+}
+
+#[inline(always)]
+pub fn ipv6(ip: &mut Ipv6Hdr, end: End, new_addr: &Addr) {
+    ip.hop_limit = ip.hop_limit.wrapping_sub(1);
+    *end.pick(&mut ip.src_addr, &mut ip.dst_addr) = new_addr.octets();
+}
