@@ -11,14 +11,15 @@ use network_types::{
     udp::UdpHdr,
 };
 
-// Where the scheduler and the flow cache have always found them.
-pub use crate::wire::l4::TCP_SYN;
+pub mod layout;
+
 use crate::wire::{
     eth,
     frame::{Frame, view},
     ip::{IPV4_DF, IPV4_MF_AND_OFFSET, IPV6_FRAGMENT, is_ipv6_extension},
-    l4::{TCP_ACK, TCP_FLAGS_OFFSET},
+    l4::{TCP_ACK, TCP_FLAGS_OFFSET, TCP_SYN},
 };
+// Where the scheduler and the flow cache have always found them.
 #[cfg(target_arch = "bpf")]
 pub use crate::wire::{
     frame::header,
@@ -47,6 +48,30 @@ pub struct L3 {
     pub dont_fragment: bool,
     pub is_fragment: bool,
     pub has_ipv4_options: bool,
+}
+
+impl L3 {
+    /// An IP header of `family` at `l3_offset`, its transport header at
+    /// `l4_offset`: what the version and the layout alone say. The parser
+    /// fills in the rest from the header.
+    #[inline(always)]
+    fn at(family: Family, l3_offset: usize, l4_offset: usize) -> Self {
+        Self {
+            family,
+            src: Addr::UNSPECIFIED,
+            dst: Addr::UNSPECIFIED,
+            protocol: 0,
+            l3_offset,
+            l4_offset,
+            ip_len: 0,
+            tos: 0,
+            ttl: 0,
+            // IPv6 packets are never fragmented on the way.
+            dont_fragment: true,
+            is_fragment: false,
+            has_ipv4_options: false,
+        }
+    }
 }
 
 pub enum L3Verdict {
@@ -80,61 +105,55 @@ pub fn l3(frame: &impl Frame) -> L3Verdict {
     let Some((offset, ether_type)) = eth::l2(frame) else {
         return L3Verdict::Truncated;
     };
-    if ether_type == EtherType::Ipv4 as u16 {
+    let l3 = if ether_type == EtherType::Ipv4 as u16 {
         ipv4(frame, offset)
     } else if ether_type == EtherType::Ipv6 as u16 {
         ipv6(frame, offset)
     } else {
-        L3Verdict::NotIp
+        return L3Verdict::NotIp;
+    };
+    match l3 {
+        Some(l3) => L3Verdict::Packet(l3),
+        None => L3Verdict::Truncated,
     }
 }
 
 #[inline(always)]
-fn ipv4(frame: &impl Frame, offset: usize) -> L3Verdict {
-    let Some(ip) = view::<Ipv4Hdr>(frame, offset) else {
-        return L3Verdict::Truncated;
-    };
+fn ipv4(frame: &impl Frame, offset: usize) -> Option<L3> {
+    let ip = view::<Ipv4Hdr>(frame, offset)?;
     let header_len = ip.ihl() as usize;
     if header_len < Ipv4Hdr::LEN {
-        return L3Verdict::Truncated;
+        return None;
     }
     let frags = u16::from_be_bytes(ip.frags);
-    L3Verdict::Packet(L3 {
-        family: Family::V4,
+    Some(L3 {
         src: Addr::from_v4_octets(ip.src_addr),
         dst: Addr::from_v4_octets(ip.dst_addr),
         protocol: ip.proto,
-        l3_offset: offset,
-        l4_offset: offset + header_len,
         ip_len: u16::from_be_bytes(ip.tot_len),
         tos: ip.tos,
         ttl: ip.ttl,
         dont_fragment: frags & IPV4_DF != 0,
         is_fragment: frags & IPV4_MF_AND_OFFSET != 0,
         has_ipv4_options: header_len > Ipv4Hdr::LEN,
+        ..L3::at(Family::V4, offset, offset + header_len)
     })
 }
 
 #[inline(always)]
-fn ipv6(frame: &impl Frame, offset: usize) -> L3Verdict {
-    let Some(ip) = view::<Ipv6Hdr>(frame, offset) else {
-        return L3Verdict::Truncated;
-    };
+fn ipv6(frame: &impl Frame, offset: usize) -> Option<L3> {
+    let ip = view::<Ipv6Hdr>(frame, offset)?;
     // Version (4 bits), traffic class (8), flow label (20).
     let vcf = u32::from_be_bytes(ip.vcf);
-    L3Verdict::Packet(L3 {
-        family: Family::V6,
+    Some(L3 {
         src: Addr::from_v6_octets(ip.src_addr),
         dst: Addr::from_v6_octets(ip.dst_addr),
         protocol: ip.next_hdr,
-        l3_offset: offset,
-        l4_offset: offset + Ipv6Hdr::LEN,
         ip_len: u16::from_be_bytes(ip.payload_len).wrapping_add(Ipv6Hdr::LEN as u16),
         tos: (vcf >> 20) as u8,
         ttl: ip.hop_limit,
-        dont_fragment: true,
         is_fragment: ip.next_hdr == IPV6_FRAGMENT,
-        has_ipv4_options: false,
+        ..L3::at(Family::V6, offset, offset + Ipv6Hdr::LEN)
     })
 }
 

@@ -12,58 +12,8 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use crate::{
-    parse::L3,
-    wire::frame::{header, view},
-};
-
-/// Where the headers are and what they are: what a rewrite needs.
-#[derive(Clone, Copy)]
-pub struct Layout {
-    pub family: Family,
-    pub protocol: u8,
-    pub l3_offset: usize,
-    pub l4_offset: usize,
-}
-
-impl Layout {
-    #[inline(always)]
-    pub fn of(l3: &L3) -> Self {
-        Self {
-            family: l3.family,
-            protocol: l3.protocol,
-            l3_offset: l3.l3_offset,
-            l4_offset: l3.l4_offset,
-        }
-    }
-
-    /// The layout in one register, for a BPF function that would otherwise
-    /// parse the frame again. Offsets fit a byte: the IP header starts at
-    /// most 18 bytes in (one VLAN tag), TCP/UDP at most 60 bytes after it.
-    #[inline(always)]
-    pub fn packed(self) -> u32 {
-        self.l3_offset as u32
-            | (self.l4_offset as u32) << 8
-            | (self.family as u32) << 16
-            | (self.protocol as u32) << 24
-    }
-
-    /// [`Layout::packed`] undone. The masks also bound the offsets for the
-    /// verifier, which proves each header read against them.
-    #[inline(always)]
-    pub fn unpacked(packed: u32) -> Self {
-        Self {
-            family: if (packed >> 16) as u8 == Family::V6 as u8 {
-                Family::V6
-            } else {
-                Family::V4
-            },
-            protocol: (packed >> 24) as u8,
-            l3_offset: (packed & 0xff) as usize,
-            l4_offset: ((packed >> 8) & 0xff) as usize,
-        }
-    }
-}
+pub use crate::parse::layout::Layout;
+use crate::wire::frame::{header, view};
 
 /// Which end of the packet: its source or its destination.
 #[derive(Clone, Copy)]

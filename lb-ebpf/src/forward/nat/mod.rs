@@ -121,7 +121,7 @@ fn to_real(
     // still wants every pointer proved again.
     conntrack::remember_reply(ctx, at, ports, real, real_port, (real_id, reverse))
         .ok_or(GlobalCounter::DropTruncatedL4)?;
-    rewrite::translate(ctx, at, End::Destination, &real.addr, real_port)
+    rewrite::translate(ctx, at, End::Destination, (&real.addr, real_port))
         .ok_or(GlobalCounter::DropTruncatedL4)?;
     set_macs(ctx, &real.dst_mac, &real.src_mac).ok_or(GlobalCounter::DropTruncatedL4)?;
     transmit(ctx, real.ifindex).map(|action| (action, GlobalCounter::Forwarded))
@@ -214,7 +214,7 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     );
     let translated = translate_first(&route, may_fragment);
     if translated
-        && rewrite::translate(ctx, at, End::Source, &entry.vip, entry.vip_port_be).is_none()
+        && rewrite::translate(ctx, at, End::Source, (&entry.vip, entry.vip_port_be)).is_none()
     {
         return Some(Reply::Done(UNTRANSLATABLE));
     }

@@ -65,7 +65,7 @@ fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry, at: u32) -> u64 {
 
 #[inline(always)]
 fn send(ctx: &XdpContext, slot: &NatReplyCacheEntry, at: Layout) -> Verdict {
-    if rewrite::translate(ctx, at, End::Source, &slot.vip, slot.vip_port_be).is_none() {
+    if rewrite::translate(ctx, at, End::Source, (&slot.vip, slot.vip_port_be)).is_none() {
         return UNTRANSLATABLE;
     }
     let verdict = send_to_client(ctx, &slot.dst_mac, &slot.src_mac, slot.ifindex);

@@ -18,30 +18,24 @@ use network_types::{
 use super::headers::{End, Layout};
 use crate::wire::{csum, frame::view_mut};
 
-/// Rewrites `end` to `new_addr`:`new_port` (network byte order) and takes
+/// Rewrites `end` to `new` (address and port, network byte order) and takes
 /// one off the TTL / hop limit (the caller checked it is above 1). `None`
 /// only if a header the parser already read is not there, or the packet is
 /// neither TCP nor UDP; nothing is written then.
 #[inline(always)]
-pub fn translate(
-    ctx: &XdpContext,
-    at: Layout,
-    end: End,
-    new_addr: &Addr,
-    new_port: u16,
-) -> Option<()> {
+pub fn translate(ctx: &XdpContext, at: Layout, end: End, new: (&Addr, u16)) -> Option<()> {
     match at.family {
         Family::V4 => {
             let ip = view_mut::<Ipv4Hdr>(ctx, at.l3_offset)?;
             let old = *end.pick(&ip.src_addr, &ip.dst_addr);
-            transport(ctx, at, end, &Addr::from_v4_octets(old), new_addr, new_port)?;
-            ipv4(ip, end, old, new_addr);
+            transport(ctx, at, end, &Addr::from_v4_octets(old), new)?;
+            ipv4(ip, end, old, new.0);
         }
         Family::V6 => {
             let ip = view_mut::<Ipv6Hdr>(ctx, at.l3_offset)?;
             let old = Addr::from_v6_octets(*end.pick(&ip.src_addr, &ip.dst_addr));
-            transport(ctx, at, end, &old, new_addr, new_port)?;
-            ipv6(ip, end, new_addr);
+            transport(ctx, at, end, &old, new)?;
+            ipv6(ip, end, new.0);
         }
     }
     Some(())
@@ -55,8 +49,7 @@ fn transport(
     at: Layout,
     end: End,
     old_addr: &Addr,
-    new_addr: &Addr,
-    new_port: u16,
+    (new_addr, new_port): (&Addr, u16),
 ) -> Option<()> {
     match at.protocol {
         proto::TCP => {
