@@ -23,7 +23,7 @@
 //! kernel (which, the packet being an ICMP error, answers nothing).
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use lb_common::{Addr, Family, GlobalCounter, REAL_NEXT_HOP_KNOWN, Real, proto};
+use lb_common::{Addr, Family, GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::quote;
@@ -168,7 +168,6 @@ fn quoted_ports(
 ) -> Option<u16> {
     *view_mut::<u16>(ctx, quote.l4_offset)? = rewrite.real_port;
     let icmp = apply(icmp, rewrite.port_delta);
-    let is_udp = quote.protocol == proto::UDP;
     let offset = quote.l4_offset + checksum_offset(quote.protocol);
     if offset + 2 > quote::end(l3) {
         return Some(icmp);
@@ -177,14 +176,10 @@ fn quoted_ports(
         return Some(icmp);
     };
     let old = *field;
-    // UDP over IPv4 without a checksum says so with 0; leave it that way.
-    if is_udp && old == 0 && l3.family == Family::V4 {
+    let update = |old| apply(apply(old, rewrite.addr_delta), rewrite.port_delta);
+    let Some(new) = csum::l4_update(old, quote.protocol, l3.family, update) else {
         return Some(icmp);
-    }
-    let mut new = apply(apply(old, rewrite.addr_delta), rewrite.port_delta);
-    if is_udp {
-        new = csum::udp_on_wire(new);
-    }
+    };
     *field = new;
     Some(csum::replace16(icmp, old, new))
 }

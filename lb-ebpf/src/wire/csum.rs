@@ -8,7 +8,7 @@
 //! with `from_ne_bytes`, and a checksum written with `to_ne_bytes`.
 
 use aya_ebpf::helpers::bpf_csum_diff;
-use lb_common::{Addr, proto};
+use lb_common::{Addr, Family, proto};
 
 /// A sum folded to 16 bits (not complemented).
 #[inline(always)]
@@ -87,11 +87,24 @@ pub fn l4_replace(
     replace16(checksum, u16::from_ne_bytes(*port), new_port)
 }
 
-/// UDP transmits a computed checksum of 0 as all ones (RFC 768): 0 on the
-/// wire would mean "no checksum".
+/// A TCP or UDP checksum `old` after the change `update` works out, or
+/// `None` where it must stay as it is: an IPv4 UDP checksum of 0 says the
+/// sender computed none (RFC 768). IPv6 requires one, so 0 there is just a
+/// broken packet, updated like any other. A computed UDP checksum of 0 is
+/// sent as all ones: 0 on the wire would mean "no checksum".
 #[inline(always)]
-pub fn udp_on_wire(checksum: u16) -> u16 {
-    if checksum == 0 { 0xffff } else { checksum }
+pub fn l4_update(
+    old: u16,
+    protocol: u8,
+    family: Family,
+    update: impl FnOnce(u16) -> u16,
+) -> Option<u16> {
+    let is_udp = protocol == proto::UDP;
+    if is_udp && old == 0 && family == Family::V4 {
+        return None;
+    }
+    let new = update(old);
+    Some(if is_udp && new == 0 { 0xffff } else { new })
 }
 
 /// Checksum of a fresh 20-byte IPv4 header (its checksum field zero).

@@ -18,7 +18,7 @@ use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
     programs::XdpContext,
 };
-use lb_common::{Addr, Family, GlobalCounter, NatReply, proto};
+use lb_common::{Addr, Family, GlobalCounter, NatReply};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::{
@@ -197,14 +197,10 @@ fn translate_quote(
         return Some(icmp_check);
     };
     let old = u16::from_ne_bytes(*field);
-    // An IPv4 UDP checksum of 0 means "none" and stays that way.
-    if old == 0 && at.protocol == proto::UDP && matches!(at.family, Family::V4) {
+    let update = |old| csum::l4_replace(old, &old_addr, vip, &old_port, vip_port);
+    let Some(new) = csum::l4_update(old, at.protocol, at.family, update) else {
         return Some(icmp_check);
-    }
-    let mut new = csum::l4_replace(old, &old_addr, vip, &old_port, vip_port);
-    if at.protocol == proto::UDP {
-        new = csum::udp_on_wire(new);
-    }
+    };
     *field = new.to_ne_bytes();
     Some(csum::replace16(icmp_check, old, new))
 }

@@ -63,12 +63,10 @@ fn transport(
         proto::UDP => {
             let udp = view_mut::<UdpHdr>(ctx, at.l4_offset)?;
             let port = end.pick(&mut udp.src, &mut udp.dst);
-            let check = u16::from_ne_bytes(udp.check);
-            // An IPv4 UDP checksum of 0 means "none" and stays that way
-            // (IPv6 requires one, so 0 there is just a broken packet).
-            if check != 0 || matches!(at.family, Family::V6) {
-                let check = csum::l4_replace(check, old_addr, new_addr, port, new_port);
-                udp.check = csum::udp_on_wire(check).to_ne_bytes();
+            let update = |check| csum::l4_replace(check, old_addr, new_addr, port, new_port);
+            let old = u16::from_ne_bytes(udp.check);
+            if let Some(check) = csum::l4_update(old, proto::UDP, at.family, update) {
+                udp.check = check.to_ne_bytes();
             }
             *port = new_port.to_ne_bytes();
         }

@@ -1,6 +1,6 @@
 //! Each helper against a checksum computed from scratch over the bytes.
 
-use lb_common::Addr;
+use lb_common::{Addr, Family, proto};
 
 use super::*;
 
@@ -136,9 +136,20 @@ fn deltas_applied_equal_the_direct_update() {
 }
 
 #[test]
-fn udp_sends_zero_as_all_ones() {
-    assert_eq!(udp_on_wire(0), 0xffff);
-    assert_eq!(udp_on_wire(0x1234), 0x1234);
+fn l4_update_keeps_ipv4_udp_without_checksum_and_never_sends_zero() {
+    let to = |new: u16| move |_| new;
+    assert_eq!(l4_update(0, proto::UDP, Family::V4, to(0x1234)), None);
+    assert_eq!(
+        l4_update(0, proto::UDP, Family::V6, to(0x1234)),
+        Some(0x1234)
+    );
+    assert_eq!(
+        l4_update(0, proto::TCP, Family::V4, to(0x1234)),
+        Some(0x1234)
+    );
+    assert_eq!(l4_update(7, proto::UDP, Family::V4, to(0)), Some(0xffff));
+    assert_eq!(l4_update(7, proto::TCP, Family::V4, to(0)), Some(0));
+    assert_eq!(l4_update(7, proto::UDP, Family::V6, |old| old + 1), Some(8));
 }
 
 #[test]
