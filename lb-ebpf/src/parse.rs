@@ -11,13 +11,12 @@ use network_types::{
     udp::UdpHdr,
 };
 
-pub mod layout;
-
 use crate::wire::{
     eth,
     frame::{Frame, view},
     ip::{IPV4_DF, IPV4_MF_AND_OFFSET, IPV6_FRAGMENT, is_ipv6_extension},
     l4::{TCP_ACK, TCP_FLAGS_OFFSET, TCP_SYN},
+    layout::Layout,
 };
 // Where the scheduler and the flow cache have always found them.
 #[cfg(target_arch = "bpf")]
@@ -51,6 +50,17 @@ pub struct L3 {
 }
 
 impl L3 {
+    /// Where its headers are and what they are: what a rewrite needs.
+    #[inline(always)]
+    pub fn layout(&self) -> Layout {
+        Layout {
+            family: self.family,
+            protocol: self.protocol,
+            l3_offset: self.l3_offset,
+            l4_offset: self.l4_offset,
+        }
+    }
+
     /// An IP header of `family` at `l3_offset`, its transport header at
     /// `l4_offset`: what the version and the layout alone say. The parser
     /// fills in the rest from the header.

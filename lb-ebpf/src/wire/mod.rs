@@ -4,7 +4,10 @@
 //! - [`frame`]: the one bounds check every header access goes through;
 //! - [`ip`], [`l4`], [`icmp`], [`eth`]: protocol constants and small header
 //!   facts, each defined once;
+//! - [`layout`]: where a packet's headers are, in one register;
 //! - [`quote`]: where the packet an ICMP error quotes lies;
+//! - [`rewrite`]: one end's address and port changed, with the TTL and
+//!   every checksum they feed (NAT);
 //! - [`csum`]: every Internet checksum helper;
 //! - [`verdict`]: what a path decides, and how that crosses a BPF-to-BPF
 //!   call's single return register.
@@ -18,5 +21,7 @@ pub mod frame;
 pub mod icmp;
 pub mod ip;
 pub mod l4;
+pub mod layout;
 pub mod quote;
+pub mod rewrite;
 pub mod verdict;

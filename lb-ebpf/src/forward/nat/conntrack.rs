@@ -11,7 +11,7 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{FlowState, NatReply, Real, proto};
 
 use super::{
-    headers::{self, End, Layout},
+    headers,
     scratch::{self, Scratch},
 };
 use crate::{
@@ -19,7 +19,10 @@ use crate::{
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
     parse::L4,
     scheduling::{Choice, next_state, writes_flow_entry},
-    wire::l4::{TCP_FIN, TCP_RST, TCP_SYN},
+    wire::{
+        l4::{TCP_FIN, TCP_RST, TCP_SYN},
+        layout::{End, Layout},
+    },
 };
 
 /// Is the packet's source the address of a real behind a NAT service?

@@ -12,28 +12,10 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-pub use crate::parse::layout::Layout;
-use crate::wire::frame::{header, view};
-
-/// Which end of the packet: its source or its destination.
-#[derive(Clone, Copy)]
-pub enum End {
-    /// Replies: real:port becomes VIP:port.
-    Source,
-    /// Requests: VIP:port becomes real:port.
-    Destination,
-}
-
-impl End {
-    /// Of a source and a destination field, the one at this end.
-    #[inline(always)]
-    pub fn pick<T>(self, source: T, destination: T) -> T {
-        match self {
-            Self::Source => source,
-            Self::Destination => destination,
-        }
-    }
-}
+use crate::wire::{
+    frame::{header, view},
+    layout::{End, Layout},
+};
 
 /// The TTL (IPv4) or hop limit (IPv6).
 #[inline(always)]

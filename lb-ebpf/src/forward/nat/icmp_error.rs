@@ -23,8 +23,7 @@ use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::{
     deliver::{UNTRANSLATABLE, deliver, translate_first},
-    headers::{self, End, Layout},
-    rewrite, route, scratch,
+    headers, route, scratch,
 };
 use crate::{
     maps::LB_NAT_REPLIES,
@@ -34,7 +33,8 @@ use crate::{
         frame::{header, view, view_mut},
         icmp::{self, IcmpHdr},
         l4::{UDP_HDR_LEN, checksum_offset},
-        quote,
+        layout::{End, Layout},
+        quote, rewrite,
         verdict::{self, Verdict},
     },
 };
@@ -64,7 +64,7 @@ fn from_real(ctx: &XdpContext) -> Option<Verdict> {
     if l3.protocol != icmp::protocol(l3.family) || l3.is_fragment {
         return None;
     }
-    let outer = Layout::of(&l3);
+    let outer = l3.layout();
     let expiring = l3.ttl <= 1;
     let may_fragment = route::may_fragment(&l3);
     let quote = quote(ctx, outer, l3.l3_offset + l3.ip_len as usize)?;

@@ -27,7 +27,6 @@ mod deliver;
 mod headers;
 mod icmp_error;
 mod reply_cache;
-mod rewrite;
 mod route;
 mod scratch;
 
@@ -40,7 +39,6 @@ use lb_common::{GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 use self::{
     conntrack::ReverseEntry,
     deliver::{UNTRANSLATABLE, deliver, translate_first},
-    headers::{End, Layout},
 };
 use super::transmit::transmit;
 use crate::{
@@ -49,6 +47,8 @@ use crate::{
     scheduling::Choice,
     wire::{
         eth::set_macs,
+        layout::{End, Layout},
+        rewrite,
         verdict::{self, Verdict},
     },
 };
@@ -75,7 +75,7 @@ pub fn request(
         real,
         choice.real_id,
         ReverseEntry::for_choice(choice) as u8,
-        Layout::of(l3).packed(),
+        l3.layout().packed(),
     ))
 }
 
@@ -178,7 +178,7 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     let L3Verdict::Packet(l3) = parse::l3(ctx) else {
         return None;
     };
-    let at = Layout::of(&l3);
+    let at = l3.layout();
     // One hash lookup keeps the cost for everything else (the host's own
     // traffic, routed traffic) at that.
     if !conntrack::is_nat_real(ctx, scratch, at) {

@@ -18,8 +18,6 @@ use lb_common::{FlowKey, FlowState, NatReply, NatReplyCacheEntry, flow_hash::flo
 use super::{
     conntrack::reply_state,
     deliver::{UNTRANSLATABLE, send_to_client},
-    headers::{End, Layout},
-    rewrite,
     route::FibParams,
 };
 use crate::{
@@ -28,7 +26,11 @@ use crate::{
     maps::LB_NAT_REPLY_CACHE,
     parse::{L3, L4},
     scheduling::writes_flow_entry,
-    wire::verdict::{self, Verdict},
+    wire::{
+        layout::{End, Layout},
+        rewrite,
+        verdict::{self, Verdict},
+    },
 };
 
 /// Sends the packet on as its flow's slot says, if the slot may answer.
@@ -49,7 +51,7 @@ pub fn answer(ctx: &XdpContext, l3: &L3, l4: &L4, key: &FlowKey, now: u64) -> Op
     if writes_flow_entry(slot.state, state, clock::elapsed_ns(now, slot.last_seen_ns)) {
         return None;
     }
-    verdict::decode_option(send_call(ctx.ctx, slot, Layout::of(l3).packed()))
+    verdict::decode_option(send_call(ctx.ctx, slot, l3.layout().packed()))
 }
 
 /// In a BPF function of its own, like the reply path (see `wire::verdict`),

@@ -1,8 +1,8 @@
-//! Where a packet's headers are, in one register.
+//! Where a packet's headers are (a [`Layout`], packed into one register
+//! for BPF functions that would otherwise parse the frame again), and
+//! which [`End`] of the packet a rewrite is about.
 
 use lb_common::Family;
-
-use super::L3;
 
 /// Where the headers are and what they are: what a rewrite needs.
 #[derive(Clone, Copy)]
@@ -14,16 +14,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    #[inline(always)]
-    pub fn of(l3: &L3) -> Self {
-        Self {
-            family: l3.family,
-            protocol: l3.protocol,
-            l3_offset: l3.l3_offset,
-            l4_offset: l3.l4_offset,
-        }
-    }
-
     /// The layout in one register, for a BPF function that would otherwise
     /// parse the frame again. Offsets fit a byte: the IP header starts at
     /// most 18 bytes in (one VLAN tag), TCP/UDP at most 60 bytes after it.
@@ -48,6 +38,26 @@ impl Layout {
             protocol: (packed >> 24) as u8,
             l3_offset: (packed & 0xff) as usize,
             l4_offset: ((packed >> 8) & 0xff) as usize,
+        }
+    }
+}
+
+/// Which end of the packet: its source or its destination.
+#[derive(Clone, Copy)]
+pub enum End {
+    /// Replies: real:port becomes VIP:port.
+    Source,
+    /// Requests: VIP:port becomes real:port.
+    Destination,
+}
+
+impl End {
+    /// Of a source and a destination field, the one at this end.
+    #[inline(always)]
+    pub fn pick<T>(self, source: T, destination: T) -> T {
+        match self {
+            Self::Source => source,
+            Self::Destination => destination,
         }
     }
 }

@@ -7,7 +7,6 @@
 //! carried across helper calls spill to the stack, which is scarce (see
 //! `wire::verdict`).
 
-use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family, proto};
 use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -15,15 +14,18 @@ use network_types::{
     udp::UdpHdr,
 };
 
-use super::headers::{End, Layout};
-use crate::wire::{csum, frame::view_mut};
+use super::{
+    csum,
+    frame::{Frame, view_mut},
+    layout::{End, Layout},
+};
 
 /// Rewrites `end` to `new` (address and port, network byte order) and takes
 /// one off the TTL / hop limit (the caller checked it is above 1). `None`
 /// only if a header the parser already read is not there, or the packet is
 /// neither TCP nor UDP; nothing is written then.
 #[inline(always)]
-pub fn translate(ctx: &XdpContext, at: Layout, end: End, new: (&Addr, u16)) -> Option<()> {
+pub fn translate(ctx: &impl Frame, at: Layout, end: End, new: (&Addr, u16)) -> Option<()> {
     match at.family {
         Family::V4 => {
             let ip = view_mut::<Ipv4Hdr>(ctx, at.l3_offset)?;
@@ -45,7 +47,7 @@ pub fn translate(ctx: &XdpContext, at: Layout, end: End, new: (&Addr, u16)) -> O
 /// pseudo-header.
 #[inline(always)]
 fn transport(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     at: Layout,
     end: End,
     old_addr: &Addr,
@@ -93,3 +95,6 @@ pub fn ipv6(ip: &mut Ipv6Hdr, end: End, new_addr: &Addr) {
     ip.hop_limit = ip.hop_limit.wrapping_sub(1);
     *end.pick(&mut ip.src_addr, &mut ip.dst_addr) = new_addr.octets();
 }
+
+#[cfg(test)]
+mod tests;
