@@ -27,7 +27,7 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{Addr, Family, GlobalCounter, VipKey};
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
     vlan::VlanHdr,
 };
@@ -35,10 +35,11 @@ use network_types::{
 use crate::{
     counters::count,
     maps::LB_DECAP_ADDRS,
+    parse::{self, L3, L3Verdict},
     wire::{
         csum, eth,
         frame::{view, view_mut},
-        ip::{ECN_CE, ECN_MASK, IPV4_MF_AND_OFFSET, header_len, tunnelled_family},
+        ip::{ECN_CE, ECN_MASK, header_len, tunnelled_family},
     },
 };
 
@@ -55,22 +56,15 @@ struct Tunnel {
 
 #[inline(always)]
 pub fn decapsulate(ctx: &XdpContext) -> u32 {
-    let Some((l2_len, ether_type)) = eth::l2(ctx) else {
+    let L3Verdict::Packet(outer) = parse::l3(ctx) else {
         return xdp_action::XDP_PASS;
     };
-    let tunnel = if ether_type == EtherType::Ipv4 as u16 {
-        outer_ipv4(ctx, l2_len)
-    } else if ether_type == EtherType::Ipv6 as u16 {
-        outer_ipv6(ctx, l2_len)
-    } else {
-        None
-    };
-    let Some(tunnel) = tunnel else {
+    let Some(tunnel) = tunnel(ctx, &outer) else {
         return xdp_action::XDP_PASS;
     };
     // One instance per L2 header size: the copies must have a length the
     // verifier knows.
-    let stripped = if l2_len == EthHdr::LEN {
+    let stripped = if outer.l3_offset == EthHdr::LEN {
         strip::<{ EthHdr::LEN }>(ctx, &tunnel)
     } else {
         strip::<{ EthHdr::LEN + VlanHdr::LEN }>(ctx, &tunnel)
@@ -81,58 +75,41 @@ pub fn decapsulate(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// An outer IPv4 header at `offset` that opens a tunnel to this host.
+/// The frame's outer IP header, as parsed, if it opens a tunnel to this
+/// host.
 #[inline(always)]
-fn outer_ipv4(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = view::<Ipv4Hdr>(ctx, offset)?;
-    let outer_len = ip.ihl() as usize;
-    if ip.version() != 4 || outer_len < Ipv4Hdr::LEN {
-        return None;
-    }
-    if u16::from_be_bytes(ip.frags) & IPV4_MF_AND_OFFSET != 0 {
-        return None;
-    }
-    let inner = tunnelled_family(ip.proto)?;
-    // The outer length must cover a whole inner header: Ethernet padding
-    // behind a short packet must not pass for one.
-    if (u16::from_be_bytes(ip.tot_len) as usize) < outer_len + header_len(inner) {
-        return None;
-    }
-    if !is_local(Addr::from_v4_octets(ip.dst_addr), Family::V4) {
-        return None;
-    }
-    inner_header_present(ctx, offset + outer_len, inner)?;
-    Some(Tunnel {
-        outer_len,
-        inner,
-        outer_ce: ip.tos & ECN_MASK == ECN_CE,
-    })
-}
-
-/// An outer IPv6 header at `offset` that opens a tunnel to this host.
-#[inline(always)]
-fn outer_ipv6(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = view::<Ipv6Hdr>(ctx, offset)?;
-    if ip.vcf[0] >> 4 != 6 {
+fn tunnel(ctx: &XdpContext, outer: &L3) -> Option<Tunnel> {
+    // The parser goes by the ethertype; the header must say the same.
+    if *view::<u8>(ctx, outer.l3_offset)? >> 4 != outer.family as u8 {
         return None;
     }
     // Extension headers (a Fragment header among them) are next header
     // values other than 4/41: not a tunnel the balancer built.
-    let inner = tunnelled_family(ip.next_hdr)?;
-    if (u16::from_be_bytes(ip.payload_len) as usize) < header_len(inner) {
+    let inner = tunnelled_family(outer.protocol)?;
+    let outer_len = outer.l4_offset - outer.l3_offset;
+    if outer.is_fragment || !length_covers(outer, outer_len, header_len(inner)) {
         return None;
     }
-    if !is_local(Addr::from_v6_octets(ip.dst_addr), Family::V6) {
+    if !is_local(outer.dst, outer.family) {
         return None;
     }
-    inner_header_present(ctx, offset + Ipv6Hdr::LEN, inner)?;
-    // The traffic class straddles the first two bytes: its low nibble, and
-    // with it the ECN bits, is the high nibble of the second.
+    inner_header_present(ctx, outer.l4_offset, inner)?;
     Some(Tunnel {
-        outer_len: Ipv6Hdr::LEN,
+        outer_len,
         inner,
-        outer_ce: (ip.vcf[1] >> 4) & ECN_MASK == ECN_CE,
+        outer_ce: outer.tos & ECN_MASK == ECN_CE,
     })
+}
+
+/// Whether the outer header's own length covers `len` bytes behind it (a
+/// whole inner header): Ethernet padding behind a short packet must not
+/// pass for one. IPv6's is its payload length field, as it stands.
+#[inline(always)]
+fn length_covers(outer: &L3, outer_len: usize, len: usize) -> bool {
+    match outer.family {
+        Family::V4 => outer.ip_len as usize >= outer_len + len,
+        Family::V6 => outer.ip_len.wrapping_sub(Ipv6Hdr::LEN as u16) as usize >= len,
+    }
 }
 
 /// Is `addr` one of the addresses `lbd decap` keeps for this host?
