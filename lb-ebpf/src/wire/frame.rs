@@ -7,6 +7,12 @@
 //! [`view`] and [`view_mut`] wrap it for callers that want a reference.
 //! Once one of them returned `Some`, the header's fields are plain reads
 //! and writes that cannot fail.
+//!
+//! Take the view where the bytes are used, not earlier "to be sure": LLVM
+//! merges two identical checks into one, and when the pointer is computed
+//! again after the first, the verifier sees a pointer nobody checked
+//! ("invalid access to packet"). The same goes for checks left to a
+//! helper whose caller then reads the bytes itself (see `quote::locate`).
 
 use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 
