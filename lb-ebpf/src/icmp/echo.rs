@@ -9,11 +9,10 @@ use crate::{
     parse::{self, L3, L3Verdict},
     scheduling,
     wire::{
-        csum,
         eth::swap_macs,
         frame::{ctx_arg, ctx_from, header},
-        icmp::{ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr},
-        ip::{DEFAULT_TTL, is_unicast},
+        icmp::{ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr, set_type},
+        ip::{DEFAULT_TTL, is_unicast, turn_ipv4, turn_ipv6},
         verdict::{self, Verdict},
     },
 };
@@ -58,7 +57,7 @@ fn answer(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
             // SAFETY: bounds checked by `header`.
             unsafe {
                 set_type(&mut *icmp, ICMP_ECHO_REPLY);
-                turn_ipv4(&mut *ip);
+                turn_ipv4(&mut *ip, DEFAULT_TTL);
             }
         }
         Family::V6 => {
@@ -66,39 +65,11 @@ fn answer(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
             // SAFETY: as above.
             unsafe {
                 set_type(&mut *icmp, ICMPV6_ECHO_REPLY);
-                turn_ipv6(&mut *ip);
+                turn_ipv6(&mut *ip, DEFAULT_TTL);
             }
         }
     }
     // SAFETY: as above.
     unsafe { swap_macs(&mut *eth) };
     Some((xdp_action::XDP_TX, GlobalCounter::IcmpEchoReplied))
-}
-
-/// Request -> reply. Identifier, sequence and data stay as they are, so
-/// only the type word moves the checksum. (ICMPv6's pseudo-header holds
-/// both addresses, which are swapped, not changed: its sum stays the same.)
-#[inline(always)]
-fn set_type(icmp: &mut IcmpHdr, kind: u8) {
-    let old = u16::from_ne_bytes([icmp.kind, icmp.code]);
-    let new = u16::from_ne_bytes([kind, icmp.code]);
-    icmp.kind = kind;
-    icmp.checksum = csum::replace16(u16::from_ne_bytes(icmp.checksum), old, new).to_ne_bytes();
-}
-
-/// Back to the sender, from the VIP, with a fresh TTL. Swapping the
-/// addresses leaves the header checksum as it is; the TTL moves it.
-#[inline(always)]
-fn turn_ipv4(ip: &mut Ipv4Hdr) {
-    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
-    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.ttl = DEFAULT_TTL;
-    let new = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.check = csum::replace16(u16::from_ne_bytes(ip.check), old, new).to_ne_bytes();
-}
-
-#[inline(always)]
-fn turn_ipv6(ip: &mut Ipv6Hdr) {
-    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
-    ip.hop_limit = DEFAULT_TTL;
 }

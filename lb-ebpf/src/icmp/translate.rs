@@ -35,7 +35,7 @@ use crate::{
         eth::set_macs,
         frame::{ctx_arg, ctx_from, view, view_mut},
         icmp::IcmpHdr,
-        ip::write_addr,
+        ip::{set_ttl, write_addr},
         l4::checksum_offset,
         quote::Quote,
         verdict::{self, Verdict},
@@ -188,11 +188,8 @@ fn quoted_ports(
 #[inline(always)]
 fn outer_ipv4(ctx: &XdpContext, offset: usize, rewrite: &Rewrite) -> Option<()> {
     let ip = view_mut::<Ipv4Hdr>(ctx, offset)?;
-    let old_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.ttl -= 1;
-    let new_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    let check = apply(u16::from_ne_bytes(ip.check), rewrite.addr_delta);
-    ip.check = csum::replace16(check, old_ttl, new_ttl).to_ne_bytes();
+    ip.check = apply(u16::from_ne_bytes(ip.check), rewrite.addr_delta).to_ne_bytes();
+    set_ttl(ip, ip.ttl - 1);
     ip.dst_addr = rewrite.real.words[0].to_ne_bytes();
     Some(())
 }

@@ -2,6 +2,8 @@
 
 use lb_common::{Family, proto};
 
+use super::csum;
+
 /// The part of an ICMP and ICMPv6 header they share: type, code and
 /// checksum, then four bytes whose meaning depends on the type (echo id and
 /// sequence, next-hop MTU, unused). An error's quote follows it.
@@ -55,6 +57,18 @@ pub fn is_error(family: Family, kind: u8) -> bool {
     }
 }
 
+/// Request -> reply (or any type to another). Identifier, sequence and
+/// data stay as they are, so only the type word moves the checksum.
+/// (ICMPv6's pseudo-header holds both addresses, which a reply swaps, not
+/// changes: its sum stays the same.)
+#[inline(always)]
+pub fn set_type(icmp: &mut IcmpHdr, kind: u8) {
+    let old = u16::from_ne_bytes([icmp.kind, icmp.code]);
+    let new = u16::from_ne_bytes([kind, icmp.code]);
+    icmp.kind = kind;
+    icmp.checksum = csum::replace16(u16::from_ne_bytes(icmp.checksum), old, new).to_ne_bytes();
+}
+
 #[cfg(test)]
 mod tests {
     use lb_common::Family;
@@ -64,6 +78,30 @@ mod tests {
     #[test]
     fn the_header_is_eight_bytes() {
         assert_eq!(ICMP_HDR_LEN, 8);
+    }
+
+    /// An echo message of `kind`, id 0x1234, sequence 7, data "ping", with
+    /// its checksum from scratch.
+    fn echo(kind: u8) -> [u8; 12] {
+        let mut message = [kind, 0, 0, 0, 0x12, 0x34, 0, 7, b'p', b'i', b'n', b'g'];
+        let sum = message
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        message[2..4].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        message
+    }
+
+    #[test]
+    fn an_echo_request_becomes_a_reply_with_a_right_checksum() {
+        let mut message = echo(ICMP_ECHO_REQUEST);
+        // SAFETY: the header is the first 8 of the 12 bytes, alignment 1.
+        set_type(
+            unsafe { &mut *(message.as_mut_ptr() as *mut IcmpHdr) },
+            ICMP_ECHO_REPLY,
+        );
+        assert_eq!(message, echo(ICMP_ECHO_REPLY));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use lb_common::{Addr, Family};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
+use super::csum;
+
 /// IPv4 flags and fragment offset (`frags`, host order after
 /// `from_be_bytes`): Don't Fragment, and the fragment offset bits alone.
 pub const IPV4_DF: u16 = 0x4000;
@@ -99,6 +101,32 @@ pub fn is_unicast(family: Family, addr: &Addr) -> bool {
     }
 }
 
+/// Sets an IPv4 header's TTL, and its checksum with it (the TTL shares a
+/// 16-bit word with the protocol, in memory order as `csum` works).
+#[inline(always)]
+pub fn set_ttl(ip: &mut Ipv4Hdr, ttl: u8) {
+    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    ip.ttl = ttl;
+    let new = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    ip.check = csum::replace16(u16::from_ne_bytes(ip.check), old, new).to_ne_bytes();
+}
+
+/// Back to the sender, from the address it was sent to, with a fresh TTL.
+/// Swapping the addresses leaves the header checksum as it is; the TTL
+/// moves it.
+#[inline(always)]
+pub fn turn_ipv4(ip: &mut Ipv4Hdr, ttl: u8) {
+    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
+    set_ttl(ip, ttl);
+}
+
+/// [`turn_ipv4`] for IPv6, which has no header checksum.
+#[inline(always)]
+pub fn turn_ipv6(ip: &mut Ipv6Hdr, hop_limit: u8) {
+    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
+    ip.hop_limit = hop_limit;
+}
+
 /// An address into a header, byte by byte from its words (no 16-byte
 /// copy on the stack, unlike `Addr::octets`).
 #[inline(always)]
@@ -136,6 +164,45 @@ mod tests {
         assert!(!is_ipv6_extension(17));
         assert!(!is_ipv6_extension(50)); // ESP
         assert!(!is_ipv6_extension(58));
+    }
+
+    /// A header from 198.18.0.1 to 198.18.0.2 with TTL `ttl`, checksum
+    /// computed from scratch.
+    fn ipv4_header(ttl: u8, src: [u8; 4], dst: [u8; 4]) -> [u8; 20] {
+        let mut header = [
+            0x45, 0, 0, 84, 0x12, 0x34, 0x40, 0, ttl, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        header[12..16].copy_from_slice(&src);
+        header[16..20].copy_from_slice(&dst);
+        let sum = header
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        header[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        header
+    }
+
+    fn as_header(bytes: &mut [u8; 20]) -> &mut Ipv4Hdr {
+        // SAFETY: 20 bytes, and `Ipv4Hdr` is 20 bytes of alignment 1.
+        unsafe { &mut *(bytes.as_mut_ptr() as *mut Ipv4Hdr) }
+    }
+
+    const A: [u8; 4] = [198, 18, 0, 1];
+    const B: [u8; 4] = [198, 18, 0, 2];
+
+    #[test]
+    fn set_ttl_keeps_the_checksum_right() {
+        let mut header = ipv4_header(64, A, B);
+        set_ttl(as_header(&mut header), 63);
+        assert_eq!(header, ipv4_header(63, A, B));
+    }
+
+    #[test]
+    fn turning_a_packet_swaps_the_ends_with_a_fresh_ttl() {
+        let mut header = ipv4_header(3, A, B);
+        turn_ipv4(as_header(&mut header), DEFAULT_TTL);
+        assert_eq!(header, ipv4_header(DEFAULT_TTL, B, A));
     }
 
     #[test]

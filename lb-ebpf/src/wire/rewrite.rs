@@ -17,6 +17,7 @@ use network_types::{
 use super::{
     csum,
     frame::{Frame, view_mut},
+    ip::set_ttl,
     layout::{End, Layout},
 };
 
@@ -79,12 +80,8 @@ fn transport(
 
 #[inline(always)]
 pub fn ipv4(ip: &mut Ipv4Hdr, end: End, old: [u8; 4], new_addr: &Addr) {
-    // TTL shares its checksum word with the protocol (memory order, as
-    // `csum` works).
-    let old_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.ttl = ip.ttl.wrapping_sub(1);
-    let new_ttl = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    let check = csum::replace16(u16::from_ne_bytes(ip.check), old_ttl, new_ttl);
+    set_ttl(ip, ip.ttl.wrapping_sub(1));
+    let check = u16::from_ne_bytes(ip.check);
     let check = csum::replace32(check, u32::from_ne_bytes(old), new_addr.words[0]);
     ip.check = check.to_ne_bytes();
     *end.pick(&mut ip.src_addr, &mut ip.dst_addr) = new_addr.words[0].to_ne_bytes();
