@@ -113,6 +113,19 @@ impl GlobalCounter {
         Self::FlowUnrecorded,
     ];
 
+    /// The counter whose discriminant is `value`, e.g. one that crossed a
+    /// BPF function's return register as a plain integer.
+    #[inline(always)]
+    pub const fn from_u32(value: u32) -> Option<Self> {
+        if value < Self::COUNT {
+            // SAFETY: the enum is `repr(u32)` and its discriminants are
+            // exactly 0..COUNT (the assertion below `impl GlobalCounter`).
+            Some(unsafe { core::mem::transmute::<u32, Self>(value) })
+        } else {
+            None
+        }
+    }
+
     /// Stable snake_case name, used in logs and metrics.
     pub const fn name(self) -> &'static str {
         match self {
@@ -151,6 +164,8 @@ impl GlobalCounter {
     }
 }
 
+// `ALL` lists every counter in discriminant order, 0..COUNT without gaps:
+// what `from_u32` relies on.
 const _: () = {
     let mut i = 0;
     while i < GlobalCounter::ALL.len() {
@@ -200,3 +215,17 @@ impl<'a> core::iter::Sum<&'a TrafficCounters> for TrafficCounters {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), six u64 fields, no padding.
 unsafe impl aya::Pod for TrafficCounters {}
+
+#[cfg(test)]
+mod tests {
+    use super::GlobalCounter;
+
+    #[test]
+    fn from_u32_gives_back_every_counter_and_nothing_past_them() {
+        for counter in GlobalCounter::ALL {
+            assert_eq!(GlobalCounter::from_u32(counter as u32), Some(counter));
+        }
+        assert_eq!(GlobalCounter::from_u32(GlobalCounter::COUNT), None);
+        assert_eq!(GlobalCounter::from_u32(u32::MAX), None);
+    }
+}

@@ -2,7 +2,7 @@
 //! host and passes the inner packet up the stack, so a real needs neither
 //! the `ipip` nor the `ip6_tunnel` module (many hosts cannot load them).
 //!
-//! It strips exactly what `encap.rs` builds: Ethernet with at most one
+//! It strips exactly what `forward::tun` builds: Ethernet with at most one
 //! 802.1Q tag, then an outer IPv4 header (options allowed) with protocol 4
 //! (IPv4 inside) or 41 (IPv6 inside), or an outer IPv6 header whose next
 //! header is 4 or 41, then a whole inner IP header of the version the outer
@@ -27,24 +27,21 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{Addr, Family, GlobalCounter, VipKey};
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
     vlan::VlanHdr,
 };
 
-use crate::{counters::count, csum, maps::LB_DECAP_ADDRS, parse::header};
-
-/// IANA protocol numbers of the inner packet, as the outer header names it.
-const IPPROTO_IPIP: u8 = 4;
-const IPPROTO_IPV6: u8 = 41;
-
-/// IPv4 "more fragments" flag and fragment offset bits of `frags`.
-const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
-
-/// The two ECN bits of the IPv4 TOS / IPv6 traffic class.
-const ECN_MASK: u8 = 0b11;
-/// Congestion Experienced.
-const ECN_CE: u8 = 0b11;
+use crate::{
+    counters::count,
+    maps::LB_DECAP_ADDRS,
+    parse::{self, L3, L3Verdict},
+    wire::{
+        csum, eth,
+        frame::{view, view_mut},
+        ip::{ECN_CE, ECN_MASK, header_len, tunnelled_family},
+    },
+};
 
 /// A tunnel addressed to this host, ready to be stripped.
 struct Tunnel {
@@ -59,22 +56,15 @@ struct Tunnel {
 
 #[inline(always)]
 pub fn decapsulate(ctx: &XdpContext) -> u32 {
-    let Some((l2_len, ether_type)) = l2(ctx) else {
+    let L3Verdict::Packet(outer) = parse::l3(ctx) else {
         return xdp_action::XDP_PASS;
     };
-    let tunnel = if ether_type == EtherType::Ipv4 as u16 {
-        outer_ipv4(ctx, l2_len)
-    } else if ether_type == EtherType::Ipv6 as u16 {
-        outer_ipv6(ctx, l2_len)
-    } else {
-        None
-    };
-    let Some(tunnel) = tunnel else {
+    let Some(tunnel) = tunnel(ctx, &outer) else {
         return xdp_action::XDP_PASS;
     };
     // One instance per L2 header size: the copies must have a length the
     // verifier knows.
-    let stripped = if l2_len == EthHdr::LEN {
+    let stripped = if outer.l3_offset == EthHdr::LEN {
         strip::<{ EthHdr::LEN }>(ctx, &tunnel)
     } else {
         strip::<{ EthHdr::LEN + VlanHdr::LEN }>(ctx, &tunnel)
@@ -85,93 +75,40 @@ pub fn decapsulate(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// The length of the L2 header (Ethernet, plus at most one 802.1Q tag) and
-/// the ethertype of what follows it.
+/// The frame's outer IP header, as parsed, if it opens a tunnel to this
+/// host.
 #[inline(always)]
-fn l2(ctx: &XdpContext) -> Option<(usize, u16)> {
-    let eth = header::<EthHdr>(ctx, 0)?;
-    // SAFETY: `header` checked the bounds.
-    let ether_type = unsafe { (*eth).ether_type };
-    if ether_type != EtherType::Ieee8021q as u16 {
-        return Some((EthHdr::LEN, ether_type));
-    }
-    let vlan = header::<VlanHdr>(ctx, EthHdr::LEN)?;
-    // SAFETY: as above.
-    Some((EthHdr::LEN + VlanHdr::LEN, unsafe { (*vlan).ether_type }))
-}
-
-/// An outer IPv4 header at `offset` that opens a tunnel to this host.
-#[inline(always)]
-fn outer_ipv4(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = header::<Ipv4Hdr>(ctx, offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
-    let outer_len = ip.ihl() as usize;
-    if ip.version() != 4 || outer_len < Ipv4Hdr::LEN {
-        return None;
-    }
-    if u16::from_be_bytes(ip.frags) & IPV4_MF_AND_OFFSET != 0 {
-        return None;
-    }
-    let inner = inner_family(ip.proto)?;
-    // The outer length must cover a whole inner header: Ethernet padding
-    // behind a short packet must not pass for one.
-    if (u16::from_be_bytes(ip.tot_len) as usize) < outer_len + min_header_len(inner) {
-        return None;
-    }
-    if !is_local(Addr::from_v4_octets(ip.dst_addr), Family::V4) {
-        return None;
-    }
-    inner_header_present(ctx, offset + outer_len, inner)?;
-    Some(Tunnel {
-        outer_len,
-        inner,
-        outer_ce: ip.tos & ECN_MASK == ECN_CE,
-    })
-}
-
-/// An outer IPv6 header at `offset` that opens a tunnel to this host.
-#[inline(always)]
-fn outer_ipv6(ctx: &XdpContext, offset: usize) -> Option<Tunnel> {
-    let ip = header::<Ipv6Hdr>(ctx, offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
-    if ip.vcf[0] >> 4 != 6 {
+fn tunnel(ctx: &XdpContext, outer: &L3) -> Option<Tunnel> {
+    // The parser goes by the ethertype; the header must say the same.
+    if *view::<u8>(ctx, outer.l3_offset)? >> 4 != outer.family as u8 {
         return None;
     }
     // Extension headers (a Fragment header among them) are next header
     // values other than 4/41: not a tunnel the balancer built.
-    let inner = inner_family(ip.next_hdr)?;
-    if (u16::from_be_bytes(ip.payload_len) as usize) < min_header_len(inner) {
+    let inner = tunnelled_family(outer.protocol)?;
+    let outer_len = outer.l4_offset - outer.l3_offset;
+    if outer.is_fragment || !length_covers(outer, outer_len, header_len(inner)) {
         return None;
     }
-    if !is_local(Addr::from_v6_octets(ip.dst_addr), Family::V6) {
+    if !is_local(outer.dst, outer.family) {
         return None;
     }
-    inner_header_present(ctx, offset + Ipv6Hdr::LEN, inner)?;
-    // The traffic class straddles the first two bytes: its low nibble, and
-    // with it the ECN bits, is the high nibble of the second.
+    inner_header_present(ctx, outer.l4_offset, inner)?;
     Some(Tunnel {
-        outer_len: Ipv6Hdr::LEN,
+        outer_len,
         inner,
-        outer_ce: (ip.vcf[1] >> 4) & ECN_MASK == ECN_CE,
+        outer_ce: outer.tos & ECN_MASK == ECN_CE,
     })
 }
 
+/// Whether the outer header's own length covers `len` bytes behind it (a
+/// whole inner header): Ethernet padding behind a short packet must not
+/// pass for one. IPv6's is its payload length field, as it stands.
 #[inline(always)]
-fn inner_family(protocol: u8) -> Option<Family> {
-    match protocol {
-        IPPROTO_IPIP => Some(Family::V4),
-        IPPROTO_IPV6 => Some(Family::V6),
-        _ => None,
-    }
-}
-
-#[inline(always)]
-fn min_header_len(family: Family) -> usize {
-    match family {
-        Family::V4 => Ipv4Hdr::LEN,
-        Family::V6 => Ipv6Hdr::LEN,
+fn length_covers(outer: &L3, outer_len: usize, len: usize) -> bool {
+    match outer.family {
+        Family::V4 => outer.ip_len as usize >= outer_len + len,
+        Family::V6 => outer.ip_len.wrapping_sub(Ipv6Hdr::LEN as u16) as usize >= len,
     }
 }
 
@@ -191,16 +128,8 @@ fn is_local(addr: Addr, family: Family) -> bool {
 #[inline(always)]
 fn inner_header_present(ctx: &XdpContext, offset: usize, family: Family) -> Option<()> {
     let version = match family {
-        Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, offset)?;
-            // SAFETY: bounds checked by `header`.
-            unsafe { (*ip).vihl >> 4 }
-        }
-        Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, offset)?;
-            // SAFETY: bounds checked by `header`.
-            unsafe { (*ip).vcf[0] >> 4 }
-        }
+        Family::V4 => view::<Ipv4Hdr>(ctx, offset)?.vihl >> 4,
+        Family::V6 => view::<Ipv6Hdr>(ctx, offset)?.vcf[0] >> 4,
     };
     (version == family as u8).then_some(())
 }
@@ -213,16 +142,10 @@ fn inner_header_present(ctx: &XdpContext, offset: usize, family: Family) -> Opti
 /// no overlapping copy to get wrong.
 #[inline(always)]
 fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
-    let old = header::<[u8; L2]>(ctx, 0)?;
-    // SAFETY: bounds checked by `header`.
-    let mut l2 = unsafe { *old };
+    let mut l2 = *view::<[u8; L2]>(ctx, 0)?;
     // The ethertype is the last field of the L2 header, tagged or not (with
     // a tag it is the inner one, after the TCI).
-    let ether_type = match tunnel.inner {
-        Family::V4 => EtherType::Ipv4 as u16,
-        Family::V6 => EtherType::Ipv6 as u16,
-    };
-    l2[L2 - 2..].copy_from_slice(&ether_type.to_ne_bytes());
+    l2[L2 - 2..].copy_from_slice(&eth::ether_type(tunnel.inner).to_ne_bytes());
     // SAFETY: shrinking the head by at most 60 bytes; the parse above
     // proved an L2 header and a whole inner IP header remain behind them.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, tunnel.outer_len as i32) } != 0 {
@@ -230,9 +153,7 @@ fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
     }
     // Cannot fail (the inner header is there), but the verifier wants the
     // bounds of the new frame proved again.
-    let new = header::<[u8; L2]>(ctx, 0)?;
-    // SAFETY: bounds checked by `header`.
-    unsafe { *new = l2 };
+    *view_mut::<[u8; L2]>(ctx, 0)? = l2;
     if tunnel.outer_ce {
         propagate_ce(ctx, L2, tunnel.inner);
     }
@@ -248,11 +169,9 @@ fn strip<const L2: usize>(ctx: &XdpContext, tunnel: &Tunnel) -> Option<()> {
 fn propagate_ce(ctx: &XdpContext, offset: usize, inner: Family) {
     match inner {
         Family::V4 => {
-            let Some(ip) = header::<Ipv4Hdr>(ctx, offset) else {
+            let Some(ip) = view_mut::<Ipv4Hdr>(ctx, offset) else {
                 return;
             };
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
             if ip.tos & ECN_MASK == 0 {
                 return;
             }
@@ -265,11 +184,9 @@ fn propagate_ce(ctx: &XdpContext, offset: usize, inner: Family) {
             ip.check = check.to_ne_bytes();
         }
         Family::V6 => {
-            let Some(ip) = header::<Ipv6Hdr>(ctx, offset) else {
+            let Some(ip) = view_mut::<Ipv6Hdr>(ctx, offset) else {
                 return;
             };
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
             // ECN bits: the high nibble's low two bits of the second byte.
             if (ip.vcf[1] >> 4) & ECN_MASK != 0 {
                 ip.vcf[1] |= ECN_CE << 4;

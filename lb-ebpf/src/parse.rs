@@ -1,14 +1,28 @@
-//! Header parsing. Every read goes through [`header`], which proves to the
-//! verifier that the whole header lies inside the frame.
+//! What the balancer needs to know about a packet: its L3 and L4 facts,
+//! parsed once. Every read goes through `wire::frame`, which proves to the
+//! verifier that the whole header lies inside the frame; the same code
+//! runs over byte arrays in the tests beside it.
 
-use aya_ebpf::programs::XdpContext;
 use lb_common::{Addr, Family, proto};
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EtherType,
     ip::{Ipv4Hdr, Ipv6Hdr},
     tcp::TcpHdr,
     udp::UdpHdr,
-    vlan::VlanHdr,
+};
+
+use crate::wire::{
+    eth,
+    frame::{Frame, view},
+    ip::{IPV4_DF, IPV4_MF_AND_OFFSET, IPV6_FRAGMENT, is_ipv6_extension},
+    l4::{TCP_ACK, TCP_FLAGS_OFFSET, TCP_SYN},
+    layout::Layout,
+};
+// Where the scheduler and the flow cache have always found them.
+#[cfg(target_arch = "bpf")]
+pub use crate::wire::{
+    frame::header,
+    l4::{TCP_FIN, TCP_RST},
 };
 
 /// What the balancer needs from L2/L3.
@@ -33,6 +47,41 @@ pub struct L3 {
     pub dont_fragment: bool,
     pub is_fragment: bool,
     pub has_ipv4_options: bool,
+}
+
+impl L3 {
+    /// Where its headers are and what they are: what a rewrite needs.
+    #[inline(always)]
+    pub fn layout(&self) -> Layout {
+        Layout {
+            family: self.family,
+            protocol: self.protocol,
+            l3_offset: self.l3_offset,
+            l4_offset: self.l4_offset,
+        }
+    }
+
+    /// An IP header of `family` at `l3_offset`, its transport header at
+    /// `l4_offset`: what the version and the layout alone say. The parser
+    /// fills in the rest from the header.
+    #[inline(always)]
+    fn at(family: Family, l3_offset: usize, l4_offset: usize) -> Self {
+        Self {
+            family,
+            src: Addr::UNSPECIFIED,
+            dst: Addr::UNSPECIFIED,
+            protocol: 0,
+            l3_offset,
+            l4_offset,
+            ip_len: 0,
+            tos: 0,
+            ttl: 0,
+            // IPv6 packets are never fragmented on the way.
+            dont_fragment: true,
+            is_fragment: false,
+            has_ipv4_options: false,
+        }
+    }
 }
 
 pub enum L3Verdict {
@@ -60,130 +109,77 @@ pub enum L4Verdict {
     Truncated,
 }
 
-/// A pointer to a `T` at `offset`, if the frame is long enough to hold it.
-#[inline(always)]
-pub fn header<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
-    let start = ctx.data() + offset;
-    if start + core::mem::size_of::<T>() > ctx.data_end() {
-        return None;
-    }
-    Some(start as *mut T)
-}
-
 /// Ethernet (with at most one 802.1Q tag) and the IP header.
 #[inline(always)]
-pub fn l3(ctx: &XdpContext) -> L3Verdict {
-    let Some(eth) = header::<EthHdr>(ctx, 0) else {
+pub fn l3(frame: &impl Frame) -> L3Verdict {
+    let Some((offset, ether_type)) = eth::l2(frame) else {
         return L3Verdict::Truncated;
     };
-    // SAFETY: `header` checked the bounds.
-    let mut ether_type = unsafe { (*eth).ether_type };
-    let mut offset = EthHdr::LEN;
-    if ether_type == EtherType::Ieee8021q as u16 {
-        let Some(vlan) = header::<VlanHdr>(ctx, offset) else {
-            return L3Verdict::Truncated;
-        };
-        // SAFETY: as above.
-        ether_type = unsafe { (*vlan).ether_type };
-        offset += VlanHdr::LEN;
-    }
-    if ether_type == EtherType::Ipv4 as u16 {
-        ipv4(ctx, offset)
+    let l3 = if ether_type == EtherType::Ipv4 as u16 {
+        ipv4(frame, offset)
     } else if ether_type == EtherType::Ipv6 as u16 {
-        ipv6(ctx, offset)
+        ipv6(frame, offset)
     } else {
-        L3Verdict::NotIp
+        return L3Verdict::NotIp;
+    };
+    match l3 {
+        Some(l3) => L3Verdict::Packet(l3),
+        None => L3Verdict::Truncated,
     }
 }
 
-/// IPv4 "more fragments" flag and fragment offset bits of `frags`.
-const IPV4_MF_AND_OFFSET: u16 = 0x3fff;
-const IPV4_DF: u16 = 0x4000;
-
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, offset: usize) -> L3Verdict {
-    let Some(ip) = header::<Ipv4Hdr>(ctx, offset) else {
-        return L3Verdict::Truncated;
-    };
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
+fn ipv4(frame: &impl Frame, offset: usize) -> Option<L3> {
+    let ip = view::<Ipv4Hdr>(frame, offset)?;
     let header_len = ip.ihl() as usize;
     if header_len < Ipv4Hdr::LEN {
-        return L3Verdict::Truncated;
+        return None;
     }
     let frags = u16::from_be_bytes(ip.frags);
-    L3Verdict::Packet(L3 {
-        family: Family::V4,
+    Some(L3 {
         src: Addr::from_v4_octets(ip.src_addr),
         dst: Addr::from_v4_octets(ip.dst_addr),
-        protocol: ip.proto as u8,
-        l3_offset: offset,
-        l4_offset: offset + header_len,
+        protocol: ip.proto,
         ip_len: u16::from_be_bytes(ip.tot_len),
         tos: ip.tos,
         ttl: ip.ttl,
         dont_fragment: frags & IPV4_DF != 0,
         is_fragment: frags & IPV4_MF_AND_OFFSET != 0,
         has_ipv4_options: header_len > Ipv4Hdr::LEN,
+        ..L3::at(Family::V4, offset, offset + header_len)
     })
 }
 
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, offset: usize) -> L3Verdict {
-    let Some(ip) = header::<Ipv6Hdr>(ctx, offset) else {
-        return L3Verdict::Truncated;
-    };
-    // SAFETY: bounds checked by `header`.
-    let ip = unsafe { &*ip };
+fn ipv6(frame: &impl Frame, offset: usize) -> Option<L3> {
+    let ip = view::<Ipv6Hdr>(frame, offset)?;
     // Version (4 bits), traffic class (8), flow label (20).
     let vcf = u32::from_be_bytes(ip.vcf);
-    L3Verdict::Packet(L3 {
-        family: Family::V6,
+    Some(L3 {
         src: Addr::from_v6_octets(ip.src_addr),
         dst: Addr::from_v6_octets(ip.dst_addr),
-        protocol: ip.next_hdr as u8,
-        l3_offset: offset,
-        l4_offset: offset + Ipv6Hdr::LEN,
+        protocol: ip.next_hdr,
         ip_len: u16::from_be_bytes(ip.payload_len).wrapping_add(Ipv6Hdr::LEN as u16),
         tos: (vcf >> 20) as u8,
         ttl: ip.hop_limit,
-        dont_fragment: true,
-        is_fragment: ip.next_hdr as u8 == IPV6_FRAGMENT,
-        has_ipv4_options: false,
+        is_fragment: ip.next_hdr == IPV6_FRAGMENT,
+        ..L3::at(Family::V6, offset, offset + Ipv6Hdr::LEN)
     })
 }
 
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_FRAGMENT: u8 = 44;
-const IPV6_AUTH: u8 = 51;
-const IPV6_DEST_OPTS: u8 = 60;
-const IPV6_MOBILITY: u8 = 135;
-const IPV6_HIP: u8 = 139;
-const IPV6_SHIM6: u8 = 140;
-const IPV6_EXPERIMENT_1: u8 = 253;
-const IPV6_EXPERIMENT_2: u8 = 254;
-
-/// TCP flags byte offset inside the TCP header, and the bits we read.
-const TCP_FLAGS_OFFSET: usize = 13;
-pub const TCP_FIN: u8 = 0x01;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_RST: u8 = 0x04;
-pub const TCP_ACK: u8 = 0x10;
-
 /// TCP or UDP ports of a packet to a VIP.
 #[inline(always)]
-pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
+pub fn l4(frame: &impl Frame, l3: &L3) -> L4Verdict {
     if l3.is_fragment {
         return L4Verdict::Fragment;
     }
     match l3.protocol {
         proto::TCP => {
-            let Some(tcp) = header::<TcpHdr>(ctx, l3.l4_offset) else {
+            let Some(tcp) = view::<TcpHdr>(frame, l3.l4_offset) else {
                 return L4Verdict::Truncated;
             };
-            // SAFETY: the whole TCP header is inside the frame.
-            let (tcp, flags) = unsafe { (&*tcp, *(tcp as *const u8).add(TCP_FLAGS_OFFSET)) };
+            // SAFETY: the flags byte is inside the TCP header just checked.
+            let flags = unsafe { *(tcp as *const TcpHdr as *const u8).add(TCP_FLAGS_OFFSET) };
             L4Verdict::Packet(L4 {
                 src_port: u16::from_ne_bytes(tcp.source),
                 dst_port: u16::from_ne_bytes(tcp.dest),
@@ -192,11 +188,9 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
             })
         }
         proto::UDP => {
-            let Some(udp) = header::<UdpHdr>(ctx, l3.l4_offset) else {
+            let Some(udp) = view::<UdpHdr>(frame, l3.l4_offset) else {
                 return L4Verdict::Truncated;
             };
-            // SAFETY: the whole UDP header is inside the frame.
-            let udp = unsafe { &*udp };
             L4Verdict::Packet(L4 {
                 src_port: u16::from_ne_bytes(udp.src),
                 dst_port: u16::from_ne_bytes(udp.dst),
@@ -204,17 +198,17 @@ pub fn l4(ctx: &XdpContext, l3: &L3) -> L4Verdict {
                 tcp_flags: 0,
             })
         }
-        // Extension headers (IANA's list, RFC 7045) hide the transport
-        // header; following the chain costs verifier complexity for traffic
-        // real clients do not send to a TCP/UDP service, so it is dropped and
-        // counted instead. ESP is left out: it is a transport of its own,
-        // passed to the host like any other protocol.
-        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_AUTH | IPV6_DEST_OPTS | IPV6_MOBILITY | IPV6_HIP
-        | IPV6_SHIM6 | IPV6_EXPERIMENT_1 | IPV6_EXPERIMENT_2
-            if matches!(l3.family, Family::V6) =>
-        {
+        // Extension headers hide the transport header; following the chain
+        // costs verifier complexity for traffic real clients do not send to
+        // a TCP/UDP service, so it is dropped and counted instead. ESP is
+        // not one: it is a transport of its own, passed to the host like
+        // any other protocol.
+        next if matches!(l3.family, Family::V6) && is_ipv6_extension(next) => {
             L4Verdict::ExtensionHeader
         }
         _ => L4Verdict::OtherProtocol,
     }
 }
+
+#[cfg(test)]
+mod tests;

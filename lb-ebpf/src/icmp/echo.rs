@@ -5,32 +5,35 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{Family, GlobalCounter, SETTINGS_NO_ECHO_REPLY};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use super::{
-    DEFAULT_TTL, ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr, Verdict, call, is_unicast, swap_macs,
-};
 use crate::{
-    csum,
-    parse::{self, L3, L3Verdict, header},
+    parse::{self, L3, L3Verdict},
     scheduling,
+    wire::{
+        eth::swap_macs,
+        frame::{ctx_arg, ctx_from, header},
+        icmp::{ICMP_ECHO_REPLY, ICMPV6_ECHO_REPLY, IcmpHdr, set_type},
+        ip::{DEFAULT_TTL, is_unicast, turn_ipv4, turn_ipv6},
+        verdict::{self, Verdict},
+    },
 };
 
 /// The reply, or `None` when the host should answer: turned off in the
 /// settings, a source that must not be answered, or IPv4 options (a source
 /// route or record route wants the host's full treatment). In a BPF
-/// function of its own (see `call`).
+/// function of its own (see `wire::verdict`).
 #[inline(always)]
 pub fn reply(ctx: &XdpContext) -> Option<Verdict> {
-    call::decode_option(reply_call(call::ctx_arg(ctx)))
+    verdict::decode_option(reply_call(ctx_arg(ctx)))
 }
 
 #[inline(never)]
 fn reply_call(ctx: usize) -> u64 {
-    let ctx = call::ctx_from(ctx);
+    let ctx = ctx_from(ctx);
     let verdict = match parse::l3(&ctx) {
         L3Verdict::Packet(l3) => answer(&ctx, &l3),
         _ => None,
     };
-    call::encode_option(verdict)
+    verdict::encode_option(verdict)
 }
 
 #[inline(always)]
@@ -54,7 +57,7 @@ fn answer(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
             // SAFETY: bounds checked by `header`.
             unsafe {
                 set_type(&mut *icmp, ICMP_ECHO_REPLY);
-                turn_ipv4(&mut *ip);
+                turn_ipv4(&mut *ip, DEFAULT_TTL);
             }
         }
         Family::V6 => {
@@ -62,39 +65,11 @@ fn answer(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
             // SAFETY: as above.
             unsafe {
                 set_type(&mut *icmp, ICMPV6_ECHO_REPLY);
-                turn_ipv6(&mut *ip);
+                turn_ipv6(&mut *ip, DEFAULT_TTL);
             }
         }
     }
     // SAFETY: as above.
     unsafe { swap_macs(&mut *eth) };
     Some((xdp_action::XDP_TX, GlobalCounter::IcmpEchoReplied))
-}
-
-/// Request -> reply. Identifier, sequence and data stay as they are, so
-/// only the type word moves the checksum. (ICMPv6's pseudo-header holds
-/// both addresses, which are swapped, not changed: its sum stays the same.)
-#[inline(always)]
-fn set_type(icmp: &mut IcmpHdr, kind: u8) {
-    let old = u16::from_ne_bytes([icmp.kind, icmp.code]);
-    let new = u16::from_ne_bytes([kind, icmp.code]);
-    icmp.kind = kind;
-    icmp.checksum = csum::replace16(u16::from_ne_bytes(icmp.checksum), old, new).to_ne_bytes();
-}
-
-/// Back to the sender, from the VIP, with a fresh TTL. Swapping the
-/// addresses leaves the header checksum as it is; the TTL moves it.
-#[inline(always)]
-fn turn_ipv4(ip: &mut Ipv4Hdr) {
-    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
-    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.ttl = DEFAULT_TTL;
-    let new = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    ip.check = csum::replace16(u16::from_ne_bytes(ip.check), old, new).to_ne_bytes();
-}
-
-#[inline(always)]
-fn turn_ipv6(ip: &mut Ipv6Hdr) {
-    core::mem::swap(&mut ip.src_addr, &mut ip.dst_addr);
-    ip.hop_limit = DEFAULT_TTL;
 }

@@ -10,7 +10,8 @@
 //! An error about a flow the table does not know, or a flow whose real is
 //! gone, is left to the host: there is no one else to tell.
 //!
-//! Finding the flow's real runs as a BPF function of its own (see `call`),
+//! Finding the flow's real runs as a BPF function of its own (see
+//! `wire::verdict`),
 //! and so does the NAT translation; DR and TUN run in the balancer's frame,
 //! where they share the stack slots of the balancer's own DR and TUN paths
 //! (measured: as functions of their own they would only add depth). Values
@@ -25,19 +26,23 @@ use lb_common::{
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
-use super::{Verdict, call, quote, translate};
+use super::{quote, translate};
 use crate::{
-    encap, forward,
+    forward::{dr, tun},
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES},
     parse::{self, L3, L3Verdict},
     scheduling,
+    wire::{
+        frame::{ctx_arg, ctx_from},
+        verdict::Verdict,
+    },
 };
 
 /// The error to a VIP in the frame, sent towards the quoted flow's real;
 /// `None` when it quotes no flow the balancer knows.
 #[inline(always)]
 pub fn to_real(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
-    let found = Found::unpack(find_call(call::ctx_arg(ctx)))?;
+    let found = Found::unpack(find_call(ctx_arg(ctx)))?;
     // Read again here, not in the functions below: what they parse first
     // would otherwise be held (and spilled) across the lookup. It was there
     // a moment ago; if the daemon removed it since, the error is dropped
@@ -48,7 +53,7 @@ pub fn to_real(ctx: &XdpContext, l3: &L3) -> Option<Verdict> {
     let verdict = match ForwardingMethod::from_u8(found.forwarding) {
         Some(ForwardingMethod::Tunnel) => tunnel(ctx, l3, real, found.flow_hash),
         Some(ForwardingMethod::Masquerade) => translate::to_real(ctx, real),
-        _ => direct_routing(ctx, l3, real),
+        _ => direct_routing(ctx, real),
     };
     Some(verdict)
 }
@@ -89,7 +94,7 @@ impl Found {
 
 #[inline(never)]
 fn find_call(ctx: usize) -> u64 {
-    let ctx = call::ctx_from(ctx);
+    let ctx = ctx_from(ctx);
     let L3Verdict::Packet(l3) = parse::l3(&ctx) else {
         return NOT_FOUND;
     };
@@ -158,8 +163,8 @@ fn service(key: &FlowKey) -> Option<Service> {
 
 /// DR: the error goes to the real's MAC as it is; the real holds the VIP.
 #[inline(always)]
-fn direct_routing(ctx: &XdpContext, l3: &L3, real: &Real) -> Verdict {
-    match forward::direct_routing(ctx, l3, real) {
+fn direct_routing(ctx: &XdpContext, real: &Real) -> Verdict {
+    match dr::direct_routing(ctx, real) {
         Ok(action) => (action, GlobalCounter::IcmpErrorForwarded),
         Err(reason) => (xdp_action::XDP_DROP, reason),
     }
@@ -167,7 +172,7 @@ fn direct_routing(ctx: &XdpContext, l3: &L3, real: &Real) -> Verdict {
 
 /// TUN: the error is encapsulated to the real like the flow's packets (same
 /// flow label on IPv6). One that would not fit the tunnel is dropped here:
-/// `encap::tunnel` would answer it with "too big", and an ICMP error must
+/// `tun::tunnel` would answer it with "too big", and an ICMP error must
 /// never be answered with another (RFC 1122 3.2.2, RFC 4443 2.4(e)).
 #[inline(always)]
 fn tunnel(ctx: &XdpContext, l3: &L3, real: &Real, flow_hash: u32) -> Verdict {
@@ -176,10 +181,10 @@ fn tunnel(ctx: &XdpContext, l3: &L3, real: &Real, flow_hash: u32) -> Verdict {
     } else {
         Ipv6Hdr::LEN
     };
-    if l3.ip_len as usize + outer_len > real.mtu as usize {
+    if !tun::fits(l3.ip_len, real, outer_len) {
         return (xdp_action::XDP_DROP, GlobalCounter::DropEncapFailed);
     }
-    match encap::tunnel(ctx, l3, real, flow_hash) {
+    match tun::tunnel(ctx, l3, real, flow_hash) {
         Ok((action, GlobalCounter::Forwarded)) => (action, GlobalCounter::IcmpErrorForwarded),
         // Anything else is a refusal (and `too_big` refuses ICMP anyway).
         Ok(verdict) => verdict,

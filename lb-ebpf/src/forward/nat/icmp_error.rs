@@ -18,35 +18,26 @@ use aya_ebpf::{
     bindings::{xdp_action, xdp_md},
     programs::XdpContext,
 };
-use lb_common::{Addr, Family, GlobalCounter, NatReply, proto};
+use lb_common::{Addr, Family, GlobalCounter, NatReply};
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::{
-    UNTRANSLATABLE, Verdict, call, deliver,
-    headers::{self, Layout},
-    rewrite::{self, End},
-    route, scratch, translate_first,
+    deliver::{UNTRANSLATABLE, deliver, translate_first},
+    headers, route, scratch,
 };
 use crate::{
-    csum,
     maps::LB_NAT_REPLIES,
-    parse::{self, L3Verdict, header},
+    parse::{self, L3Verdict},
+    wire::{
+        csum,
+        frame::{header, view, view_mut},
+        icmp::{self, IcmpHdr},
+        l4::{UDP_HDR_LEN, checksum_offset},
+        layout::{End, Layout},
+        quote, rewrite,
+        verdict::{self, Verdict},
+    },
 };
-
-/// Type, code, checksum, and four bytes that depend on the type; the
-/// quote follows.
-#[repr(C)]
-struct IcmpHdr {
-    kind: u8,
-    code: u8,
-    checksum: [u8; 2],
-    rest: [u8; 4],
-}
-
-const ICMP_HDR_LEN: usize = core::mem::size_of::<IcmpHdr>();
-
-/// IPv4 fragment offset bits.
-const IPV4_OFFSET: u16 = 0x1fff;
 
 /// Where the quote's headers are.
 #[derive(Clone, Copy)]
@@ -61,7 +52,7 @@ struct Quote {
 /// translated if it is an error about a NAT flow, `None` otherwise.
 #[inline(never)]
 pub fn call(ctx: *mut xdp_md) -> u64 {
-    call::encode_option(from_real(&XdpContext::new(ctx)))
+    verdict::encode_option(from_real(&XdpContext::new(ctx)))
 }
 
 #[inline(always)]
@@ -70,19 +61,15 @@ fn from_real(ctx: &XdpContext) -> Option<Verdict> {
     let L3Verdict::Packet(l3) = parse::l3(ctx) else {
         return None;
     };
-    let icmp_protocol = match l3.family {
-        Family::V4 => proto::ICMP,
-        Family::V6 => proto::ICMPV6,
-    };
-    if l3.protocol != icmp_protocol || l3.is_fragment {
+    if l3.protocol != icmp::protocol(l3.family) || l3.is_fragment {
         return None;
     }
-    let outer = Layout::of(&l3);
+    let outer = l3.layout();
     let expiring = l3.ttl <= 1;
     let may_fragment = route::may_fragment(&l3);
     let quote = quote(ctx, outer, l3.l3_offset + l3.ip_len as usize)?;
     route::prepare(ctx, &mut scratch.fib, &l3);
-    headers::destination(ctx, outer, &mut scratch.client)?;
+    headers::address(ctx, outer, End::Destination, &mut scratch.client)?;
     let entry = quoted_entry(ctx, scratch, &quote)?;
     if expiring {
         return Some((xdp_action::XDP_PASS, GlobalCounter::PassTtlExceeded));
@@ -99,66 +86,20 @@ fn from_real(ctx: &XdpContext) -> Option<Verdict> {
 /// ports.
 #[inline(always)]
 fn quote(ctx: &XdpContext, outer: Layout, ip_end: usize) -> Option<Quote> {
-    let icmp = header::<IcmpHdr>(ctx, outer.l4_offset)?;
-    // SAFETY: bounds checked by `header`.
-    if !is_error(outer.family, unsafe { (*icmp).kind }) {
+    if !icmp::is_error(outer.family, view::<IcmpHdr>(ctx, outer.l4_offset)?.kind) {
         return None;
     }
-    let l3_offset = outer.l4_offset + ICMP_HDR_LEN;
-    let (protocol, l4_offset) = match outer.family {
-        Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &*ip };
-            let header_len = ip.ihl() as usize;
-            // A later fragment carries no ports.
-            let offset = u16::from_be_bytes(ip.frags) & IPV4_OFFSET;
-            if ip.version() != 4 || header_len < Ipv4Hdr::LEN || offset != 0 {
-                return None;
-            }
-            (ip.proto as u8, l3_offset + header_len)
-        }
-        Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &*ip };
-            (ip.next_hdr as u8, l3_offset + Ipv6Hdr::LEN)
-        }
-    };
-    // `ip_end`, not the frame's end: Ethernet padding behind a short
-    // packet must not pass for quoted bytes.
-    if !matches!(protocol, proto::TCP | proto::UDP) || l4_offset + 8 > ip_end {
-        return None;
-    }
-    header::<[u8; 8]>(ctx, l4_offset)?;
+    let quote = quote::locate::<UDP_HDR_LEN>(ctx, outer.family, outer.l4_offset, ip_end)?;
+    header::<[u8; UDP_HDR_LEN]>(ctx, quote.l4_offset)?;
     Some(Quote {
         at: Layout {
             family: outer.family,
-            protocol,
-            l3_offset,
-            l4_offset,
+            protocol: quote.protocol,
+            l3_offset: quote.ip_offset,
+            l4_offset: quote.l4_offset,
         },
-        has_l4_check: l4_offset + l4_check_offset(protocol) + 2 <= ip_end,
+        has_l4_check: quote.l4_offset + checksum_offset(quote.protocol) + 2 <= ip_end,
     })
-}
-
-/// Where the checksum sits in a TCP/UDP header.
-#[inline(always)]
-fn l4_check_offset(protocol: u8) -> usize {
-    match protocol {
-        proto::UDP => 6,
-        _ => 16,
-    }
-}
-
-/// Destination unreachable (port unreachable, fragmentation needed, ...),
-/// time exceeded, parameter problem; ICMPv6 also packet too big.
-#[inline(always)]
-fn is_error(family: Family, kind: u8) -> bool {
-    match family {
-        Family::V4 => matches!(kind, 3 | 11 | 12),
-        Family::V6 => matches!(kind, 1..=4),
-    }
 }
 
 /// The reverse entry for the quoted packet: the quote is client ->
@@ -170,9 +111,7 @@ fn quoted_entry(
     quote: &Quote,
 ) -> Option<&'static NatReply> {
     let at = quote.at;
-    let ports = header::<[[u8; 2]; 4]>(ctx, at.l4_offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ports = unsafe { &*ports };
+    let ports = view::<[[u8; 2]; 4]>(ctx, at.l4_offset)?;
     let key = &mut scratch.key;
     headers::addresses(ctx, at, &mut key.dst, &mut key.src)?;
     key.src_port = u16::from_ne_bytes(ports[1]);
@@ -196,16 +135,12 @@ fn translate(ctx: &XdpContext, outer: Layout, quote: Quote, entry: &NatReply) ->
     let check = translate_quote(ctx, quote, &entry.vip, entry.vip_port_be, check)?;
     let check = match outer.family {
         Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, outer.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
+            let ip = view_mut::<Ipv4Hdr>(ctx, outer.l3_offset)?;
             rewrite::ipv4(ip, End::Source, ip.src_addr, &entry.vip);
             check
         }
         Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, outer.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
+            let ip = view_mut::<Ipv6Hdr>(ctx, outer.l3_offset)?;
             // ICMPv6 sums a pseudo-header with the addresses, as TCP/UDP do.
             let old = Addr::from_v6_octets(ip.src_addr);
             rewrite::ipv6(ip, End::Source, &entry.vip);
@@ -231,9 +166,7 @@ fn translate_quote(
     let at = quote.at;
     let old_addr = match at.family {
         Family::V4 => {
-            let ip = header::<Ipv4Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
+            let ip = view_mut::<Ipv4Hdr>(ctx, at.l3_offset)?;
             let old = u32::from_ne_bytes(ip.dst_addr);
             let old_check = u16::from_ne_bytes(ip.check);
             let new_check = csum::replace32(old_check, old, vip.words[0]);
@@ -244,18 +177,14 @@ fn translate_quote(
             Addr::from_v4_octets(old.to_ne_bytes())
         }
         Family::V6 => {
-            let ip = header::<Ipv6Hdr>(ctx, at.l3_offset)?;
-            // SAFETY: bounds checked by `header`.
-            let ip = unsafe { &mut *ip };
+            let ip = view_mut::<Ipv6Hdr>(ctx, at.l3_offset)?;
             let old = Addr::from_v6_octets(ip.dst_addr);
             ip.dst_addr = vip.octets();
             icmp_check = csum::replace_addr(icmp_check, &old, vip);
             old
         }
     };
-    let ports = header::<[[u8; 2]; 4]>(ctx, at.l4_offset)?;
-    // SAFETY: bounds checked by `header`.
-    let ports = unsafe { &mut *ports };
+    let ports = view_mut::<[[u8; 2]; 4]>(ctx, at.l4_offset)?;
     let old_port = ports[1];
     ports[1] = vip_port.to_ne_bytes();
     icmp_check = csum::replace16(icmp_check, u16::from_ne_bytes(old_port), vip_port);
@@ -264,20 +193,14 @@ fn translate_quote(
     if !quote.has_l4_check {
         return Some(icmp_check);
     }
-    let Some(field) = header::<[u8; 2]>(ctx, at.l4_offset + l4_check_offset(at.protocol)) else {
+    let Some(field) = view_mut::<[u8; 2]>(ctx, at.l4_offset + checksum_offset(at.protocol)) else {
         return Some(icmp_check);
     };
-    // SAFETY: bounds checked by `header`.
-    let field = unsafe { &mut *field };
     let old = u16::from_ne_bytes(*field);
-    // An IPv4 UDP checksum of 0 means "none" and stays that way.
-    if old == 0 && at.protocol == proto::UDP && matches!(at.family, Family::V4) {
+    let update = |old| csum::l4_replace(old, &old_addr, vip, &old_port, vip_port);
+    let Some(new) = csum::l4_update(old, at.protocol, at.family, update) else {
         return Some(icmp_check);
-    }
-    let mut new = rewrite::l4_checksum(old, &old_addr, vip, &old_port, vip_port);
-    if at.protocol == proto::UDP {
-        new = rewrite::udp_checksum(new);
-    }
+    };
     *field = new.to_ne_bytes();
     Some(csum::replace16(icmp_check, old, new))
 }

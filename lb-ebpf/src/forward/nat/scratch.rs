@@ -1,8 +1,8 @@
 //! Per-CPU scratch memory for the NAT paths' larger structs.
 //!
 //! Every byte a NAT function keeps on its stack counts on top of the
-//! balancer's own frame against BPF's 512 bytes (see `call.rs`). Map keys,
-//! the reverse entry being written and the `bpf_fib_lookup` parameters
+//! balancer's own frame against BPF's 512 bytes (see `wire::verdict`). Map
+//! keys, the reverse entry being written and the `bpf_fib_lookup` parameters
 //! therefore live here: helpers accept map values wherever they accept
 //! stack memory. One program runs at a time per CPU, so a per-CPU slot is
 //! never shared.

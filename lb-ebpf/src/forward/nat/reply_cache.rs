@@ -16,8 +16,9 @@ use aya_ebpf::{
 use lb_common::{FlowKey, FlowState, NatReply, NatReplyCacheEntry, flow_hash::flow_cache_slot};
 
 use super::{
-    UNTRANSLATABLE, Verdict, call, conntrack::reply_state, headers::Layout, rewrite, rewrite::End,
-    route::FibParams, send_to_client,
+    conntrack::reply_state,
+    deliver::{UNTRANSLATABLE, send_to_client},
+    route::FibParams,
 };
 use crate::{
     clock, counters,
@@ -25,6 +26,11 @@ use crate::{
     maps::LB_NAT_REPLY_CACHE,
     parse::{L3, L4},
     scheduling::writes_flow_entry,
+    wire::{
+        layout::{End, Layout},
+        rewrite,
+        verdict::{self, Verdict},
+    },
 };
 
 /// Sends the packet on as its flow's slot says, if the slot may answer.
@@ -45,14 +51,14 @@ pub fn answer(ctx: &XdpContext, l3: &L3, l4: &L4, key: &FlowKey, now: u64) -> Op
     if writes_flow_entry(slot.state, state, clock::elapsed_ns(now, slot.last_seen_ns)) {
         return None;
     }
-    call::decode_option(send_call(ctx.ctx, slot, Layout::of(l3).packed()))
+    verdict::decode_option(send_call(ctx.ctx, slot, l3.layout().packed()))
 }
 
-/// In a BPF function of its own, like the reply path (see `call.rs`), told
-/// where the headers are rather than parsing them again.
+/// In a BPF function of its own, like the reply path (see `wire::verdict`),
+/// told where the headers are rather than parsing them again.
 #[inline(never)]
 fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry, at: u32) -> u64 {
-    call::encode_option(Some(send(
+    verdict::encode_option(Some(send(
         &XdpContext::new(ctx),
         slot,
         Layout::unpacked(at),
@@ -61,7 +67,7 @@ fn send_call(ctx: *mut xdp_md, slot: &NatReplyCacheEntry, at: u32) -> u64 {
 
 #[inline(always)]
 fn send(ctx: &XdpContext, slot: &NatReplyCacheEntry, at: Layout) -> Verdict {
-    if rewrite::translate(ctx, at, End::Source, &slot.vip, slot.vip_port_be).is_none() {
+    if rewrite::translate(ctx, at, End::Source, (&slot.vip, slot.vip_port_be)).is_none() {
         return UNTRANSLATABLE;
     }
     let verdict = send_to_client(ctx, &slot.dst_mac, &slot.src_mac, slot.ifindex);

@@ -22,12 +22,11 @@
 //! reply cache ([`reply_cache`]) repeats for the flow's next replies for up
 //! to a second without any lookup.
 
-mod call;
 mod conntrack;
+mod deliver;
 mod headers;
 mod icmp_error;
 mod reply_cache;
-mod rewrite;
 mod route;
 mod scratch;
 
@@ -39,26 +38,31 @@ use lb_common::{GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 
 use self::{
     conntrack::ReverseEntry,
-    headers::Layout,
-    rewrite::End,
-    route::{FibParams, Route},
+    deliver::{UNTRANSLATABLE, deliver, translate_first},
 };
+use super::transmit::transmit;
 use crate::{
     counters,
-    forward::transmit,
     parse::{self, L3, L3Verdict, L4, L4Verdict},
     scheduling::Choice,
+    wire::{
+        eth::set_macs,
+        layout::{End, Layout},
+        rewrite,
+        verdict::{self, Verdict},
+    },
 };
 
-/// What to do with the packet, and the counter that says why.
-pub type Verdict = (u32, GlobalCounter);
+/// What the reply path hands back for a packet from a NAT real that is
+/// neither TCP nor UDP: an ICMP error maybe, for [`icmp_error`].
+const ICMP_FROM_NAT_REAL: u64 = verdict::SIGNAL;
 
 /// A request to a NAT service: destination VIP:port becomes real:port.
 ///
-/// The work happens in a BPF function of its own (see [`call`]), which is
-/// handed where the headers are (one register) instead of `l3` and `l4`:
-/// pointers to the balancer's locals would force them into its stack
-/// frame, and it reads the few fields it needs from the frame again.
+/// The work happens in a BPF function of its own (see `wire::verdict`),
+/// which is handed where the headers are (one register) instead of `l3`
+/// and `l4`: pointers to the balancer's locals would force them into its
+/// stack frame, and it reads the few fields it needs from the frame again.
 #[inline(always)]
 pub fn request(
     ctx: &XdpContext,
@@ -66,18 +70,18 @@ pub fn request(
     choice: &Choice,
     real: &Real,
 ) -> Result<Verdict, GlobalCounter> {
-    call::decode_result(request_call(
+    verdict::decode_result(request_call(
         ctx.ctx,
         real,
         choice.real_id,
         ReverseEntry::for_choice(choice) as u8,
-        Layout::of(l3).packed(),
+        l3.layout().packed(),
     ))
 }
 
 #[inline(never)]
 fn request_call(ctx: *mut xdp_md, real: &Real, real_id: u32, reverse: u8, at: u32) -> u64 {
-    call::encode_result(to_real(
+    verdict::encode_result(to_real(
         &XdpContext::new(ctx),
         real,
         real_id,
@@ -117,9 +121,9 @@ fn to_real(
     // still wants every pointer proved again.
     conntrack::remember_reply(ctx, at, ports, real, real_port, (real_id, reverse))
         .ok_or(GlobalCounter::DropTruncatedL4)?;
-    rewrite::translate(ctx, at, End::Destination, &real.addr, real_port)
+    rewrite::translate(ctx, at, End::Destination, (&real.addr, real_port))
         .ok_or(GlobalCounter::DropTruncatedL4)?;
-    rewrite::set_macs(ctx, &real.dst_mac, &real.src_mac).ok_or(GlobalCounter::DropTruncatedL4)?;
+    set_macs(ctx, &real.dst_mac, &real.src_mac).ok_or(GlobalCounter::DropTruncatedL4)?;
     transmit(ctx, real.ifindex).map(|action| (action, GlobalCounter::Forwarded))
 }
 
@@ -145,10 +149,10 @@ pub fn cached_reply(
 #[inline(always)]
 pub fn reply(ctx: &XdpContext, _l3: &L3) -> Option<Verdict> {
     let mut packed = reply_call(ctx.ctx);
-    if packed == call::ICMP_FROM_NAT_REAL {
+    if packed == ICMP_FROM_NAT_REAL {
         packed = icmp_error::call(ctx.ctx);
     }
-    call::decode_option(packed)
+    verdict::decode_option(packed)
 }
 
 /// What the reply path made of a packet it took (`None`: not from a NAT
@@ -162,9 +166,9 @@ enum Reply {
 #[inline(never)]
 fn reply_call(ctx: *mut xdp_md) -> u64 {
     match to_client(&XdpContext::new(ctx)) {
-        Some(Reply::Done(verdict)) => call::encode_option(Some(verdict)),
-        Some(Reply::OtherProtocol) => call::ICMP_FROM_NAT_REAL,
-        None => call::encode_option(None),
+        Some(Reply::Done(verdict)) => verdict::encode_option(Some(verdict)),
+        Some(Reply::OtherProtocol) => ICMP_FROM_NAT_REAL,
+        None => verdict::encode_option(None),
     }
 }
 
@@ -174,7 +178,7 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     let L3Verdict::Packet(l3) = parse::l3(ctx) else {
         return None;
     };
-    let at = Layout::of(&l3);
+    let at = l3.layout();
     // One hash lookup keeps the cost for everything else (the host's own
     // traffic, routed traffic) at that.
     if !conntrack::is_nat_real(ctx, scratch, at) {
@@ -210,7 +214,7 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
     );
     let translated = translate_first(&route, may_fragment);
     if translated
-        && rewrite::translate(ctx, at, End::Source, &entry.vip, entry.vip_port_be).is_none()
+        && rewrite::translate(ctx, at, End::Source, (&entry.vip, entry.vip_port_be)).is_none()
     {
         return Some(Reply::Done(UNTRANSLATABLE));
     }
@@ -233,51 +237,4 @@ fn to_client(ctx: &XdpContext) -> Option<Reply> {
         reply_cache::remember(&scratch.key, entry, flow, &scratch.fib);
     }
     Some(Reply::Done(verdict))
-}
-
-/// Whether a packet from a NAT real that `route` leads on must be
-/// translated first: not when it is dropped, nor when the kernel must see
-/// it as the real sent it.
-#[inline(always)]
-fn translate_first(route: &Route, may_fragment: bool) -> bool {
-    match route {
-        Route::Resolved | Route::Unresolved => true,
-        // Too big for the egress link. IPv4 without DF: the kernel
-        // fragments the translated packet. Otherwise it drops it and tells
-        // the sender; left untranslated, that sender is the real, which is
-        // the one that can send smaller packets (path MTU discovery works
-        // through the balancer; translated, the error would go to the VIP).
-        Route::TooBig => may_fragment,
-        Route::Unroutable => false,
-    }
-}
-
-/// Sends a packet from a NAT real on as `route` says, once
-/// [`translate_first`] was honoured.
-#[inline(always)]
-fn deliver(ctx: &XdpContext, fib: &FibParams, route: Route) -> Verdict {
-    match route {
-        Route::Resolved => send_to_client(ctx, &fib.dmac, &fib.smac, fib.ifindex),
-        // The route is there, the neighbour is not resolved yet: the kernel
-        // forwards the translated packet and resolves it on the way (which
-        // needs forwarding enabled on the balancer, as NAT does anyway).
-        Route::Unresolved => (xdp_action::XDP_PASS, GlobalCounter::PassNoNeighbour),
-        Route::TooBig => (xdp_action::XDP_PASS, route::PASS_TOO_BIG),
-        Route::Unroutable => (xdp_action::XDP_DROP, GlobalCounter::DropNoRoute),
-    }
-}
-
-/// A translation that cannot fail did: a header the parser read is gone.
-const UNTRANSLATABLE: Verdict = (xdp_action::XDP_DROP, GlobalCounter::DropTruncatedL4);
-
-/// Out to the next hop a route lookup found (now, or for the reply cache).
-#[inline(always)]
-fn send_to_client(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) -> Verdict {
-    if rewrite::set_macs(ctx, dst_mac, src_mac).is_none() {
-        return UNTRANSLATABLE;
-    }
-    match transmit(ctx, ifindex) {
-        Ok(action) => (action, GlobalCounter::NatReplies),
-        Err(reason) => (xdp_action::XDP_DROP, reason),
-    }
 }

@@ -20,7 +20,8 @@
 //! claims more than the frame holds, or an absurd MTU) is dropped.
 
 use aya_ebpf::{
-    helpers::{bpf_csum_diff, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    bindings::xdp_action,
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
 use lb_common::{Addr, Family, GlobalCounter, proto};
@@ -30,11 +31,41 @@ use network_types::{
     vlan::VlanHdr,
 };
 
-use super::{
-    DEFAULT_TTL, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HDR_LEN, ICMPV6_PACKET_TOO_BIG, IcmpHdr,
-    is_unicast,
+use crate::{
+    parse::{self, L3, L3Verdict},
+    wire::{
+        csum,
+        frame::{ctx_arg, ctx_from, header, view_mut},
+        icmp::{ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HDR_LEN, ICMPV6_PACKET_TOO_BIG, IcmpHdr},
+        ip::{DEFAULT_TTL, is_unicast},
+        verdict::{self, Verdict},
+    },
 };
-use crate::{csum, parse::L3, parse::header};
+
+/// Answers a packet that will not fit once encapsulated with ICMP
+/// "fragmentation needed" (IPv4) / ICMPv6 "packet too big", carrying `mtu`.
+///
+/// The work happens in a BPF function of its own (see `wire::verdict`),
+/// which parses the IP header again instead of receiving `l3`: a pointer
+/// to the caller's local would pin it in the caller's stack frame.
+#[inline(always)]
+pub fn reply(ctx: &XdpContext, mtu: u16) -> Verdict {
+    verdict::decode(reply_call(ctx_arg(ctx), mtu as u32))
+}
+
+#[inline(never)]
+fn reply_call(ctx: usize, mtu: u32) -> u64 {
+    let ctx = ctx_from(ctx);
+    // Cannot fail: the caller parsed the same, untouched frame.
+    let verdict = match parse::l3(&ctx) {
+        L3Verdict::Packet(l3) => match answer(&ctx, &l3, mtu as u16) {
+            Ok(()) => (xdp_action::XDP_TX, GlobalCounter::IcmpTooBigSent),
+            Err(reason) => (xdp_action::XDP_DROP, reason),
+        },
+        _ => (xdp_action::XDP_DROP, GlobalCounter::DropEncapFailed),
+    };
+    verdict::encode(verdict)
+}
 
 /// Bytes of the original packet each error quotes.
 const QUOTE_V4: usize = 576 - Ipv4Hdr::LEN - ICMP_HDR_LEN;
@@ -46,7 +77,7 @@ const NOT_ANSWERED: GlobalCounter = GlobalCounter::DropEncapFailed;
 
 /// Rewrites the frame into the answer; on `Err` the caller drops it.
 #[inline(always)]
-pub fn answer(ctx: &XdpContext, l3: &L3, mtu: u16) -> Result<(), GlobalCounter> {
+fn answer(ctx: &XdpContext, l3: &L3, mtu: u16) -> Result<(), GlobalCounter> {
     // Never an error about ICMP (RFC 1122 3.2.2 forbids it about errors;
     // only TCP and UDP reach a tunnel anyway) and never to a source that
     // must not be answered.
@@ -79,7 +110,7 @@ fn answer_v6(ctx: &XdpContext, l3: &L3, mtu: u16) -> Result<(), GlobalCounter> {
     write_ipv6(ctx, l3, ICMP_LEN as u16)?;
     let icmp = (ICMPV6_PACKET_TOO_BIG, 0, mtu as u32);
     // From the VIP (the packet's destination) back to its source.
-    let seed = pseudo_header_sum(&l3.dst, &l3.src, ICMP_LEN as u32);
+    let seed = csum::icmpv6_pseudo_header(&l3.dst, &l3.src, ICMP_LEN as u32);
     write_icmp::<ICMP_LEN>(ctx, l3.l3_offset + Ipv6Hdr::LEN, icmp, seed)
 }
 
@@ -140,29 +171,27 @@ fn move_l2_header<const N: usize>(ctx: &XdpContext, shift: usize) -> Result<(), 
 /// checksum summed from the same values, so nothing goes through the stack.
 #[inline(always)]
 fn write_ipv4(ctx: &XdpContext, l3: &L3, total_len: u16) -> Result<(), GlobalCounter> {
-    let ip = header::<Ipv4Hdr>(ctx, l3.l3_offset).ok_or(NOT_ANSWERED)?;
+    let ip = view_mut::<Ipv4Hdr>(ctx, l3.l3_offset).ok_or(NOT_ANSWERED)?;
     let (src, dst) = (l3.dst.words[0], l3.src.words[0]);
     const VERSION_IHL: u8 = 0x45;
     // Identification, flags and fragment offset are zero.
-    let sum = u16::from_ne_bytes([VERSION_IHL, 0]) as u64
-        + total_len.to_be() as u64
-        + u16::from_ne_bytes([DEFAULT_TTL, proto::ICMP]) as u64
-        + halves(src)
-        + halves(dst);
-    // SAFETY: bounds checked by `header`.
-    unsafe {
-        let ip = &mut *ip;
-        ip.vihl = VERSION_IHL;
-        ip.tos = 0;
-        ip.tot_len = total_len.to_be_bytes();
-        ip.id = [0; 2];
-        ip.frags = [0; 2];
-        ip.ttl = DEFAULT_TTL;
-        ip.proto = proto::ICMP;
-        ip.check = (!csum::fold(sum)).to_ne_bytes();
-        ip.src_addr = src.to_ne_bytes();
-        ip.dst_addr = dst.to_ne_bytes();
-    }
+    let check = csum::ipv4_header_of(
+        u16::from_ne_bytes([VERSION_IHL, 0]),
+        total_len.to_be(),
+        u16::from_ne_bytes([DEFAULT_TTL, proto::ICMP]),
+        src,
+        dst,
+    );
+    ip.vihl = VERSION_IHL;
+    ip.tos = 0;
+    ip.tot_len = total_len.to_be_bytes();
+    ip.id = [0; 2];
+    ip.frags = [0; 2];
+    ip.ttl = DEFAULT_TTL;
+    ip.proto = proto::ICMP;
+    ip.check = check.to_ne_bytes();
+    ip.src_addr = src.to_ne_bytes();
+    ip.dst_addr = dst.to_ne_bytes();
     Ok(())
 }
 
@@ -214,65 +243,8 @@ fn write_icmp<const LEN: usize>(
         (*hdr).checksum = [0; 2];
         (*hdr).rest = rest.to_be_bytes();
     }
-    let sum = sum_region::<LEN>(message as *mut u8, seed).ok_or(NOT_ANSWERED)?;
+    let sum = csum::sum_region::<LEN>(message as *mut u8, seed).ok_or(NOT_ANSWERED)?;
     // SAFETY: as above.
     unsafe { (*hdr).checksum = (!csum::fold(sum as u64)).to_ne_bytes() };
     Ok(())
-}
-
-/// `bpf_csum_diff` takes at most 512 bytes (a multiple of 4) per call.
-const CHUNK: usize = 512;
-
-/// Ones'-complement sum of `LEN` bytes at `start` (inside the frame, as
-/// the caller checked), added to `seed`. Unfolded, 32 bits.
-#[inline(always)]
-fn sum_region<const LEN: usize>(start: *mut u8, seed: u32) -> Option<u32> {
-    const { assert!(LEN.is_multiple_of(4)) };
-    let mut sum = seed;
-    let mut done = 0;
-    // At most three rounds, with constant sizes: the compiler unrolls it.
-    while done < LEN {
-        let len = if LEN - done < CHUNK {
-            LEN - done
-        } else {
-            CHUNK
-        };
-        // SAFETY: `start + done .. + len` lies within the checked range.
-        let result = unsafe {
-            bpf_csum_diff(
-                core::ptr::null_mut(),
-                0,
-                start.add(done) as *mut u32,
-                len as u32,
-                sum,
-            )
-        };
-        if result < 0 {
-            return None;
-        }
-        sum = result as u32;
-        done += len;
-    }
-    Some(sum)
-}
-
-/// Sum of the ICMPv6 pseudo-header (RFC 8200 8.1), folded to 16 bits so it
-/// can seed `bpf_csum_diff`.
-#[inline(always)]
-fn pseudo_header_sum(src: &Addr, dst: &Addr, upper_len: u32) -> u32 {
-    let mut sum = 0u64;
-    let mut i = 0;
-    while i < 4 {
-        sum += halves(src.words[i]) + halves(dst.words[i]);
-        i += 1;
-    }
-    // Length and next header, as 32-bit big-endian words.
-    sum += halves(upper_len.to_be()) + halves((proto::ICMPV6 as u32).to_be());
-    csum::fold(sum) as u32
-}
-
-/// The two 16-bit halves of a word as it sits in memory, added.
-#[inline(always)]
-fn halves(word: u32) -> u64 {
-    (word & 0xffff) as u64 + (word >> 16) as u64
 }

@@ -5,29 +5,36 @@
 //! so QoS and ECN survive and a looping tunnel still dies. Its source is
 //! the balancer's address (`Real::tunnel_src`), its destination the real;
 //! next hop and MTU come from the daemon like DR's (a gateway's MAC when the
-//! real is behind a router).
+//! real is behind a router). A packet that would not fit once wrapped is
+//! answered with "too big" ([`too_big`]) so path MTU discovery works.
+
+mod too_big;
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lb_common::{Family, GlobalCounter, REAL_NEXT_HOP_KNOWN, Real};
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EthHdr,
     ip::{Ipv4Hdr, Ipv6Hdr},
     vlan::VlanHdr,
 };
 
+use super::transmit::transmit;
 use crate::{
-    csum,
-    forward::transmit,
-    icmp,
-    parse::{L3, header},
+    parse::L3,
+    wire::{
+        csum, eth,
+        frame::{header, view_mut},
+        ip::{self, IPV4_DF},
+        verdict::Verdict,
+    },
 };
 
-/// IANA protocol numbers of the inner packet, as the outer header names it.
-const IPPROTO_IPIP: u8 = 4;
-const IPPROTO_IPV6: u8 = 41;
-
-/// What to do with the packet, and the counter that says why.
-pub type Verdict = (u32, GlobalCounter);
+/// Whether a packet of `ip_len` bytes fits the real's tunnel once wrapped
+/// in an outer header of the real's family.
+#[inline(always)]
+pub fn fits(ip_len: u16, real: &Real, outer_len: usize) -> bool {
+    ip_len as usize + outer_len <= real.mtu as usize
+}
 
 #[inline(always)]
 pub fn tunnel(
@@ -40,40 +47,31 @@ pub fn tunnel(
         return Err(GlobalCounter::DropNoNextHop);
     }
     let outer_family = Family::from_u8(real.family).ok_or(GlobalCounter::DropNoNextHop)?;
-    let outer_len = match outer_family {
-        Family::V4 => Ipv4Hdr::LEN,
-        Family::V6 => Ipv6Hdr::LEN,
-    };
-    if l3.ip_len as usize + outer_len > real.mtu as usize {
-        let fits = real.mtu.saturating_sub(outer_len as u16);
-        return Ok(icmp::too_big(ctx, l3, fits));
+    let outer_len = ip::header_len(outer_family);
+    if !fits(l3.ip_len, real, outer_len) {
+        return Ok(too_big::reply(
+            ctx,
+            real.mtu.saturating_sub(outer_len as u16),
+        ));
     }
     let has_vlan = l3.l3_offset > EthHdr::LEN;
     // SAFETY: growing the head by a constant the verifier checks.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(outer_len as i32)) } != 0 {
         return Err(GlobalCounter::DropEncapFailed);
     }
-    let ether_type = match outer_family {
-        Family::V4 => EtherType::Ipv4 as u16,
-        Family::V6 => EtherType::Ipv6 as u16,
-    };
+    let ether_type = eth::ether_type(outer_family);
     // Move the L2 header to the new front; the outer IP header goes where
     // it used to end.
     if has_vlan {
         move_l2_header::<{ EthHdr::LEN + VlanHdr::LEN }>(ctx, outer_len, real)?;
-        let vlan = header::<VlanHdr>(ctx, EthHdr::LEN).ok_or(GlobalCounter::DropEncapFailed)?;
-        // SAFETY: bounds checked by `header`.
-        unsafe { (*vlan).ether_type = ether_type };
+        let vlan = view_mut::<VlanHdr>(ctx, EthHdr::LEN).ok_or(GlobalCounter::DropEncapFailed)?;
+        vlan.ether_type = ether_type;
     } else {
         move_l2_header::<{ EthHdr::LEN }>(ctx, outer_len, real)?;
-        let eth = header::<EthHdr>(ctx, 0).ok_or(GlobalCounter::DropEncapFailed)?;
-        // SAFETY: bounds checked by `header`.
-        unsafe { (*eth).ether_type = ether_type };
+        let eth = view_mut::<EthHdr>(ctx, 0).ok_or(GlobalCounter::DropEncapFailed)?;
+        eth.ether_type = ether_type;
     }
-    let inner_proto = match l3.family {
-        Family::V4 => IPPROTO_IPIP,
-        Family::V6 => IPPROTO_IPV6,
-    };
+    let inner_proto = ip::tunnel_protocol(l3.family);
     match outer_family {
         Family::V4 => write_outer_v4(ctx, l3, real, inner_proto)?,
         Family::V6 => write_outer_v6(ctx, l3, real, inner_proto, flow_hash)?,
@@ -113,7 +111,7 @@ fn write_outer_v4(
     let total = l3.ip_len.wrapping_add(Ipv4Hdr::LEN as u16);
     // Keep DF where the inner packet had it (and always for IPv6 inside):
     // path MTU discovery then works end to end.
-    let frags: u16 = if l3.dont_fragment { 0x4000 } else { 0 };
+    let frags: u16 = if l3.dont_fragment { IPV4_DF } else { 0 };
     let src = real.tunnel_src.words[0].to_ne_bytes();
     let dst = real.addr.words[0].to_ne_bytes();
     let mut words = [0u16; 10];
@@ -139,18 +137,15 @@ fn write_outer_v6(
     inner_proto: u8,
     flow_hash: u32,
 ) -> Result<(), GlobalCounter> {
-    let ip = header::<Ipv6Hdr>(ctx, l3.l3_offset).ok_or(GlobalCounter::DropEncapFailed)?;
+    let ip = view_mut::<Ipv6Hdr>(ctx, l3.l3_offset).ok_or(GlobalCounter::DropEncapFailed)?;
     // The flow label carries the flow hash so ECMP on the way keeps a
     // connection's packets on one path (RFC 6438).
     let vcf = (6u32 << 28) | ((l3.tos as u32) << 20) | (flow_hash & 0xf_ffff);
-    // SAFETY: bounds checked by `header`.
-    unsafe {
-        (*ip).vcf = vcf.to_be_bytes();
-        (*ip).payload_len = l3.ip_len.to_be_bytes();
-        (*ip).next_hdr = inner_proto;
-        (*ip).hop_limit = l3.ttl;
-        (*ip).src_addr = real.tunnel_src.octets();
-        (*ip).dst_addr = real.addr.octets();
-    }
+    ip.vcf = vcf.to_be_bytes();
+    ip.payload_len = l3.ip_len.to_be_bytes();
+    ip.next_hdr = inner_proto;
+    ip.hop_limit = l3.ttl;
+    ip.src_addr = real.tunnel_src.octets();
+    ip.dst_addr = real.addr.octets();
     Ok(())
 }

@@ -11,14 +11,18 @@ use aya_ebpf::programs::XdpContext;
 use lb_common::{FlowState, NatReply, Real, proto};
 
 use super::{
-    headers::{self, Layout},
+    headers,
     scratch::{self, Scratch},
 };
 use crate::{
     clock,
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
-    parse::{L4, TCP_FIN, TCP_RST, TCP_SYN},
+    parse::L4,
     scheduling::{Choice, next_state, writes_flow_entry},
+    wire::{
+        l4::{TCP_FIN, TCP_RST, TCP_SYN},
+        layout::{End, Layout},
+    },
 };
 
 /// Is the packet's source the address of a real behind a NAT service?
@@ -28,7 +32,8 @@ pub fn is_nat_real(ctx: &XdpContext, scratch: &mut Scratch, at: Layout) -> bool 
     // The padding is left alone: it is zero from the map's creation (see
     // `scratch.rs`), and writing three zero bytes costs a call to memset.
     key.family = at.family as u8;
-    headers::source(ctx, at, &mut key.addr).is_some() && LB_NAT_REALS.get_ptr(&*key).is_some()
+    headers::address(ctx, at, End::Source, &mut key.addr).is_some()
+        && LB_NAT_REALS.get_ptr(&*key).is_some()
 }
 
 /// What a request does to its flow's reverse entry.
