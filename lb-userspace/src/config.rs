@@ -31,6 +31,7 @@ use saphyr_parser::Parser;
 use serde::Serialize;
 
 pub mod health;
+pub mod identity;
 
 pub use health::{HealthCheck, QuorumLoss, ServiceHealth};
 

@@ -21,7 +21,10 @@ use tokio::{
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    config::{self, Config},
+    config::{
+        self, Config,
+        identity::{real_addresses, settings_of},
+    },
     control,
     dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
     estimator::{self, Estimator},
@@ -29,7 +32,7 @@ use crate::{
     metrics::{self, Labels},
     neighbours::{Resolution, Resolver},
     reaper,
-    reconcile::{Reconciler, real_addresses, settings_of},
+    reconcile::Reconciler,
     tasks::AbortOnDrop,
 };
 

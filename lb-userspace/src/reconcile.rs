@@ -17,37 +17,24 @@ use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, MapData, MapError};
 use lb_common::{
     Addr, Family, FloodGuard, NO_REAL, NatRealKey, REAL_ACTIVE, REAL_DOWN, REAL_NEXT_HOP_KNOWN,
-    REAL_OVERLOADED, Real, RealHealth, SETTINGS_EXPIRE_NODEST_CONN, SETTINGS_NO_ECHO_REPLY,
-    Scheduler, Service, ServiceKey, Settings, VipInfo, VipKey,
+    REAL_OVERLOADED, Real, RealHealth, Scheduler, Service, ServiceKey, VipInfo, VipKey,
 };
 use rayon::prelude::*;
 use tracing::{info, warn};
 
+// Re-exported for the benches and tests that name them from here.
+pub use crate::config::identity::{RealIdentity, identity_bytes, real_addresses, service_key};
 use crate::{
-    config::{Config, Forwarding, RealConfig, ServiceConfig, sched_flag_bits},
+    config::{
+        Config, Forwarding, RealConfig,
+        identity::{address_key, settings_of, vip_key},
+        sched_flag_bits,
+    },
     dataplane::{Geometry, Maps, batch, ring::Ring},
     health::{admission::Mark, tracker::RealKey},
     neighbours::Resolution,
     rows::{RowReal, build_row},
 };
-
-/// A destination: one real within one service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RealIdentity {
-    pub service_id: u32,
-    pub address: IpAddr,
-    pub port: u16,
-}
-
-impl RealIdentity {
-    pub fn new(service_id: u32, real: &RealConfig) -> Self {
-        Self {
-            service_id,
-            address: real.address,
-            port: real.port,
-        }
-    }
-}
 
 /// Ids handed out so far. Freed ids are reused last (allocation moves on
 /// round-robin), so a flow entry that outlived its real rarely meets a new
@@ -119,23 +106,6 @@ fn next_free(taken: &mut BTreeSet<u32>, cursor: &mut u32, limit: u32) -> Option<
     *cursor = id % span;
     taken.insert(id);
     Some(id)
-}
-
-pub fn service_key(service: &ServiceConfig) -> ServiceKey {
-    ServiceKey {
-        addr: Addr::from(service.vip),
-        port_be: service.port.to_be(),
-        protocol: service.protocol.number(),
-        family: Family::of(&service.vip) as u8,
-    }
-}
-
-fn vip_key(key: &ServiceKey) -> VipKey {
-    VipKey {
-        addr: key.addr,
-        family: key.family,
-        _pad: [0; 3],
-    }
 }
 
 /// What was learned while applying, for logs and tests.
@@ -500,11 +470,7 @@ impl Reconciler {
                     .iter()
                     .filter(|real| service.forwarding_of(real) == Forwarding::Nat)
             })
-            .map(|real| VipKey {
-                addr: Addr::from(real.address),
-                family: Family::of(&real.address) as u8,
-                _pad: [0; 3],
-            })
+            .map(|real| address_key(real.address))
             .collect();
         let added: Vec<NatRealKey> = wanted.difference(&self.nat_reals).copied().collect();
         batch::insert_all(&maps.nat_reals, &added, &vec![1; added.len()])
@@ -594,35 +560,6 @@ fn remove_missing(result: Result<(), MapError>) -> Result<()> {
     }
 }
 
-/// The data plane's run-time settings for `config`.
-pub fn settings_of(config: &Config) -> Settings {
-    Settings {
-        tcp: config.timeouts.tcp,
-        tcp_fin: config.timeouts.tcp_fin,
-        udp: config.timeouts.udp,
-        flags: if config.icmp_echo_reply {
-            0
-        } else {
-            SETTINGS_NO_ECHO_REPLY
-        } | if config.expire_nodest_conn {
-            SETTINGS_EXPIRE_NODEST_CONN
-        } else {
-            0
-        },
-    }
-}
-
-/// Maglev's notion of "the same real": its address and port, never an id,
-/// so every balancer with the same config builds the same table.
-pub fn identity_bytes(address: IpAddr, port: u16) -> Vec<u8> {
-    let mut bytes = match address {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    };
-    bytes.extend_from_slice(&port.to_be_bytes());
-    bytes
-}
-
 fn real_entry(
     identity: RealIdentity,
     config_real: &RealConfig,
@@ -665,23 +602,6 @@ fn real_entry(
     real.mtu = hop.mtu;
     real.tunnel_src = tunnel_source.map(Addr::from).unwrap_or_default();
     real
-}
-
-/// Every real address the config names, sorry servers included (the
-/// resolver's work list).
-pub fn real_addresses(config: &Config) -> Vec<IpAddr> {
-    let set: BTreeSet<IpAddr> = config
-        .services
-        .iter()
-        .flat_map(|service| {
-            service
-                .reals
-                .iter()
-                .chain(&service.health.sorry_server)
-                .map(|real| real.address)
-        })
-        .collect();
-    set.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -763,13 +683,5 @@ services:
         // Both joined the taken ids: 1..5 is now full.
         assert_eq!(taken, BTreeSet::from([1, 2, 3, 4]));
         assert_eq!(next_free(&mut taken, &mut cursor, 5), None);
-    }
-
-    #[test]
-    fn identity_is_address_then_port() {
-        assert_eq!(
-            identity_bytes("198.18.2.11".parse().unwrap(), 80),
-            vec![198, 18, 2, 11, 0, 80]
-        );
     }
 }

@@ -8,10 +8,9 @@ use tracing::error;
 
 use super::Daemon;
 use crate::{
-    config::{RealConfig, ServiceConfig},
+    config::{RealConfig, ServiceConfig, identity::service_key},
     control::{CheckStatus, QuorumStatus},
     health::{runner::Report, tracker::RealKey},
-    reconcile::service_key,
 };
 
 /// Reports handled before the loop looks at its other duties again.

@@ -11,7 +11,10 @@ use tracing::{info, warn};
 
 use super::Daemon;
 use crate::{
-    config,
+    config::{
+        self,
+        identity::{RealIdentity, service_key, settings_of},
+    },
     control::{
         Applied, Health, LiveReal, LiveService, Request, Response, Status,
         table::{services_of, table_of},
@@ -19,9 +22,7 @@ use crate::{
     dataplane::{monotonic_now_ns, zero_traffic},
     estimator::{self, Subject},
     ipvsadm::{Command, ServiceId},
-    reaper,
-    reconcile::{RealIdentity, service_key, settings_of},
-    thresholds,
+    reaper, thresholds,
 };
 
 impl Daemon {

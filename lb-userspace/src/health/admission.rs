@@ -118,7 +118,7 @@ pub fn effective(
     let mut effective = config.clone();
     let mut marks = HashMap::new();
     for service in &mut effective.services {
-        let key = crate::reconcile::service_key(service);
+        let key = crate::config::identity::service_key(service);
         let Some(plan) = plans.get(&key) else {
             continue;
         };
@@ -297,7 +297,7 @@ mod tests {
             sorry_server: Some(real(99, 1)),
             ..ServiceHealth::unchecked()
         });
-        let key = crate::reconcile::service_key(&svc);
+        let key = crate::config::identity::service_key(&svc);
         let plan = plan_service(key, &svc, |_| Some(Verdict::Up), &mut last);
         let config = Config {
             services: vec![svc],
