@@ -158,7 +158,8 @@ impl Written {
                 services_changed = true;
             }
         }
-        applied.reals_removed = self.remove_reals(maps, &desired.reals, before)?;
+        let gone = (before.reals.values().copied()).filter(|id| !desired.reals.contains_key(id));
+        applied.reals_removed = self.remove_reals(maps, gone)?;
         // Every packet the flow cache answers reads its real's entry, so
         // real changes need no invalidation; service-level ones do, and so
         // do NAT reals (the reply cache reads no real entry).
@@ -297,21 +298,14 @@ impl Written {
         Ok(removed.len())
     }
 
-    /// Clears the entries of reals no longer wanted; returns how many.
-    fn remove_reals(
-        &mut self,
-        maps: &mut Maps,
-        wanted: &HashMap<u32, Real>,
-        before: &Ids,
-    ) -> Result<usize> {
+    /// Clears the entries of the reals `gone`; returns how many.
+    fn remove_reals(&mut self, maps: &mut Maps, gone: impl Iterator<Item = u32>) -> Result<usize> {
         let mut removed = 0;
-        for &id in before.reals.values() {
-            if !wanted.contains_key(&id) {
-                maps.reals.set(id, Real::default(), 0)?;
-                self.reals.remove(&id);
-                self.overloaded.remove(&id);
-                removed += 1;
-            }
+        for id in gone {
+            maps.reals.set(id, Real::default(), 0)?;
+            self.reals.remove(&id);
+            self.overloaded.remove(&id);
+            removed += 1;
         }
         Ok(removed)
     }
