@@ -9,10 +9,10 @@ pub fn config(yaml: &str) -> Config {
 
 /// A config on `eth0` with `services`, each one YAML flow mapping
 /// (`{ name: web, vip: ..., reals: [...] }`).
-pub fn with_services(services: &[&str]) -> Config {
+pub fn with_services(services: &[impl AsRef<str>]) -> Config {
     let mut yaml = String::from("interfaces: [{ name: eth0 }]\nservices:\n");
     for service in services {
-        yaml += &format!("  - {service}\n");
+        yaml += &format!("  - {}\n", service.as_ref());
     }
     config(&yaml)
 }
