@@ -118,10 +118,12 @@ impl Written {
         before: &Ids,
         after: &Ids,
     ) -> Result<Applied> {
+        // 1. Real entries, so every id a row is about to name is valid.
         let mut applied = Applied {
             reals_written: self.write_reals(maps, &desired.reals, before)?,
             ..Applied::default()
         };
+        // 2. Scheduling rows (and zeroed counters for new services).
         let new_services: Vec<u32> = desired
             .services
             .iter()
@@ -138,6 +140,8 @@ impl Written {
         applied.rows_built = rows.len();
         applied.maglev_slots_written = self.write_rows(&maps.maglev, rows)?;
 
+        // 3. Services and VIPs, now that their rows are complete; then
+        // what no service entry points at.
         let mut services_changed;
         (applied.services_added, services_changed) =
             self.write_services(maps, &desired.services, before)?;
@@ -150,6 +154,7 @@ impl Written {
         services_changed |= self.write_nat_reals(maps, desired.nat_reals)?;
         services_changed |= write_settings(maps, desired.flood_guard, desired.settings)?;
 
+        // 4. Removals, in reverse: unreachable first, then freed.
         applied.services_removed = self.remove_services(maps, before, after)?;
         services_changed |= applied.services_removed > 0;
         for key in self.vips.keys() {
