@@ -15,21 +15,28 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::programs::XdpMode;
 use tokio::{
+    net::TcpListener,
     signal::unix::{SignalKind, signal},
     sync::{mpsc, watch},
 };
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    config::{self, Config},
-    control,
+    config::{
+        self, Config,
+        identity::{real_addresses, settings_of},
+    },
+    control::{
+        self,
+        server::{ControlSocket, Pending},
+    },
     dataplane::{Dataplane, Geometry, PinLayout, ifindex, monotonic_now_ns},
     estimator::{self, Estimator},
     health::{Monitor, runner::Report},
     metrics::{self, Labels},
     neighbours::{Resolution, Resolver},
     reaper,
-    reconcile::{Reconciler, real_addresses, settings_of},
+    reconcile::Reconciler,
     tasks::AbortOnDrop,
 };
 
@@ -93,112 +100,156 @@ struct Daemon {
 /// returns; `teardown` is what stops it.
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = load_config(config_path)?;
-    // Bound first: a taken port stops lbd before it touches the data plane.
-    let metrics_listener = match config.metrics.listen {
-        Some(address) => Some((address, metrics::bind(address).await?)),
-        None => None,
-    };
-    let control_socket = control::server::bind(&config.control.socket)?;
-    let layout = PinLayout::new(&config.pin_path);
-    let geometry = geometry(&config);
-    // Loading (verifying the programs, creating or opening the maps) and
-    // resolving (a route lookup per real) are independent, and each takes
-    // a good part of a second at scale: both at once.
-    let loading = {
-        let layout = layout.clone();
-        tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
-    };
-    let mut resolver = Resolver::new()?;
-    let addresses = real_addresses(&config);
-    let next_hops = resolve_initial(&mut resolver, &addresses).await?;
-    let dataplane = loading.await.context("loading the data plane")??;
-    let reconciler = if dataplane.adopted {
-        Reconciler::adopt(geometry, &dataplane.maps)?
-    } else {
-        Reconciler::new(geometry)
-    };
-    let (report_sender, mut health_reports) = mpsc::channel::<Report>(HEALTH_REPORT_QUEUE);
-    let mut health = Monitor::new(report_sender);
-    health.configure(&config, &reconciler.pinned_health());
-    let mut daemon = Daemon {
-        config_path: config_path.to_owned(),
-        running: config.clone(),
-        real_addresses: addresses,
-        config,
-        health,
-        layout,
-        dataplane,
-        reconciler,
-        resolver,
-        next_hops,
-        metrics: None,
-        estimator: Estimator::default(),
-        counting_connections: false,
-    };
+    let listeners = Listeners::bind(&config).await?;
+    let (mut daemon, health_reports) = Daemon::start(config_path, config).await?;
     daemon.apply()?;
     daemon.attach_interfaces(&[])?;
     // Control requests (the socket, and health for metrics scrapes).
-    let (request_sender, mut requests) = mpsc::channel(16);
+    let (request_sender, requests) = mpsc::channel(16);
     // Dropped (and so stopped) when `run` returns.
-    let _metrics_server = match metrics_listener {
-        Some((address, listener)) => {
-            let labels = Labels::new(&daemon.running, daemon.reconciler.ids());
-            let (sender, receiver) = watch::channel(Arc::new(labels));
-            daemon.metrics = Some((address, sender));
-            let pins = daemon.layout.root.clone();
-            info!(%address, "serving Prometheus metrics at http://{address}/metrics");
-            Some(AbortOnDrop(tokio::spawn(metrics::serve(
-                listener,
-                pins,
-                receiver,
-                request_sender.clone(),
-            ))))
-        }
-        None => None,
-    };
-    let control_path = daemon.config.control.socket.clone();
-    let _control_server = AbortOnDrop(tokio::spawn(control::server::serve(
-        control_socket,
-        request_sender,
-    )));
-    info!(config = %config_path.display(), control = %control_path.display(), "ready");
-
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut refresh = tokio::time::interval(NEXT_HOP_REFRESH);
-    let mut reap = tokio::time::interval(REAP_INTERVAL);
-    let mut count = tokio::time::interval(CONNECTION_COUNT_INTERVAL);
-    let mut estimate =
-        tokio::time::interval(Duration::from_secs_f64(estimator::SAMPLE_INTERVAL_SECONDS));
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = sighup.recv() => {
-                if let Err(error) = daemon.reload().await {
-                    error!("reload rejected, the running state is unchanged: {error:#}");
-                }
-            }
-            _ = refresh.tick() => {
-                if let Err(error) = daemon.refresh_next_hops().await {
-                    warn!("next-hop refresh failed: {error:#}");
-                }
-            }
-            _ = reap.tick() => daemon.reap_idle_flows(),
-            _ = count.tick() => daemon.count_connections_if_read(),
-            _ = estimate.tick() => daemon.sample_rates(),
-            Some(report) = health_reports.recv() => daemon.on_health_reports(report, &mut health_reports),
-            Some((request, reply)) = requests.recv() => {
-                let response = daemon.handle(request).await;
-                let _ = reply.send(response);
-            }
-        }
-    }
+    let _servers = daemon.serve(listeners, request_sender);
+    let control_path = daemon.config.control.socket.display();
+    info!(config = %config_path.display(), control = %control_path, "ready");
+    daemon.follow(health_reports, requests).await?;
     info!(
         "stopping; the XDP program stays attached and keeps forwarding (`lbd teardown` detaches it)"
     );
     Ok(())
+}
+
+/// The sockets `lbd` answers on, bound before anything else: a taken port
+/// stops lbd before it touches the data plane.
+struct Listeners {
+    metrics: Option<(SocketAddr, TcpListener)>,
+    control: ControlSocket,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self> {
+        let metrics = match config.metrics.listen {
+            Some(address) => Some((address, metrics::bind(address).await?)),
+            None => None,
+        };
+        let control = control::server::bind(&config.control.socket)?;
+        Ok(Self { metrics, control })
+    }
+}
+
+/// The tasks serving the sockets; each stops when dropped.
+struct Servers {
+    _metrics: Option<AbortOnDrop>,
+    _control: AbortOnDrop,
+}
+
+impl Daemon {
+    /// Loads (or adopts) the data plane and resolves the reals' next hops,
+    /// ready for the first apply; also returns where probe results arrive.
+    async fn start(config_path: &Path, config: Config) -> Result<(Self, mpsc::Receiver<Report>)> {
+        let layout = PinLayout::new(&config.pin_path);
+        let geometry = geometry(&config);
+        // Loading (verifying the programs, creating or opening the maps) and
+        // resolving (a route lookup per real) are independent, and each
+        // takes a good part of a second at scale: both at once.
+        let loading = {
+            let layout = layout.clone();
+            tokio::task::spawn_blocking(move || Dataplane::load(geometry, Some(&layout)))
+        };
+        let mut resolver = Resolver::new()?;
+        let addresses = real_addresses(&config);
+        let next_hops = resolve_initial(&mut resolver, &addresses).await?;
+        let dataplane = loading.await.context("loading the data plane")??;
+        let reconciler = if dataplane.adopted {
+            Reconciler::adopt(geometry, &dataplane.maps)?
+        } else {
+            Reconciler::new(geometry)
+        };
+        let (report_sender, health_reports) = mpsc::channel::<Report>(HEALTH_REPORT_QUEUE);
+        let mut health = Monitor::new(report_sender);
+        health.configure(&config, &reconciler.pinned_health());
+        let daemon = Daemon {
+            config_path: config_path.to_owned(),
+            running: config.clone(),
+            real_addresses: addresses,
+            config,
+            health,
+            layout,
+            dataplane,
+            reconciler,
+            resolver,
+            next_hops,
+            metrics: None,
+            estimator: Estimator::default(),
+            counting_connections: false,
+        };
+        Ok((daemon, health_reports))
+    }
+
+    /// Serves the control socket and, if configured, the metrics endpoint;
+    /// both send their requests to `requests`.
+    fn serve(&mut self, listeners: Listeners, requests: mpsc::Sender<Pending>) -> Servers {
+        let metrics = listeners.metrics.map(|(address, listener)| {
+            let labels = Labels::new(&self.running, self.reconciler.ids());
+            let (sender, receiver) = watch::channel(Arc::new(labels));
+            self.metrics = Some((address, sender));
+            let pins = self.layout.root.clone();
+            info!(%address, "serving Prometheus metrics at http://{address}/metrics");
+            AbortOnDrop(tokio::spawn(metrics::serve(
+                listener,
+                pins,
+                receiver,
+                requests.clone(),
+            )))
+        });
+        let control = AbortOnDrop(tokio::spawn(control::server::serve(
+            listeners.control,
+            requests,
+        )));
+        Servers {
+            _metrics: metrics,
+            _control: control,
+        }
+    }
+
+    /// Follows signals, timers, probe results and control requests until
+    /// SIGTERM or SIGINT.
+    async fn follow(
+        &mut self,
+        mut health_reports: mpsc::Receiver<Report>,
+        mut requests: mpsc::Receiver<Pending>,
+    ) -> Result<()> {
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let mut refresh = tokio::time::interval(NEXT_HOP_REFRESH);
+        let mut reap = tokio::time::interval(REAP_INTERVAL);
+        let mut count = tokio::time::interval(CONNECTION_COUNT_INTERVAL);
+        let mut estimate =
+            tokio::time::interval(Duration::from_secs_f64(estimator::SAMPLE_INTERVAL_SECONDS));
+        loop {
+            tokio::select! {
+                _ = sigterm.recv() => return Ok(()),
+                _ = sigint.recv() => return Ok(()),
+                _ = sighup.recv() => {
+                    if let Err(error) = self.reload().await {
+                        error!("reload rejected, the running state is unchanged: {error:#}");
+                    }
+                }
+                _ = refresh.tick() => {
+                    if let Err(error) = self.refresh_next_hops().await {
+                        warn!("next-hop refresh failed: {error:#}");
+                    }
+                }
+                _ = reap.tick() => self.reap_idle_flows(),
+                _ = count.tick() => self.count_connections_if_read(),
+                _ = estimate.tick() => self.sample_rates(),
+                Some(report) = health_reports.recv() => self.on_health_reports(report, &mut health_reports),
+                Some((request, reply)) = requests.recv() => {
+                    let response = self.handle(request).await;
+                    let _ = reply.send(response);
+                }
+            }
+        }
+    }
 }
 
 /// Resolves the reals' `addresses`, giving ARP/ND a moment for the ones

@@ -219,17 +219,6 @@ impl Decap {
             .get(&(GlobalCounter::Decapsulated as u32), 0)?;
         Ok(values.iter().sum())
     }
-
-    /// Attaches `lb_decap` to `interface` behind a pinned bpf_link, or swaps
-    /// it in behind the link a previous run pinned.
-    pub fn attach_pinned(
-        &mut self,
-        layout: &PinLayout,
-        interface: &str,
-        mode: XdpMode,
-    ) -> Result<()> {
-        attach_program_pinned(self.program_mut()?, layout, interface, mode)
-    }
 }
 
 /// What [`Decap::sync_addresses`] changed.
@@ -366,7 +355,14 @@ pub async fn run(args: &DecapArgs) -> Result<()> {
     // Addresses before the attach: a fresh program must not start with an
     // empty map (an adopted one already holds the previous run's view).
     refresh(&mut decap, &handle, interface, ifindex).await?;
-    decap.attach_pinned(&layout, interface, args.xdp_mode.into())?;
+    // Behind a pinned bpf_link, or swapped in behind the one a previous run
+    // pinned.
+    attach_program_pinned(
+        decap.program_mut()?,
+        &layout,
+        interface,
+        args.xdp_mode.into(),
+    )?;
     info!(
         interface,
         addresses = decap.addresses.keys().count(),

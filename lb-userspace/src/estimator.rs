@@ -24,6 +24,19 @@ pub struct Rates {
     pub out_bps: u64,
 }
 
+impl From<[u64; 5]> for Rates {
+    /// In the fields' order.
+    fn from([cps, in_pps, out_pps, in_bps, out_bps]: [u64; 5]) -> Self {
+        Rates {
+            cps,
+            in_pps,
+            out_pps,
+            in_bps,
+            out_bps,
+        }
+    }
+}
+
 /// What identifies a counter set: a service id or a real id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
@@ -59,14 +72,7 @@ impl Average {
 
     fn rates(&self) -> Rates {
         // IPVS rounds to nearest when it scales its fixed-point averages down.
-        let [cps, in_pps, out_pps, in_bps, out_bps] = self.rates.map(|rate| rate.round() as u64);
-        Rates {
-            cps,
-            in_pps,
-            out_pps,
-            in_bps,
-            out_bps,
-        }
+        Rates::from(self.rates.map(|rate| rate.round() as u64))
     }
 }
 
@@ -134,6 +140,15 @@ mod tests {
         }
     }
 
+    /// An estimator that has seen `subject` once, at `counters`: which
+    /// shows no rate (`why`).
+    fn sampled_once(subject: Subject, counters: TrafficCounters, why: &str) -> Estimator {
+        let mut estimator = Estimator::default();
+        estimator.sample(&HashMap::from([(subject, counters)]), 2.0);
+        assert_eq!(estimator.rates(subject), Rates::default(), "{why}");
+        estimator
+    }
+
     #[test]
     fn a_steady_rate_converges_to_itself() {
         let subject = Subject::Service(1);
@@ -159,13 +174,7 @@ mod tests {
     #[test]
     fn a_step_shows_a_quarter_per_sample_like_ipvs() {
         let subject = Subject::Real(7);
-        let mut estimator = Estimator::default();
-        estimator.sample(&HashMap::from([(subject, counters(0, 0, 0))]), 2.0);
-        assert_eq!(
-            estimator.rates(subject),
-            Rates::default(),
-            "one sample is no rate yet"
-        );
+        let mut estimator = sampled_once(subject, counters(0, 0, 0), "one sample is no rate yet");
         estimator.sample(&HashMap::from([(subject, counters(800, 0, 0))]), 2.0);
         // 400/s measured, a quarter of it shown.
         assert_eq!(estimator.rates(subject).cps, 100);
@@ -176,13 +185,7 @@ mod tests {
     #[test]
     fn a_subject_created_later_counts_from_zero() {
         let (old, new) = (Subject::Service(1), Subject::Service(2));
-        let mut estimator = Estimator::default();
-        estimator.sample(&HashMap::from([(old, counters(1000, 0, 0))]), 2.0);
-        assert_eq!(
-            estimator.rates(old),
-            Rates::default(),
-            "adopted counters are no rate"
-        );
+        let mut estimator = sampled_once(old, counters(1000, 0, 0), "adopted counters are no rate");
         let sample = HashMap::from([(old, counters(1000, 0, 0)), (new, counters(80, 0, 0))]);
         estimator.sample(&sample, 2.0);
         assert_eq!(

@@ -17,4 +17,6 @@ pub mod reaper;
 pub mod reconcile;
 pub mod rows;
 pub mod tasks;
+#[cfg(test)]
+mod testing;
 pub mod thresholds;

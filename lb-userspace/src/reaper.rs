@@ -195,31 +195,21 @@ mod tests {
             ..FlowState::default()
         };
         let now = |idle: u64| 1_000 * second + idle * second;
-        assert!(!is_expired(
-            &flow(ConnectionState::TcpEstablished),
-            &settings,
-            now(900)
-        ));
-        assert!(is_expired(
-            &flow(ConnectionState::TcpEstablished),
-            &settings,
-            now(901)
-        ));
-        assert!(is_expired(
-            &flow(ConnectionState::TcpClosing),
-            &settings,
-            now(121)
-        ));
-        assert!(!is_expired(
-            &flow(ConnectionState::Udp),
-            &settings,
-            now(300)
-        ));
-        assert!(is_expired(
-            &flow(ConnectionState::TcpSynSeen),
-            &settings,
-            now(121)
-        ));
+        // (state, seconds idle, expired)
+        let cases = [
+            (ConnectionState::TcpEstablished, 900, false),
+            (ConnectionState::TcpEstablished, 901, true),
+            (ConnectionState::TcpClosing, 121, true),
+            (ConnectionState::Udp, 300, false),
+            (ConnectionState::TcpSynSeen, 121, true),
+        ];
+        for (state, idle, expired) in cases {
+            assert_eq!(
+                is_expired(&flow(state), &settings, now(idle)),
+                expired,
+                "{state:?} after {idle} s"
+            );
+        }
     }
 
     #[test]

@@ -31,10 +31,20 @@ use crate::maglev::{self, Backend, MAX_WEIGHT};
 pub struct RowReal {
     /// The real's id in `LB_REALS` (never 0).
     pub id: u32,
-    /// `reconcile::identity_bytes(address, port)`: orders the hash rows.
+    /// `config::identity::identity_bytes(address, port)`: orders the hash rows.
     pub identity: Vec<u8>,
     /// 0 = no new connections (quiesced, or no next hop).
     pub weight: u32,
+}
+
+impl From<&RowReal> for Backend {
+    fn from(real: &RowReal) -> Self {
+        Backend {
+            identity: real.identity.clone(),
+            id: real.id,
+            weight: real.weight,
+        }
+    }
 }
 
 /// The service's whole row (`table_size` slots, unused ones `NO_REAL`) and
@@ -67,14 +77,7 @@ pub fn build_row(
     Ok(match scheduler {
         // Built whole by the fill: no empty row to start from.
         Scheduler::Maglev => {
-            let backends: Vec<Backend> = weighted
-                .iter()
-                .map(|real| Backend {
-                    identity: real.identity.clone(),
-                    id: real.id,
-                    weight: real.weight,
-                })
-                .collect();
+            let backends: Vec<Backend> = weighted.iter().map(|real| Backend::from(*real)).collect();
             (maglev::build_table(&backends, table_size)?, table_size)
         }
         Scheduler::SourceHash | Scheduler::DestinationHash => {
@@ -273,14 +276,7 @@ mod tests {
     fn mh_is_the_maglev_table() {
         let input = reals(&[1, 2, 0, 3]);
         let (row, len) = build_row(Scheduler::Maglev, &input, BIG).unwrap();
-        let backends: Vec<Backend> = input
-            .iter()
-            .map(|real| Backend {
-                identity: real.identity.clone(),
-                id: real.id,
-                weight: real.weight,
-            })
-            .collect();
+        let backends: Vec<Backend> = input.iter().map(Backend::from).collect();
         assert_eq!(row, maglev::build_table(&backends, BIG).unwrap());
         assert_eq!(len, BIG);
         assert!(!row.contains(&3), "weight 0 gets no slot");

@@ -21,11 +21,13 @@
 //! spelled), `reader` (the positional YAML reader, which knows no schema),
 //! `draft` (a configuration while it is read), `decode`, `validate`,
 //! `problem` and `load` (the entry points); `health` holds the health-check
-//! part of the schema in the same layout.
+//! part of the schema in the same layout; `identity` names what the data
+//! plane keys by (service keys, real identities, settings).
 
 mod decode;
 mod draft;
 pub mod health;
+pub mod identity;
 mod keyword;
 mod limits;
 mod load;

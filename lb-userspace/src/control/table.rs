@@ -212,9 +212,7 @@ services:
 ";
 
     fn services() -> Vec<ServiceConfig> {
-        crate::config::parse(YAML, "test.yaml", &|_| true)
-            .expect("valid")
-            .services
+        crate::testing::config(YAML).services
     }
 
     #[test]

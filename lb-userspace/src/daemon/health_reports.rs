@@ -8,10 +8,9 @@ use tracing::error;
 
 use super::Daemon;
 use crate::{
-    config::{RealConfig, ServiceConfig},
+    config::{RealConfig, ServiceConfig, identity::service_key},
     control::{CheckStatus, QuorumStatus},
     health::{runner::Report, tracker::RealKey},
-    reconcile::service_key,
 };
 
 /// Reports handled before the loop looks at its other duties again.
@@ -54,9 +53,7 @@ impl Daemon {
                 .duration_since(state.since)
                 .map_or(0, |elapsed| elapsed.as_secs()),
             last_failure: state.last_failure.as_ref().map(ToString::to_string),
-            last_probe_ms: state
-                .last_probe
-                .map(|_| state.last_probe_took.as_millis() as u64),
+            last_probe_ms: (state.last_probe).map(|(_, took)| took.as_millis() as u64),
             probes: state.probes,
             failures: state.failures,
             failures_by_kind: counters

@@ -2,7 +2,7 @@
 //! once-every-two-seconds bookkeeping that listings and schedulers read:
 //! connection counts, thresholds, rates.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Result;
 use aya::maps::PerCpuValues;
@@ -11,7 +11,10 @@ use tracing::{info, warn};
 
 use super::Daemon;
 use crate::{
-    config,
+    config::{
+        self,
+        identity::{RealIdentity, service_key, settings_of},
+    },
     control::{
         Applied, Health, LiveReal, LiveService, Request, Response, Status,
         table::{services_of, table_of},
@@ -19,9 +22,7 @@ use crate::{
     dataplane::{monotonic_now_ns, zero_traffic},
     estimator::{self, Subject},
     ipvsadm::{Command, ServiceId},
-    reaper,
-    reconcile::{RealIdentity, service_key, settings_of},
-    thresholds,
+    reaper, thresholds,
 };
 
 impl Daemon {
@@ -173,26 +174,10 @@ impl Daemon {
         info!(commands = commands.len(), "applied lbadm commands");
         Response::ok(Applied {
             commands: commands.len(),
-            services_added: after
-                .services
-                .keys()
-                .filter(|k| !before.services.contains_key(k))
-                .count(),
-            services_removed: before
-                .services
-                .keys()
-                .filter(|k| !after.services.contains_key(k))
-                .count(),
-            reals_written: after
-                .reals
-                .keys()
-                .filter(|k| !before.reals.contains_key(k))
-                .count(),
-            reals_removed: before
-                .reals
-                .keys()
-                .filter(|k| !after.reals.contains_key(k))
-                .count(),
+            services_added: missing_from(&before.services, &after.services),
+            services_removed: missing_from(&after.services, &before.services),
+            reals_written: missing_from(&before.reals, &after.reals),
+            reals_removed: missing_from(&after.reals, &before.reals),
         })
     }
 
@@ -378,6 +363,11 @@ fn log_counting(counting: bool) {
     }
 }
 
+/// How many keys of `these` are not in `those`.
+fn missing_from<K: Ord, V>(those: &BTreeMap<K, V>, these: &BTreeMap<K, V>) -> usize {
+    these.keys().filter(|key| !those.contains_key(key)).count()
+}
+
 fn log_threshold(real_id: u32, overloaded: bool, conns: RealConns) {
     let total = u64::from(conns.active) + u64::from(conns.inactive);
     if overloaded {
@@ -402,18 +392,17 @@ mod tests {
     /// Services made from one line of YAML each: `scheduler` and the first
     /// real's `upper_threshold`.
     fn services(specs: &[(&str, u32)]) -> Vec<config::ServiceConfig> {
-        let mut yaml = String::from("interfaces: [{ name: eth0 }]\nservices:\n");
-        for (index, (scheduler, upper_threshold)) in specs.iter().enumerate() {
-            yaml += &format!(
-                "  - {{ name: s{index}, vip: 198.18.1.10, port: {port}, protocol: tcp, \
-                 scheduler: {scheduler}, \
-                 reals: [{{ address: 198.18.2.11, upper_threshold: {upper_threshold} }}] }}\n",
-                port = 80 + index,
-            );
-        }
-        config::parse(&yaml, "test.yaml", &|_| true)
-            .expect("valid")
-            .services
+        let services: Vec<String> = (specs.iter().enumerate())
+            .map(|(index, (scheduler, upper_threshold))| {
+                format!(
+                    "{{ name: s{index}, vip: 198.18.1.10, port: {port}, protocol: tcp, \
+                     scheduler: {scheduler}, \
+                     reals: [{{ address: 198.18.2.11, upper_threshold: {upper_threshold} }}] }}",
+                    port = 80 + index,
+                )
+            })
+            .collect();
+        crate::testing::with_services(&services).services
     }
 
     #[test]

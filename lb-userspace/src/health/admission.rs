@@ -118,7 +118,7 @@ pub fn effective(
     let mut effective = config.clone();
     let mut marks = HashMap::new();
     for service in &mut effective.services {
-        let key = crate::reconcile::service_key(service);
+        let key = crate::config::identity::service_key(service);
         let Some(plan) = plans.get(&key) else {
             continue;
         };
@@ -180,6 +180,15 @@ mod tests {
         }
     }
 
+    /// The service with `quorum` and a sorry server (198.18.0.99).
+    fn with_sorry_server(quorum: u32) -> ServiceConfig {
+        service(ServiceHealth {
+            quorum,
+            sorry_server: Some(real(99, 1)),
+            ..ServiceHealth::unchecked()
+        })
+    }
+
     /// Plans with the reals whose last octet is in `down` failed, and
     /// returns each real's admission as a letter (S, Q, R) plus the sorry
     /// flag.
@@ -230,11 +239,7 @@ mod tests {
     #[test]
     fn below_quorum_the_sorry_server_takes_new_connections() {
         let mut last = LastQuorate::default();
-        let with_sorry = service(ServiceHealth {
-            quorum: 3,
-            sorry_server: Some(real(99, 1)),
-            ..ServiceHealth::unchecked()
-        });
+        let with_sorry = with_sorry_server(3);
         // Healthy weight 1 + 2 = 3: quorate.
         assert_eq!(
             plan(&with_sorry, &[4], &mut last),
@@ -292,16 +297,12 @@ mod tests {
     #[test]
     fn effective_config_quiesces_and_adds_the_sorry_server() {
         let mut last = LastQuorate::default();
-        let svc = service(ServiceHealth {
-            quorum: 5,
-            sorry_server: Some(real(99, 1)),
-            ..ServiceHealth::unchecked()
-        });
-        let key = crate::reconcile::service_key(&svc);
+        let svc = with_sorry_server(5);
+        let key = crate::config::identity::service_key(&svc);
         let plan = plan_service(key, &svc, |_| Some(Verdict::Up), &mut last);
         let config = Config {
             services: vec![svc],
-            ..crate::config::parse("interfaces: [{ name: lo }]\n", "t.yaml", &|_| true).unwrap()
+            ..crate::testing::config("interfaces: [{ name: lo }]\n")
         };
         let plans = HashMap::from([(key, plan)]);
         let (effective, marks) = effective(&config, &plans, |_| Some(Verdict::Up));

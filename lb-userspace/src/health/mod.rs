@@ -20,7 +20,7 @@ use self::{
     runner::{ProbeSpec, Report, Runner},
     tracker::{Outcome, RealKey, RealState, Tracker, Transition, Verdict},
 };
-use crate::{config::Config, reconcile::service_key};
+use crate::config::{Config, identity::service_key};
 
 /// What a probed real needs at each report.
 #[derive(Clone, Debug)]

@@ -62,12 +62,12 @@ pub struct RealState {
     pub unproven: bool,
     /// When the verdict last changed (or tracking began).
     pub since: SystemTime,
-    /// Why the last probe failed, until one succeeds.
-    pub last_failure: Option<Failure>,
-    pub last_probe: Option<SystemTime>,
-    pub last_probe_took: Duration,
     pub probes: u64,
     pub failures: u64,
+    /// When the last probe ended, and how long it took.
+    pub last_probe: Option<(SystemTime, Duration)>,
+    /// Why the last probe failed, until one succeeds.
+    pub last_failure: Option<Failure>,
 }
 
 impl RealState {
@@ -85,11 +85,10 @@ impl RealState {
             streak: 0,
             unproven,
             since: now,
-            last_failure: None,
-            last_probe: None,
-            last_probe_took: Duration::ZERO,
             probes: 0,
             failures: 0,
+            last_probe: None,
+            last_failure: None,
         }
     }
 }
@@ -143,8 +142,7 @@ impl Tracker {
     ) -> Option<Transition> {
         let state = self.states.get_mut(&key)?;
         state.probes += 1;
-        state.last_probe = Some(outcome.at);
-        state.last_probe_took = outcome.took;
+        state.last_probe = Some((outcome.at, outcome.took));
         let passed = outcome.result.is_ok();
         match outcome.result {
             Ok(()) => state.last_failure = None,
