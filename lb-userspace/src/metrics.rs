@@ -32,10 +32,13 @@ use tokio::{
 use tracing::{debug, warn};
 
 use crate::{
-    config::{Config, Protocol},
+    config::{
+        Config, Protocol,
+        identity::{RealIdentity, service_key},
+    },
     control::{CheckStatus, LiveService, Request, Response, server::Pending},
     dataplane::{Maps, PinLayout, batch},
-    reconcile::{Ids, RealIdentity, service_key},
+    reconcile::Ids,
 };
 
 /// The flow table is counted by walking it (a batch of entries per
