@@ -10,20 +10,18 @@
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN), like the other fixtures.
 
-#[path = "fixtures/mod.rs"]
-mod fixtures;
-
 use std::net::IpAddr;
 
+use crate::harness::{Case, Lb, MaglevRow, real, xdp};
 use etherparse::{
     Icmpv4Type, Icmpv6Type, IpHeaders, IpNumber, Ipv4Header, Ipv4HeaderSlice, Ipv6FlowLabel,
     Ipv6Header, NetSlice, PacketBuilder, SlicedPacket, TransportSlice, icmpv4, icmpv6,
 };
-use fixtures::{Case, LB_MAC, Lb, MaglevRow, Packet, ROUTER_MAC, ip, real, sa, xdp};
 use lb_common::{
     Addr, Family, FlowKey, ForwardingMethod, GlobalCounter, GlobalCounter::*, Real,
     SETTINGS_NO_ECHO_REPLY, Settings, VipInfo, VipKey, flow_hash::flow_hash, proto,
 };
+use lb_tests::frames::{LB_MAC, Packet, ROUTER_MAC, ip, sa};
 use lb_userspace::dataplane::{Dataplane, Geometry};
 
 /// VIPs live in 198.18.0.0/15 (benchmarking range) and fd00::/8 (ULA).
@@ -718,7 +716,7 @@ struct SettingsRig {
 impl SettingsRig {
     fn load(flags: u32, vips: &[&str]) -> Self {
         let geometry = Geometry {
-            maglev_table_size: fixtures::MAGLEV_TABLE_SIZE,
+            maglev_table_size: crate::harness::MAGLEV_TABLE_SIZE,
             flow_table_entries: 1024,
             ..Geometry::default()
         };

@@ -7,16 +7,16 @@
 //! program with private maps, so the tests are independent and run in
 //! parallel.
 
-mod fixtures;
-
 use std::collections::BTreeSet;
 
-use aya::{programs::ProgramError, sys::SyscallError};
-use fixtures::{
-    Case, INGRESS_IFINDEX, Ipv6Ext, Lb, MaglevRow, Packet, add_veth_pair, arp_request, delta,
-    in_private_netns, padded_to_ethernet_minimum, traffic, truncated, with_ipv6_extension_header,
+use crate::harness::{
+    Case, INGRESS_IFINDEX, Lb, MaglevRow, add_veth_pair, delta, in_private_netns, traffic,
 };
+use aya::{programs::ProgramError, sys::SyscallError};
 use lb_common::{GlobalCounter::*, NO_REAL, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, proto};
+use lb_tests::frames::{
+    Ipv6Ext, Packet, arp_request, padded_to_ethernet_minimum, truncated, with_ipv6_extension_header,
+};
 
 /// VIPs live in 198.18.0.0/15 (benchmarking range) and fd00::/8 (ULA).
 const VIP4: &str = "198.18.0.10";
@@ -355,7 +355,7 @@ fn truncated_headers_pass_below_l4_and_drop_at_l4() {
     // A frame with the TCP header complete and no payload is fine.
     let bare_syn = truncated(tcp4, L4_V4 + 20);
     let (action, _) = lb.try_run(&bare_syn).expect("test run");
-    assert_eq!(action, fixtures::xdp::TX, "a SYN without payload");
+    assert_eq!(action, crate::harness::xdp::TX, "a SYN without payload");
 }
 
 /// The kernel refuses to test-run a frame shorter than an Ethernet header
@@ -693,17 +693,20 @@ fn packets_without_a_usable_real_or_next_hop_are_dropped() {
     lb.set_maglev_row(1, &MaglevRow::all(NO_REAL));
     // Service 2: its only real is configured but not active.
     lb.service("198.18.0.10:443", proto::TCP, 2);
-    let mut inactive = fixtures::real(20, 2, fixtures::ip("198.18.1.20"));
+    let mut inactive = crate::harness::real(20, 2, lb_tests::frames::ip("198.18.1.20"));
     inactive.flags = REAL_NEXT_HOP_KNOWN;
     lb.set_real(20, inactive);
     lb.set_maglev_row(2, &MaglevRow::all(20));
     // Service 3: its row points at a real of service 2 (a stale row).
     lb.service("198.18.0.10:8443", proto::TCP, 3);
-    lb.set_real(21, fixtures::real(21, 2, fixtures::ip("198.18.1.21")));
+    lb.set_real(
+        21,
+        crate::harness::real(21, 2, lb_tests::frames::ip("198.18.1.21")),
+    );
     lb.set_maglev_row(3, &MaglevRow::all(21));
     // Service 4: its real's MAC is not resolved yet.
     lb.service("198.18.0.10:25", proto::TCP, 4);
-    let mut unresolved = fixtures::real(30, 4, fixtures::ip("198.18.1.30"));
+    let mut unresolved = crate::harness::real(30, 4, lb_tests::frames::ip("198.18.1.30"));
     unresolved.flags = REAL_ACTIVE;
     lb.set_real(30, unresolved);
     lb.set_maglev_row(4, &MaglevRow::all(30));
@@ -777,7 +780,7 @@ fn real_behind_another_interface_is_redirected_through_the_devmap() {
             lb.set_real(id, behind_egress);
         }
         lb.service("198.18.0.10:443", proto::TCP, 2);
-        let mut behind_unmapped = fixtures::real(10, 2, fixtures::ip("198.18.1.10"));
+        let mut behind_unmapped = crate::harness::real(10, 2, lb_tests::frames::ip("198.18.1.10"));
         behind_unmapped.ifindex = unmapped;
         lb.set_real(10, behind_unmapped);
         lb.set_maglev_row(2, &MaglevRow::all(10));

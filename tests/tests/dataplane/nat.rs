@@ -14,15 +14,16 @@
 //! permanent neighbour entries, so `bpf_fib_lookup` answers from tables the
 //! test wrote.
 
-#[path = "fixtures/mod.rs"]
-mod fixtures;
-
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     process::Command,
 };
 
+use crate::harness::{
+    Case, INGRESS_IFINDEX, MAGLEV_TABLE_SIZE, add_veth_pair, assert_no_mismatches,
+    counter_mismatches, delta, in_private_netns, outcome_mismatches, pin_to_current_cpu, xdp,
+};
 use aya::{
     maps::PerCpuValues,
     programs::{TestRun, TestRunOptions},
@@ -33,16 +34,12 @@ use etherparse::{
     icmpv4::{DestUnreachableHeader, TimeExceededCode},
     icmpv6::DestUnreachableCode,
 };
-use fixtures::{
-    Case, INGRESS_IFINDEX, LB_EGRESS_MAC, LB_MAC, MAGLEV_TABLE_SIZE, ROUTER_MAC, add_veth_pair,
-    assert_no_mismatches, counter_mismatches, delta, in_private_netns, ip, outcome_mismatches,
-    pin_to_current_cpu, real_mac, sa, xdp,
-};
 use lb_common::{
     Addr, ConnectionState, Family, FloodGuard, FlowKey, FlowState, ForwardingMethod, GlobalCounter,
     GlobalCounter::*, NatRealKey, NatReply, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, Scheduler,
     Service, ServiceKey, TrafficCounters, VipInfo, VipKey, proto,
 };
+use lb_tests::frames::{LB_EGRESS_MAC, LB_MAC, ROUTER_MAC, ip, real_mac, sa};
 use lb_userspace::dataplane::{Dataplane, Geometry, monotonic_now_ns};
 
 // Services: the real listens on another port than the service's.

@@ -8,11 +8,9 @@
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN).
 
-mod fixtures;
-
 use std::net::IpAddr;
 
-use fixtures::{Case, Lb, MAGLEV_TABLE_SIZE, MaglevRow, Packet, delta, ip, pin_to_current_cpu};
+use crate::harness::{Case, Lb, MAGLEV_TABLE_SIZE, MaglevRow, delta, pin_to_current_cpu};
 use lb_common::{
     Addr, ConnectionState,
     GlobalCounter::*,
@@ -21,6 +19,7 @@ use lb_common::{
     flow_hash::{MAX_FALLBACK_PROBES, addr_hash, addr_port_hash, probe_slot},
     proto,
 };
+use lb_tests::frames::{Packet, ip};
 use lb_userspace::{
     dataplane::monotonic_now_ns,
     reaper,
@@ -62,7 +61,7 @@ fn service_on(
 ) {
     lb.service(vip, proto::TCP, service_id);
     for (id, &weight) in (first_real..).zip(weights) {
-        let mut entry = fixtures::real(id, service_id, ip(&format!("198.18.1.{id}")));
+        let mut entry = crate::harness::real(id, service_id, ip(&format!("198.18.1.{id}")));
         entry.weight = weight;
         lb.set_real(id, entry);
     }
@@ -1023,7 +1022,10 @@ fn ipv6_clients_are_masked_too() {
     let vip6 = "[fd00::10]:80";
     lb.service(vip6, proto::TCP, 1);
     for id in 1..=3 {
-        lb.set_real(id, fixtures::real(id, 1, ip(&format!("fd00:1::{id}"))));
+        lb.set_real(
+            id,
+            crate::harness::real(id, 1, ip(&format!("fd00:1::{id}"))),
+        );
     }
     lb.set_row(1, &[1, 2, 3]);
     lb.configure_service(vip6, proto::TCP, |service| {

@@ -1,13 +1,12 @@
 //! TUN forwarding through the compiled program: every family combination
 //! of inner and outer header, built independently with etherparse.
 
-mod fixtures;
-
 use std::net::IpAddr;
 
+use crate::harness::{Case, Lb, MaglevRow, real, xdp};
 use etherparse::{EtherType, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header};
-use fixtures::{Case, Lb, MaglevRow, Packet, ip, real, xdp};
 use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, flow_hash::flow_hash, proto};
+use lb_tests::frames::{Packet, ip};
 
 const VIP4: &str = "198.18.0.10:80";
 const VIP6: &str = "[fd00::10]:80";

@@ -11,11 +11,6 @@
 //! Needs root (CAP_BPF). Every test loads its own copy of the program with
 //! private maps, so tests are independent and run in parallel.
 
-#[path = "fixtures/mod.rs"]
-mod fixtures;
-
-use fixtures::{assert_no_mismatches, counter_mismatches, hex};
-
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
@@ -28,7 +23,10 @@ use etherparse::{
     VlanId, VlanPcp,
 };
 use lb_common::GlobalCounter::{self, Decapsulated};
+use lb_tests::frames::{REAL_MAC, ROUTER_MAC, ip, padded_to_ethernet_minimum, truncated};
 use lb_userspace::decap::Decap;
+
+use crate::harness::{assert_no_mismatches, counter_mismatches, hex, xdp};
 
 /// Addresses of the real under test (198.18.0.0/15 and fd00::/8 only).
 const REAL4: &str = "198.18.0.11";
@@ -46,16 +44,6 @@ const CLIENT4: &str = "198.19.7.7";
 const CLIENT6: &str = "fd00:c::7";
 const VIP4: &str = "198.18.1.10";
 const VIP6: &str = "fd00:18:1::10";
-
-const ROUTER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const REAL_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x11];
-
-const XDP_PASS: u32 = 2;
-
-fn ip(text: &str) -> IpAddr {
-    text.parse()
-        .unwrap_or_else(|_| panic!("bad address {text}"))
-}
 
 fn v4(text: &str) -> [u8; 4] {
     text.parse::<Ipv4Addr>().expect("IPv4 address").octets()
@@ -308,19 +296,6 @@ fn decapsulated_frame(vlan: Option<u16>, inner: &Inner) -> Vec<u8> {
     out
 }
 
-fn truncated(mut frame: Vec<u8>, len: usize) -> Vec<u8> {
-    assert!(len < frame.len(), "truncating to {len} of {}", frame.len());
-    frame.truncate(len);
-    frame
-}
-
-/// Pads to the 60-byte Ethernet minimum, as a NIC delivers a short frame.
-fn padded(mut frame: Vec<u8>) -> Vec<u8> {
-    assert!(frame.len() < 60);
-    frame.resize(60, 0);
-    frame
-}
-
 // ---------------------------------------------------------------------------
 // The program under test
 // ---------------------------------------------------------------------------
@@ -405,8 +380,11 @@ impl Real {
         let (action, out) = self.run(&case.frame);
         let after = self.counters();
         let mut errors = Vec::new();
-        if action != XDP_PASS {
-            errors.push(format!("{}: action {action}, expected XDP_PASS", case.name));
+        if action != xdp::PASS {
+            errors.push(format!(
+                "{}: action {action}, expected xdp::PASS",
+                case.name
+            ));
         }
         let expected = case.output.as_ref().unwrap_or(&case.frame);
         if &out != expected {
@@ -706,7 +684,7 @@ fn ethernet_padding_stays_behind_a_short_inner_packet() {
     expected.resize(60 - 20, 0);
     real.expect_all(&[Case {
         name: "padded IPv4 in IPv4".into(),
-        frame: padded(tunnel.bytes()),
+        frame: padded_to_ethernet_minimum(tunnel.bytes()),
         output: Some(expected),
         decapsulated: true,
     }]);
