@@ -297,15 +297,18 @@ impl Lb {
 
     /// Every global counter, summed over the CPUs.
     pub fn global_counters(&self) -> [u64; GlobalCounter::COUNT as usize] {
-        GlobalCounter::ALL.map(|counter| {
-            let values: PerCpuValues<u64> = self
-                .dataplane
-                .maps
-                .global_stats
-                .get(&(counter as u32), 0)
-                .expect("read global counter");
-            values.iter().sum()
-        })
+        GlobalCounter::ALL.map(|counter| self.global_counter(counter))
+    }
+
+    /// One global counter, summed over the CPUs.
+    pub fn global_counter(&self, counter: GlobalCounter) -> u64 {
+        let values: PerCpuValues<u64> = self
+            .dataplane
+            .maps
+            .global_stats
+            .get(&(counter as u32), 0)
+            .expect("read global counter");
+        values.iter().sum()
     }
 
     pub fn service_counters(&self, service_id: u32) -> TrafficCounters {
