@@ -371,12 +371,19 @@ impl Lb {
 
     /// Runs one case; returns what went wrong, if anything.
     pub fn check(&mut self, case: &Case) -> Vec<String> {
+        self.check_output(case, |_| {})
+    }
+
+    /// As [`Lb::check`], handing the frame that came out to `inspect` too
+    /// (for checks of its own, e.g. checksums).
+    pub fn check_output(&mut self, case: &Case, inspect: impl FnOnce(&[u8])) -> Vec<String> {
         let before = self.global_counters();
         let (action, out) = match self.try_run_on(&case.frame, case.ingress) {
             Ok(result) => result,
             Err(error) => return vec![format!("{}: test run failed: {error}", case.name)],
         };
         let after = self.global_counters();
+        inspect(&out);
         let mut errors = outcome_mismatches(&case.name, (action, &out), case);
         errors.extend(counter_mismatches(&case.name, &before, &after, |counter| {
             case.expected_delta(counter)

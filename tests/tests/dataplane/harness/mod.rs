@@ -14,8 +14,6 @@ mod case;
 mod lb;
 mod thread;
 
-pub use case::{
-    Case, assert_no_mismatches, counter_mismatches, delta, hex, outcome_mismatches, traffic, xdp,
-};
+pub use case::{Case, assert_no_mismatches, counter_mismatches, delta, hex, traffic, xdp};
 pub use lb::{INGRESS_IFINDEX, Lb, MAGLEV_TABLE_SIZE, MaglevRow, real};
 pub use thread::{add_veth_pair, in_private_netns, pin_to_current_cpu};
