@@ -1,9 +1,10 @@
 //! The ICMP fixtures' runner on top of the harness: every checksum of what
 //! the program sent, verified independently, besides the byte comparison.
 
-use crate::harness::{Case, Lb, xdp};
 use etherparse::{Ipv4HeaderSlice, NetSlice, SlicedPacket, TransportSlice};
 use lb_common::GlobalCounter;
+
+use crate::harness::{Case, Lb, xdp};
 
 /// Verifies, with etherparse, every checksum of an ICMP frame that can be
 /// verified: the IPv4 header, the ICMP message (ICMPv6 with its

@@ -1,6 +1,13 @@
 //! Echo requests to a VIP answered from the VIP, other ICMP to a VIP left
 //! to the host, and the setting that turns replies off.
 
+use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder, icmpv4, icmpv6};
+use lb_common::GlobalCounter::*;
+use lb_common::{
+    Addr, Family, GlobalCounter, SETTINGS_NO_ECHO_REPLY, Settings, VipInfo, VipKey, proto,
+};
+use lb_tests::frames::{LB_MAC, Packet, ROUTER_MAC, ip, sa};
+
 use super::{
     ANSWER_TTL, CLIENT4, CLIENT6, ROUTER4, ROUTER6, VIP4, VIP6, WEB4, WEB6,
     checks::{expect_icmp_out, tx},
@@ -8,12 +15,6 @@ use super::{
     services::open_flow,
 };
 use crate::harness::{Case, Lb, xdp};
-use etherparse::{Icmpv4Type, Icmpv6Type, PacketBuilder, icmpv4, icmpv6};
-use lb_common::GlobalCounter::*;
-use lb_common::{
-    Addr, Family, GlobalCounter, SETTINGS_NO_ECHO_REPLY, Settings, VipInfo, VipKey, proto,
-};
-use lb_tests::frames::{LB_MAC, Packet, ROUTER_MAC, ip, sa};
 
 fn echo_request4(src: &str, dst: &str, ttl: u8) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,6 +1,11 @@
 //! Errors quoting a DR flow go to its real unchanged; errors that quote no
 //! known flow are left to the host.
 
+use etherparse::Ipv4Header;
+use lb_common::GlobalCounter::*;
+use lb_common::{FlowKey, Real, proto};
+use lb_tests::frames::{Packet, sa};
+
 use super::{
     CLIENT4, CLIENT6, DNS4, DNS6, ROUTER4, ROUTER6, VIP4, VIP6, WEB4, WEB6,
     checks::{expect_icmp_out, tx},
@@ -12,10 +17,6 @@ use super::{
     services::open_flow,
 };
 use crate::harness::{Case, Lb, MaglevRow};
-use etherparse::Ipv4Header;
-use lb_common::GlobalCounter::*;
-use lb_common::{FlowKey, Real, proto};
-use lb_tests::frames::{Packet, sa};
 
 #[test]
 fn errors_quoting_a_dr_flow_go_to_its_real_unchanged() {

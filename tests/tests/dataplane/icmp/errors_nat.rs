@@ -1,5 +1,10 @@
 //! Errors quoting a NAT flow are translated for its real.
 
+use etherparse::{Icmpv4Type, Icmpv6Type};
+use lb_common::GlobalCounter::*;
+use lb_common::{ForwardingMethod, proto};
+use lb_tests::frames::{Packet, sa};
+
 use super::{
     CLIENT4, CLIENT6, DNS4, DNS6, REAL4, REAL6, ROUTER4, ROUTER6, VIP4, VIP6, WEB4, WEB6,
     checks::{expect_icmp_out, tx},
@@ -11,10 +16,6 @@ use super::{
     services::{one_real_service, open_flow},
 };
 use crate::harness::{Case, Lb};
-use etherparse::{Icmpv4Type, Icmpv6Type};
-use lb_common::GlobalCounter::*;
-use lb_common::{ForwardingMethod, proto};
-use lb_tests::frames::{Packet, sa};
 
 /// A NAT service whose real listens on `real_port` (0: the service's port).
 fn nat_service(lb: &mut Lb, vip: &str, protocol: u8, id: u32, real_addr: &str, real_port: u16) {

@@ -1,5 +1,9 @@
 //! Errors quoting a TUN flow are tunnelled to its real.
 
+use lb_common::GlobalCounter::*;
+use lb_common::proto;
+use lb_tests::frames::Packet;
+
 use super::{
     CLIENT4, CLIENT6, REAL4, REAL6, ROUTER4, ROUTER6, VIP4, VIP6, WEB4, WEB6,
     checks::tx,
@@ -8,9 +12,6 @@ use super::{
     services::{open_flow, tun_service},
 };
 use crate::harness::{Case, Lb};
-use lb_common::GlobalCounter::*;
-use lb_common::proto;
-use lb_tests::frames::Packet;
 
 #[test]
 fn errors_quoting_a_tun_flow_are_tunnelled_to_its_real() {

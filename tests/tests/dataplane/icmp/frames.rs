@@ -2,14 +2,16 @@
 //! kind the cases quote, the Ethernet around them, and what DR and TUN make
 //! of a frame.
 
-use crate::harness::Case;
+use std::net::IpAddr;
+
 use etherparse::{
     Icmpv4Type, Icmpv6Type, IpHeaders, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
     PacketBuilder, icmpv4, icmpv6,
 };
 use lb_common::{Addr, Family, FlowKey, Real, flow_hash::flow_hash};
 use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa};
-use std::net::IpAddr;
+
+use crate::harness::Case;
 
 /// An Ethernet frame (with an 802.1Q tag if `vlan`) around an IP packet.
 pub(super) fn frame(

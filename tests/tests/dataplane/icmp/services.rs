@@ -1,10 +1,11 @@
 //! The services the ICMP cases run against: one real per service, by
 //! forwarding method.
 
-use super::{TUNNEL_SRC4, TUNNEL_SRC6};
-use crate::harness::{Lb, MaglevRow, real};
 use lb_common::{Addr, Family, FlowKey, ForwardingMethod, Real, proto};
 use lb_tests::frames::{Packet, ip};
+
+use super::{TUNNEL_SRC4, TUNNEL_SRC6};
+use crate::harness::{Lb, MaglevRow, real};
 
 /// Service `id` at `vip` with one real (`id` as well) at `real_addr`,
 /// forwarding with `method`. The real's next hop is known and is reached

@@ -1,6 +1,13 @@
 //! Packets too big for the tunnel: answered with "fragmentation needed" /
 //! "packet too big" carrying the MTU that fits.
 
+use std::net::IpAddr;
+
+use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
+use lb_common::GlobalCounter::*;
+use lb_common::proto;
+use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa};
+
 use super::{
     ANSWER_TTL, CLIENT4, CLIENT6, QUOTE_V4, QUOTE_V6, REAL4, REAL6, VIP4, VIP6, WEB4, WEB6,
     checks::{expect_icmp_out, tx},
@@ -10,11 +17,6 @@ use super::{
     services::tun_service,
 };
 use crate::harness::{Case, Lb};
-use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
-use lb_common::GlobalCounter::*;
-use lb_common::proto;
-use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa};
-use std::net::IpAddr;
 
 /// The answer TUN must send for `packet` (an IP packet from `client` to
 /// `vip`): from the VIP, back to the router it came through.

@@ -3,6 +3,8 @@
 //! balancer must make of it, and the reals' ICMP errors; with independent
 //! checksum checks of what the program sent.
 
+use std::net::{IpAddr, SocketAddr};
+
 use etherparse::{
     Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type, IpHeaders, IpNumber, Ipv4Header,
     Ipv6Header, NetHeaders, PacketBuilder, PacketHeaders, TcpHeader, TransportHeader, UdpHeader,
@@ -11,7 +13,6 @@ use etherparse::{
 };
 use lb_common::{Addr, Family, FlowKey, Real, proto};
 use lb_tests::frames::{LB_MAC, ROUTER_MAC, real_mac, sa};
-use std::net::{IpAddr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum L4 {

@@ -1,22 +1,15 @@
 //! ICMP errors from NAT reals, translated like their replies.
 
+use etherparse::PacketBuilder;
+use lb_common::GlobalCounter::*;
+use lb_tests::frames::{LB_MAC, ip, real_mac, sa};
+
 use super::{
     CLIENT4, CLIENT6, DNS4_REAL,
     frames::{Frame, IcmpError, L4, SYN, icmp_error},
     reply_rig::{DNS4_SVC, DNS6_SVC, GATEWAY_MAC, OUTSIDE_MAC, Rig, Svc, WEB4_SVC, WEB6_SVC},
 };
 use crate::harness::{Case, in_private_netns, xdp};
-use etherparse::PacketBuilder;
-use lb_common::GlobalCounter::*;
-use lb_tests::frames::{LB_MAC, ip, real_mac, sa};
-use std::net::SocketAddr;
-
-/// `client` ("addr:port") with its port moved up by `by`.
-pub(super) fn client_port(client: &'static str, by: u16) -> &'static str {
-    let address = sa(client);
-    let moved = SocketAddr::new(address.ip(), address.port() + by).to_string();
-    Box::leak(moved.into_boxed_str())
-}
 
 /// ICMP errors a NAT real sends about a NAT flow are translated like its
 /// replies: from the VIP, quoting client -> VIP:port as the client sent it

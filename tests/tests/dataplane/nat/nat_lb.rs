@@ -1,15 +1,17 @@
 //! The balancer with NAT services: the harness's loader and comparisons,
 //! plus LB_NAT_REALS and LB_NAT_REPLIES.
 
-use super::frames::{Frame, assert_checksums_valid};
-use crate::harness::{Case, Lb, MaglevRow, assert_no_mismatches};
+use std::ops::{Deref, DerefMut};
+
 use lb_common::{
     Addr, Family, FlowKey, ForwardingMethod, GlobalCounter, NatRealKey, NatReply, REAL_ACTIVE,
     REAL_NEXT_HOP_KNOWN, Real,
 };
 use lb_tests::frames::{LB_EGRESS_MAC, real_mac, sa};
 use lb_userspace::dataplane::monotonic_now_ns;
-use std::ops::{Deref, DerefMut};
+
+use super::frames::{Frame, assert_checksums_valid};
+use crate::harness::{Case, Lb, MaglevRow, assert_no_mismatches};
 
 /// The harness's balancer with NAT services: it writes LB_NAT_REALS too,
 /// reads LB_NAT_REPLIES, and checks the checksums of every rewritten frame

@@ -1,6 +1,9 @@
 //! Replies, routed by the kernel's FIB in a private namespace: rewritten
 //! to the VIP and routed to the client, or left to the kernel.
 
+use lb_common::GlobalCounter::*;
+use lb_common::{ConnectionState, TrafficCounters};
+
 use super::{
     CLIENT4, CLIENT6,
     frames::{ACK, FIN_ACK, Frame, L4, SYN, SYN_ACK, assert_checksums_valid},
@@ -12,8 +15,6 @@ use super::{
     },
 };
 use crate::harness::{delta, in_private_netns, xdp};
-use lb_common::GlobalCounter::*;
-use lb_common::{ConnectionState, TrafficCounters};
 
 /// For each family and protocol: the real's reply is found through the
 /// reverse entry, rewritten from real:port to VIP:port (checksums as a

@@ -1,19 +1,20 @@
 //! The reply cache (lb-ebpf/src/nat/reply_cache.rs): replies it answers,
 //! replies it cannot vouch for, and replies it must not cache.
 
+use lb_common::GlobalCounter::*;
+use lb_common::TrafficCounters;
+
 use super::{
     CLIENT4, CLIENT6,
     frames::{ACK, FIN_ACK, Frame, SYN},
-    icmp_errors::client_port,
     nat_lb::case,
+    reply_rig::client_port,
     reply_rig::{
         NARROW_CLIENT4, NARROW_CLIENT6, Rig, UNRESOLVED_CLIENT4, UNRESOLVED_CLIENT6, WEB4_SVC,
         WEB6_SVC, passed_translated, reply, routed,
     },
 };
 use crate::harness::{Case, delta, in_private_netns, pin_to_current_cpu, xdp};
-use lb_common::GlobalCounter::*;
-use lb_common::TrafficCounters;
 
 /// Not a reply (its reverse entry is gone): the host's to route.
 fn not_a_reply(name: &str, frame: &Frame) -> Case {

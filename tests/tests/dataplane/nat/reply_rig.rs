@@ -2,15 +2,18 @@
 //! interfaces, routes and permanent neighbour entries, so `bpf_fib_lookup`
 //! answers from tables the test wrote, and the NAT services of the cases.
 
+use std::{collections::BTreeMap, net::SocketAddr, process::Command};
+
+use lb_common::GlobalCounter::*;
+use lb_common::{ConnectionState, GlobalCounter, Real, TrafficCounters, proto};
+use lb_tests::frames::sa;
+
 use super::{
     DNS4, DNS4_REAL, DNS6, DNS6_REAL, WEB4, WEB4_REAL, WEB6, WEB6_REAL,
     frames::{ACK, Frame, L4, SYN},
     nat_lb::{NatLb, case},
 };
 use crate::harness::{Case, Lb, add_veth_pair, pin_to_current_cpu, xdp};
-use lb_common::GlobalCounter::*;
-use lb_common::{ConnectionState, GlobalCounter, Real, TrafficCounters, proto};
-use std::{collections::BTreeMap, process::Command};
 
 /// A NAT service of the rig: VIP:port and its only real's address:port.
 /// The service and the real share the id.
@@ -222,4 +225,11 @@ impl Rig {
         self.lb.forget_nat_reply(&reverse);
         data
     }
+}
+
+/// `client` ("addr:port") with its port moved up by `by`.
+pub(super) fn client_port(client: &'static str, by: u16) -> &'static str {
+    let address = sa(client);
+    let moved = SocketAddr::new(address.ip(), address.port() + by).to_string();
+    Box::leak(moved.into_boxed_str())
 }

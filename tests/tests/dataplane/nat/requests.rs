@@ -1,14 +1,15 @@
 //! Requests: rewritten to the real, leaving the reverse entry replies are
 //! matched against.
 
+use lb_common::GlobalCounter::*;
+use lb_common::{REAL_ACTIVE, proto};
+
 use super::{
     CLIENT4, CLIENT6, DNS4, DNS4_REAL, DNS6, DNS6_REAL, WEB4, WEB4_REAL, WEB6, WEB6_REAL,
     frames::{ACK, Frame, L4, SYN, assert_checksums_valid},
     nat_lb::{NatLb, case, expected_reply_entry},
 };
 use crate::harness::{INGRESS_IFINDEX, pin_to_current_cpu, xdp};
-use lb_common::GlobalCounter::*;
-use lb_common::{REAL_ACTIVE, proto};
 
 /// For each family and protocol: a new connection to the service is
 /// rewritten to real:port (another port than the service's), one hop
