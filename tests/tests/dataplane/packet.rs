@@ -193,7 +193,7 @@ fn traffic_that_is_not_for_a_service_passes_unchanged() {
     let mut lb = Lb::load();
     lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
     lb.service_with_three_reals(WEB6, proto::TCP, 2, 4);
-    // Echo replies off: pings to a VIP are then the host's (icmp_fixtures
+    // Echo replies off: pings to a VIP are then the host's (`icmp::echo`
     // covers the data plane answering them).
     lb.set_settings(lb_common::Settings {
         flags: lb_common::SETTINGS_NO_ECHO_REPLY,
@@ -622,7 +622,7 @@ fn mid_connection_packet_without_a_flow_entry_is_scheduled_by_maglev() {
 }
 
 /// With expire_nodest_conn (without it, such packets are dropped: see
-/// `scheduler_fixtures.rs`).
+/// `scheduler::gone_reals`).
 #[test]
 fn flow_whose_real_was_removed_is_rescheduled() {
     let mut lb = Lb::load();

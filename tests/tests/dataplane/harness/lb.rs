@@ -3,10 +3,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use aya::{
-    maps::PerCpuValues,
-    programs::{ProgramError, TestRun, TestRunOptions},
-};
+use aya::{maps::PerCpuValues, programs::ProgramError};
 use lb_common::{
     Addr, Family, FlowKey, FlowState, ForwardingMethod, GlobalCounter, PersistKey, PersistState,
     REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, Real, RealConns, Scheduler, Service, ServiceKey,
@@ -16,6 +13,7 @@ use lb_tests::frames::{LB_EGRESS_MAC, ip, real_mac, sa};
 use lb_userspace::dataplane::{Dataplane, Geometry, Maps};
 
 use super::case::{Case, assert_no_mismatches, counter_mismatches, outcome_mismatches};
+use super::run::test_run;
 
 /// A small prime keeps loading fast; every slot is still written by hand.
 pub const MAGLEV_TABLE_SIZE: u32 = 13;
@@ -345,28 +343,11 @@ impl Lb {
         frame: &[u8],
         ingress: Option<u32>,
     ) -> Result<(u32, Vec<u8>), ProgramError> {
-        // struct xdp_md { data, data_end, data_meta, ingress_ifindex,
-        // rx_queue_index, egress_ifindex }: the kernel wants data and
-        // data_meta 0 and data_end the frame length.
-        let ctx: Vec<u8> = ingress
-            .map(|ifindex| [0, frame.len() as u32, 0, ifindex, 0, 0])
-            .into_iter()
-            .flatten()
-            .flat_map(u32::to_ne_bytes)
-            .collect();
         let program = self
             .dataplane
             .program_mut(programs::BALANCER)
             .expect("balancer program");
-        let mut out = vec![0u8; 4096];
-        let result = program.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: ingress.map(|_| ctx.as_slice()),
-            ..TestRunOptions::new()
-        })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        test_run(program, frame, ingress)
     }
 
     /// Runs one case; returns what went wrong, if anything.

@@ -12,8 +12,10 @@
 
 mod case;
 mod lb;
+mod run;
 mod thread;
 
 pub use case::{Case, assert_no_mismatches, counter_mismatches, delta, hex, traffic, xdp};
 pub use lb::{INGRESS_IFINDEX, Lb, MAGLEV_TABLE_SIZE, MaglevRow, real};
+pub use run::test_run;
 pub use thread::{add_veth_pair, in_private_netns, pin_to_current_cpu};

@@ -4,7 +4,7 @@
 //! rewritten back to the VIP and routed with the kernel's FIB, and the
 //! connection state replies advance.
 //!
-//! As in `packet_fixtures.rs`, everything expected is built independently
+//! As in `dataplane::packet`, everything expected is built independently
 //! with `etherparse` (the exact output frame, its checksums computed from
 //! scratch), and every output is also checked with etherparse's own
 //! checksum computation.

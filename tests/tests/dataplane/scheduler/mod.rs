@@ -1,6 +1,6 @@
 //! IPVS schedulers, persistence, thresholds and connection counting in the
 //! data plane, through the real compiled program (`BPF_PROG_TEST_RUN`,
-//! repeat = 1), with the harness of `packet_fixtures.rs`.
+//! repeat = 1), with the fixture harness (`dataplane::harness`).
 //!
 //! Every expectation comes from the test itself: the rows and connection
 //! counts it writes, the IPVS formulas worked by hand, and the contract's
