@@ -14,7 +14,7 @@ use super::{
         WEB6_SVC, passed_translated, reply, routed,
     },
 };
-use crate::harness::{delta, in_private_netns, xdp};
+use crate::harness::{Case, delta, in_private_netns, xdp};
 
 /// For each family and protocol: the real's reply is found through the
 /// reverse entry, rewritten from real:port to VIP:port (checksums as a
@@ -82,114 +82,124 @@ fn replies_without_neighbour_or_route_and_non_replies() {
         ] {
             rig.request(svc, client, SYN);
         }
-        let untouched = |name: &str, frame: &Frame, action, counter| {
-            case(name, frame, action, None, &[counter])
-        };
         let before = [WEB4_SVC, WEB6_SVC].map(|svc| svc.counters(&rig.lb));
-        rig.expect_all(vec![
-            passed_translated(
-                "IPv4: no neighbour entry for the gateway",
-                &reply(WEB4_SVC, UNRESOLVED_CLIENT4, SYN_ACK),
-                WEB4_SVC,
-                PassNoNeighbour,
-            ),
-            passed_translated(
-                "IPv6: no neighbour entry for the gateway",
-                &reply(WEB6_SVC, UNRESOLVED_CLIENT6, SYN_ACK),
-                WEB6_SVC,
-                PassNoNeighbour,
-            ),
-            untouched(
-                "IPv4: no route",
-                &reply(WEB4_SVC, UNROUTABLE_CLIENT4, SYN_ACK),
-                xdp::DROP,
-                DropNoRoute,
-            ),
-            untouched(
-                "IPv6: no route",
-                &reply(WEB6_SVC, UNROUTABLE_CLIENT6, SYN_ACK),
-                xdp::DROP,
-                DropNoRoute,
-            ),
-            untouched(
-                "IPv4: blackhole route",
-                &reply(WEB4_SVC, BLACKHOLED_CLIENT4, SYN_ACK),
-                xdp::DROP,
-                DropNoRoute,
-            ),
-            // Left to the kernel as they came: it answers the real with
-            // "time exceeded".
-            untouched(
-                "IPv4: TTL 1",
-                &reply(WEB4_SVC, CLIENT4, ACK).ttl(1),
-                xdp::PASS,
-                PassTtlExceeded,
-            ),
-            untouched(
-                "IPv6: hop limit 1",
-                &reply(WEB6_SVC, CLIENT6, ACK).ttl(1),
-                xdp::PASS,
-                PassTtlExceeded,
-            ),
-            // From the real, but from a port no request went to.
-            untouched(
-                "not in LB_NAT_REPLIES",
-                &Frame::from_real(1, "198.18.1.1:9999", CLIENT4, ACK),
-                xdp::PASS,
-                PassNotVip,
-            ),
-            // The right 5-tuple, but another protocol.
-            untouched(
-                "UDP from a TCP real's port",
-                &reply(WEB4_SVC, CLIENT4, L4::Udp),
-                xdp::PASS,
-                PassNotVip,
-            ),
-            // From the real, to a client it has no NAT flow with.
-            untouched(
-                "to another client",
-                &reply(WEB6_SVC, "[fd00:c::8]:40000", ACK),
-                xdp::PASS,
-                PassNotVip,
-            ),
-            // Not a NAT real at all: ordinary routed traffic.
-            untouched(
-                "from a non-NAT-real address",
-                &Frame::from_real(9, "198.18.1.99:8080", CLIENT4, ACK),
-                xdp::PASS,
-                PassNotVip,
-            ),
-            untouched(
-                "from a non-NAT-real IPv6 address",
-                &Frame::from_real(9, "[fd00:1::99]:8080", CLIENT6, ACK),
-                xdp::PASS,
-                PassNotVip,
-            ),
-        ]);
-        // Out counters: only the replies that went on translated (to the
-        // kernel, for want of a neighbour), one per service; not the
-        // dropped ones nor those passed as they came.
-        for (svc, (real_before, service_before)) in [WEB4_SVC, WEB6_SVC].into_iter().zip(before) {
-            let unresolved = if svc.id == WEB4_SVC.id {
-                UNRESOLVED_CLIENT4
-            } else {
-                UNRESOLVED_CLIENT6
-            };
-            let out = TrafficCounters {
-                out_packets: 1,
-                out_bytes: reply(svc, unresolved, SYN_ACK).bytes().len() as u64,
-                ..TrafficCounters::default()
-            };
-            let (real_after, service_after) = svc.counters(&rig.lb);
-            assert_eq!(delta(real_after, real_before), out, "{}: real", svc.vip);
-            assert_eq!(
-                delta(service_after, service_before),
-                out,
-                "{}: service",
-                svc.vip
-            );
-        }
+        rig.expect_all(replies_not_routed());
+        only_translated_replies_count_out(&rig, before);
     });
+}
+
+/// Replies passed translated for want of a neighbour, dropped for want of
+/// a route, passed as they came when expiring, and frames that are no
+/// replies at all.
+fn replies_not_routed() -> Vec<Case> {
+    let untouched =
+        |name: &str, frame: &Frame, action, counter| case(name, frame, action, None, &[counter]);
+    vec![
+        passed_translated(
+            "IPv4: no neighbour entry for the gateway",
+            &reply(WEB4_SVC, UNRESOLVED_CLIENT4, SYN_ACK),
+            WEB4_SVC,
+            PassNoNeighbour,
+        ),
+        passed_translated(
+            "IPv6: no neighbour entry for the gateway",
+            &reply(WEB6_SVC, UNRESOLVED_CLIENT6, SYN_ACK),
+            WEB6_SVC,
+            PassNoNeighbour,
+        ),
+        untouched(
+            "IPv4: no route",
+            &reply(WEB4_SVC, UNROUTABLE_CLIENT4, SYN_ACK),
+            xdp::DROP,
+            DropNoRoute,
+        ),
+        untouched(
+            "IPv6: no route",
+            &reply(WEB6_SVC, UNROUTABLE_CLIENT6, SYN_ACK),
+            xdp::DROP,
+            DropNoRoute,
+        ),
+        untouched(
+            "IPv4: blackhole route",
+            &reply(WEB4_SVC, BLACKHOLED_CLIENT4, SYN_ACK),
+            xdp::DROP,
+            DropNoRoute,
+        ),
+        // Left to the kernel as they came: it answers the real with
+        // "time exceeded".
+        untouched(
+            "IPv4: TTL 1",
+            &reply(WEB4_SVC, CLIENT4, ACK).ttl(1),
+            xdp::PASS,
+            PassTtlExceeded,
+        ),
+        untouched(
+            "IPv6: hop limit 1",
+            &reply(WEB6_SVC, CLIENT6, ACK).ttl(1),
+            xdp::PASS,
+            PassTtlExceeded,
+        ),
+        // From the real, but from a port no request went to.
+        untouched(
+            "not in LB_NAT_REPLIES",
+            &Frame::from_real(1, "198.18.1.1:9999", CLIENT4, ACK),
+            xdp::PASS,
+            PassNotVip,
+        ),
+        // The right 5-tuple, but another protocol.
+        untouched(
+            "UDP from a TCP real's port",
+            &reply(WEB4_SVC, CLIENT4, L4::Udp),
+            xdp::PASS,
+            PassNotVip,
+        ),
+        // From the real, to a client it has no NAT flow with.
+        untouched(
+            "to another client",
+            &reply(WEB6_SVC, "[fd00:c::8]:40000", ACK),
+            xdp::PASS,
+            PassNotVip,
+        ),
+        // Not a NAT real at all: ordinary routed traffic.
+        untouched(
+            "from a non-NAT-real address",
+            &Frame::from_real(9, "198.18.1.99:8080", CLIENT4, ACK),
+            xdp::PASS,
+            PassNotVip,
+        ),
+        untouched(
+            "from a non-NAT-real IPv6 address",
+            &Frame::from_real(9, "[fd00:1::99]:8080", CLIENT6, ACK),
+            xdp::PASS,
+            PassNotVip,
+        ),
+    ]
+}
+
+/// Out counters: only the replies that went on translated (to the kernel,
+/// for want of a neighbour), one per service; not the dropped ones nor
+/// those passed as they came.
+fn only_translated_replies_count_out(rig: &Rig, before: [(TrafficCounters, TrafficCounters); 2]) {
+    for (svc, (real_before, service_before)) in [WEB4_SVC, WEB6_SVC].into_iter().zip(before) {
+        let unresolved = if svc.id == WEB4_SVC.id {
+            UNRESOLVED_CLIENT4
+        } else {
+            UNRESOLVED_CLIENT6
+        };
+        let out = TrafficCounters {
+            out_packets: 1,
+            out_bytes: reply(svc, unresolved, SYN_ACK).bytes().len() as u64,
+            ..TrafficCounters::default()
+        };
+        let (real_after, service_after) = svc.counters(&rig.lb);
+        assert_eq!(delta(real_after, real_before), out, "{}: real", svc.vip);
+        assert_eq!(
+            delta(service_after, service_before),
+            out,
+            "{}: service",
+            svc.vip
+        );
+    }
 }
 
 /// A reply too big for the path to the client: IPv4 without DF is passed
