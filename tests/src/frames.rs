@@ -54,6 +54,7 @@ pub enum Transport {
         dst_port: u16,
         syn: bool,
         ack: bool,
+        fin: bool,
     },
     Udp {
         src_port: u16,
@@ -88,6 +89,8 @@ pub struct Packet {
     pub dst: IpAddr,
     pub transport: Transport,
     pub ipv4_options: Vec<u8>,
+    /// TTL or hop limit.
+    pub ttl: u8,
     pub dont_fragment: bool,
     pub fragment: Option<Fragment>,
     pub ipv6_ext: Option<Ipv6Ext>,
@@ -110,6 +113,7 @@ impl Packet {
             dst,
             transport,
             ipv4_options: Vec::new(),
+            ttl: 64,
             dont_fragment: false,
             fragment: None,
             ipv6_ext: None,
@@ -137,6 +141,7 @@ impl Packet {
                 dst_port: vip.port(),
                 syn,
                 ack,
+                fin: false,
             },
         )
     }
@@ -213,8 +218,9 @@ impl Packet {
         // builder from what follows.
         match (self.src, self.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                let mut header = Ipv4Header::new(0, 64, IpNumber::TCP, src.octets(), dst.octets())
-                    .expect("valid IPv4 header");
+                let mut header =
+                    Ipv4Header::new(0, self.ttl, IpNumber::TCP, src.octets(), dst.octets())
+                        .expect("valid IPv4 header");
                 header.identification = 0x1234;
                 header.dont_fragment = self.dont_fragment;
                 if let Some(fragment) = self.fragment {
@@ -228,7 +234,7 @@ impl Packet {
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let header = Ipv6Header {
-                    hop_limit: 64,
+                    hop_limit: self.ttl,
                     source: src.octets(),
                     destination: dst.octets(),
                     ..Default::default()
@@ -266,6 +272,7 @@ impl Packet {
                 dst_port,
                 syn,
                 ack,
+                fin,
             } => {
                 let mut tcp = step.tcp(src_port, dst_port, 1_000, 64_240);
                 if syn {
@@ -273,6 +280,9 @@ impl Packet {
                 }
                 if ack {
                     tcp = tcp.ack(2_000);
+                }
+                if fin {
+                    tcp = tcp.fin();
                 }
                 tcp.write(&mut out, payload)
             }

@@ -534,6 +534,7 @@ fn packet(n: u32, syn: bool) -> Packet {
         dst_port: VIP_PORT,
         syn,
         ack: !syn,
+        fin: false,
     };
     Packet {
         payload: b"bench".to_vec(),

@@ -12,7 +12,7 @@ use etherparse::{
     icmpv6::DestUnreachableCode,
 };
 use lb_common::{Addr, Family, FlowKey, Real, proto};
-use lb_tests::frames::{LB_MAC, ROUTER_MAC, real_mac, sa};
+use lb_tests::frames::{LB_MAC, Packet, ROUTER_MAC, Transport, real_mac, sa};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum L4 {
@@ -132,52 +132,28 @@ impl Frame {
         }
     }
 
+    /// The frame, built by the shared frame builder.
     pub(super) fn bytes(&self) -> Vec<u8> {
-        let ip = match (self.src, self.dst) {
-            (SocketAddr::V4(src), SocketAddr::V4(dst)) => {
-                let mut header = Ipv4Header::new(
-                    0,
-                    self.ttl,
-                    IpNumber::TCP,
-                    src.ip().octets(),
-                    dst.ip().octets(),
-                )
-                .expect("IPv4 header");
-                header.identification = 0x1234;
-                header.dont_fragment = self.dont_fragment;
-                IpHeaders::Ipv4(header, Default::default())
-            }
-            (SocketAddr::V6(src), SocketAddr::V6(dst)) => IpHeaders::Ipv6(
-                Ipv6Header {
-                    hop_limit: self.ttl,
-                    source: src.ip().octets(),
-                    destination: dst.ip().octets(),
-                    ..Default::default()
-                },
-                Default::default(),
-            ),
-            _ => unreachable!("checked in Frame::new"),
+        let (src_port, dst_port) = (self.src.port(), self.dst.port());
+        let transport = match self.l4 {
+            L4::Tcp { syn, ack, fin } => Transport::Tcp {
+                src_port,
+                dst_port,
+                syn,
+                ack,
+                fin,
+            },
+            L4::Udp => Transport::Udp { src_port, dst_port },
         };
-        let step = PacketBuilder::ethernet2(self.src_mac, self.dst_mac).ip(ip);
-        let (sport, dport) = (self.src.port(), self.dst.port());
-        let mut out = Vec::new();
-        match self.l4 {
-            L4::Tcp { syn, ack, fin } => {
-                let mut tcp = step.tcp(sport, dport, 1_000, 64_240);
-                if syn {
-                    tcp = tcp.syn();
-                }
-                if ack {
-                    tcp = tcp.ack(2_000);
-                }
-                if fin {
-                    tcp = tcp.fin();
-                }
-                tcp.write(&mut out, &self.payload)
-            }
-            L4::Udp => step.udp(sport, dport).write(&mut out, &self.payload),
-        }
-        .expect("etherparse builds the frame");
+        let packet = Packet {
+            src_mac: self.src_mac,
+            dst_mac: self.dst_mac,
+            ttl: self.ttl,
+            dont_fragment: self.dont_fragment,
+            payload: self.payload.clone(),
+            ..Packet::new(self.src.ip(), self.dst.ip(), transport)
+        };
+        let mut out = packet.bytes();
         if self.no_udp_checksum {
             // Ethernet (14) + IPv4 (20) + the checksum's offset in UDP (6).
             out[40..42].copy_from_slice(&[0, 0]);

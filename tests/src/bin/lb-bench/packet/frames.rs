@@ -39,6 +39,7 @@ impl Flow {
                     dst_port,
                     syn: false,
                     ack: true,
+                    fin: false,
                 };
                 (ack, Vec::new())
             }
