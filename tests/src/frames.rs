@@ -11,11 +11,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{
-    ArpEthIpv4Packet, ArpOperation, IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv4Options,
-    Ipv6Extensions, Ipv6FragmentHeader, Ipv6Header, Ipv6RawExtHeader, PacketBuilder,
-    PacketBuilderStep, VlanId,
+    ArpEthIpv4Packet, ArpOperation, EtherType, IpDscp, IpEcn, IpFragOffset, IpHeaders, IpNumber,
+    Ipv4Header, Ipv4Options, Ipv6Extensions, Ipv6FlowLabel, Ipv6FragmentHeader, Ipv6Header,
+    Ipv6RawExtHeader, PacketBuilder, PacketBuilderStep, VlanId,
 };
-use lb_common::{Addr, Family, FlowKey, Real, proto};
+use lb_common::{Addr, Family, FlowKey, Real, flow_hash::flow_hash, proto};
 
 /// The router in front of the balancer: source MAC of every client frame.
 pub const ROUTER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -317,6 +317,75 @@ impl Packet {
             _pad: [0; 2],
         }
     }
+}
+
+/// What TUN makes of `frame` for `real`: the client's IP packet, unchanged,
+/// inside an outer header from the tunnel source to the real, with the
+/// inner packet's DSCP/ECN, TTL and DF (IPv6: DF always), and (IPv6) the
+/// flow's hash as the flow label; the Ethernet header (and a VLAN tag, if
+/// any) is kept with the next hop's MACs and the outer ethertype.
+pub fn tunnelled(frame: &[u8], real: &Real, flow: &FlowKey) -> Vec<u8> {
+    let l2_len = if frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    let inner = &frame[l2_len..];
+    let (inner_proto, tos, ttl, dont_fragment) = match inner[0] >> 4 {
+        4 => {
+            let (header, _) = Ipv4Header::from_slice(inner).expect("inner IPv4");
+            let tos = (header.dscp.value() << 2) | header.ecn.value();
+            (
+                IpNumber::IPV4,
+                tos,
+                header.time_to_live,
+                header.dont_fragment,
+            )
+        }
+        _ => {
+            let (header, _) = Ipv6Header::from_slice(inner).expect("inner IPv6");
+            (IpNumber::IPV6, header.traffic_class, header.hop_limit, true)
+        }
+    };
+    let outer_v4 = real.family == Family::V4 as u8;
+    let ether_type = if outer_v4 {
+        EtherType::IPV4
+    } else {
+        EtherType::IPV6
+    };
+    let mut out = frame[..l2_len].to_vec();
+    out[..6].copy_from_slice(&real.dst_mac);
+    out[6..12].copy_from_slice(&real.src_mac);
+    out[l2_len - 2..].copy_from_slice(&ether_type.0.to_be_bytes());
+    let (src, dst) = (real.tunnel_src.octets(), real.addr.octets());
+    if outer_v4 {
+        let mut outer = Ipv4Header::new(
+            inner.len() as u16,
+            ttl,
+            inner_proto,
+            src[..4].try_into().expect("an IPv4 tunnel source"),
+            dst[..4].try_into().expect("an IPv4 real"),
+        )
+        .expect("outer IPv4");
+        outer.dont_fragment = dont_fragment;
+        outer.dscp = IpDscp::try_new(tos >> 2).expect("6-bit DSCP");
+        outer.ecn = IpEcn::try_new(tos & 3).expect("2-bit ECN");
+        outer.header_checksum = outer.calc_header_checksum();
+        outer.write(&mut out).expect("write IPv4");
+    } else {
+        let outer = Ipv6Header {
+            traffic_class: tos,
+            flow_label: Ipv6FlowLabel::try_new(flow_hash(flow) & 0xf_ffff).expect("20 bits"),
+            payload_length: inner.len() as u16,
+            next_header: inner_proto,
+            hop_limit: ttl,
+            source: src,
+            destination: dst,
+        };
+        outer.write(&mut out).expect("write IPv6");
+    }
+    out.extend_from_slice(inner);
+    out
 }
 
 /// An ARP who-has from the router, broadcast.

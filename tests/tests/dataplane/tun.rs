@@ -1,12 +1,10 @@
 //! TUN forwarding through the compiled program: every family combination
 //! of inner and outer header, built independently with etherparse.
 
-use std::net::IpAddr;
-
 use crate::harness::{Case, Lb, MaglevRow, real, xdp};
-use etherparse::{EtherType, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header};
-use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, flow_hash::flow_hash, proto};
-use lb_tests::frames::{Packet, ip};
+use etherparse::Ipv4Header;
+use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, proto};
+use lb_tests::frames::{Packet, ip, tunnelled};
 
 const VIP4: &str = "198.18.0.10:80";
 const VIP6: &str = "[fd00::10]:80";
@@ -36,75 +34,8 @@ fn tun_service_for(lb: &mut Lb, vip: &str, protocol: u8, real_addr: &str, mtu: u
     entry
 }
 
-/// The frame the balancer must send: the client's IP packet, unchanged,
-/// inside an outer header from the tunnel source to the real.
-fn encapsulated(packet: &Packet, real: &Real) -> Vec<u8> {
-    let frame = packet.bytes();
-    let l2_len = if packet.vlan.is_some() { 18 } else { 14 };
-    let inner = &frame[l2_len..];
-    let (inner_proto, tos, ttl, df) = match packet.src {
-        IpAddr::V4(_) => {
-            let (header, _) = Ipv4Header::from_slice(inner).expect("inner IPv4");
-            let tos = (header.dscp.value() << 2) | header.ecn.value();
-            (
-                IpNumber::IPV4,
-                tos,
-                header.time_to_live,
-                header.dont_fragment,
-            )
-        }
-        IpAddr::V6(_) => {
-            let (header, _) = Ipv6Header::from_slice(inner).expect("inner IPv6");
-            (IpNumber::IPV6, header.traffic_class, header.hop_limit, true)
-        }
-    };
-    let mut out = Vec::new();
-    let outer_v4 = real.family == 4;
-    let ether_type = if outer_v4 {
-        EtherType::IPV4
-    } else {
-        EtherType::IPV6
-    };
-    let mut l2 = frame[..l2_len].to_vec();
-    l2[..6].copy_from_slice(&real.dst_mac);
-    l2[6..12].copy_from_slice(&real.src_mac);
-    l2[l2_len - 2..].copy_from_slice(&ether_type.0.to_be_bytes());
-    out.extend_from_slice(&l2);
-    let src = real.tunnel_src.octets();
-    let dst = real.addr.octets();
-    if outer_v4 {
-        let mut outer = Ipv4Header::new(
-            inner.len() as u16,
-            ttl,
-            inner_proto,
-            [src[0], src[1], src[2], src[3]],
-            [dst[0], dst[1], dst[2], dst[3]],
-        )
-        .expect("outer IPv4");
-        outer.identification = 0;
-        outer.dont_fragment = df;
-        outer.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
-        outer.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
-        outer.header_checksum = outer.calc_header_checksum();
-        outer.write(&mut out).unwrap();
-    } else {
-        let outer = Ipv6Header {
-            traffic_class: tos,
-            flow_label: Ipv6FlowLabel::try_new(flow_hash(&packet.flow_key()) & 0xf_ffff).unwrap(),
-            payload_length: inner.len() as u16,
-            next_header: inner_proto,
-            hop_limit: ttl,
-            source: src,
-            destination: dst,
-        };
-        outer.write(&mut out).unwrap();
-    }
-    out.extend_from_slice(inner);
-    out
-}
-
 fn tx_case(name: &str, packet: &Packet, real: &Real) -> Case {
-    Case::tx(name, packet, real).output(encapsulated(packet, real))
+    Case::tx(name, packet, real).output(tunnelled(&packet.bytes(), real, &packet.flow_key()))
 }
 
 #[test]

@@ -2,13 +2,13 @@
 
 use lb_common::GlobalCounter::*;
 use lb_common::proto;
-use lb_tests::frames::Packet;
+use lb_tests::frames::{Packet, tunnelled};
 
 use super::{
     CLIENT4, CLIENT6, REAL4, REAL6, ROUTER4, ROUTER6, VIP4, VIP6, WEB4, WEB6,
     checks::tx,
     frames::cut,
-    frames::{encapsulated, flow_key, frag_needed, icmp4, icmp6, inbound, packet_too_big, tcp},
+    frames::{flow_key, frag_needed, icmp4, icmp6, inbound, packet_too_big, tcp},
     services::{open_flow, tun_service},
 };
 use crate::harness::{Case, Lb};
@@ -60,19 +60,19 @@ fn errors_quoting_a_tun_flow_are_tunnelled_to_its_real() {
         tx(
             "IPv4 fragmentation needed, in IPIP",
             error4.clone(),
-            encapsulated(&error4, &real4, &key4),
+            tunnelled(&error4, &real4, &key4),
             &[IcmpErrorForwarded],
         ),
         tx(
             "1280-byte packet too big, in IPv6 (flow label of the flow)",
             error6.clone(),
-            encapsulated(&error6, &real6, &key6),
+            tunnelled(&error6, &real6, &key6),
             &[IcmpErrorForwarded],
         ),
         tx(
             "a small error fits the narrow tunnel",
             small.clone(),
-            encapsulated(
+            tunnelled(
                 &small,
                 lb.real(3),
                 &flow_key(proto::TCP, CLIENT4, "198.18.0.10:443"),

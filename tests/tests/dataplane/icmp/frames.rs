@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 
 use etherparse::{
-    Icmpv4Type, Icmpv6Type, IpHeaders, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
-    PacketBuilder, icmpv4, icmpv6,
+    Icmpv4Type, Icmpv6Type, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder, icmpv4,
+    icmpv6,
 };
-use lb_common::{Addr, Family, FlowKey, Real, flow_hash::flow_hash};
+use lb_common::{Addr, Family, FlowKey, Real};
 use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa};
 
 use crate::harness::Case;
@@ -137,11 +137,6 @@ pub(super) fn hop_limit_exceeded6() -> Icmpv6Type {
     Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
 }
 
-/// The IP packet of an untagged frame.
-fn l3(frame: &[u8]) -> &[u8] {
-    &frame[14..]
-}
-
 /// `frame` with the Ethernet addresses a DR forward gives it.
 pub(super) fn to_real_mac(frame: &[u8], real: &Real) -> Vec<u8> {
     let mut out = frame.to_vec();
@@ -174,54 +169,6 @@ pub(super) fn with_ipv4_options(packet: &[u8], options: &[u8]) -> Vec<u8> {
     header.total_len += options.len() as u16;
     header.header_checksum = header.calc_header_checksum();
     [header.to_bytes().as_slice(), rest].concat()
-}
-
-/// What TUN makes of an untagged `frame`: the IP packet inside an outer
-/// header from the tunnel source to the real, with the inner packet's
-/// DSCP/ECN, TTL and DF, and (IPv6) the flow's hash as the flow label.
-pub(super) fn encapsulated(frame: &[u8], real: &Real, flow: &FlowKey) -> Vec<u8> {
-    let inner = l3(frame);
-    let (inner_proto, tos, ttl, dont_fragment) = match inner[0] >> 4 {
-        4 => {
-            let (h, _) = Ipv4Header::from_slice(inner).expect("inner IPv4");
-            let tos = (h.dscp.value() << 2) | h.ecn.value();
-            (IpNumber::IPV4, tos, h.time_to_live, h.dont_fragment)
-        }
-        _ => {
-            let (h, _) = Ipv6Header::from_slice(inner).expect("inner IPv6");
-            (IpNumber::IPV6, h.traffic_class, h.hop_limit, true)
-        }
-    };
-    let (src, dst) = (real.tunnel_src.octets(), real.addr.octets());
-    let mut outer = Vec::new();
-    if real.family == Family::V4 as u8 {
-        let mut h = Ipv4Header::new(
-            inner.len() as u16,
-            ttl,
-            inner_proto,
-            src[..4].try_into().unwrap(),
-            dst[..4].try_into().unwrap(),
-        )
-        .expect("outer IPv4");
-        h.dont_fragment = dont_fragment;
-        h.dscp = (tos >> 2).try_into().unwrap();
-        h.ecn = (tos & 3).try_into().unwrap();
-        h.header_checksum = h.calc_header_checksum();
-        h.write(&mut outer).unwrap();
-    } else {
-        let h = Ipv6Header {
-            traffic_class: tos,
-            flow_label: Ipv6FlowLabel::try_new(flow_hash(flow) & 0xf_ffff).unwrap(),
-            payload_length: inner.len() as u16,
-            next_header: inner_proto,
-            hop_limit: ttl,
-            source: src,
-            destination: dst,
-        };
-        h.write(&mut outer).unwrap();
-    }
-    outer.extend_from_slice(inner);
-    frame_to(real, &outer)
 }
 
 /// An IP packet in a frame towards `real`'s next hop.

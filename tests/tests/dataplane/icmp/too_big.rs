@@ -6,14 +6,12 @@ use std::net::IpAddr;
 use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
 use lb_common::GlobalCounter::*;
 use lb_common::proto;
-use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa};
+use lb_tests::frames::{LB_MAC, ROUTER_MAC, ip, sa, tunnelled};
 
 use super::{
     ANSWER_TTL, CLIENT4, CLIENT6, QUOTE_V4, QUOTE_V6, REAL4, REAL6, VIP4, VIP6, WEB4, WEB6,
     checks::{expect_icmp_out, tx},
-    frames::{
-        encapsulated, flow_key, frag_needed, frame, inbound, ip_headers, packet_too_big, tcp,
-    },
+    frames::{flow_key, frag_needed, frame, inbound, ip_headers, packet_too_big, tcp},
     services::tun_service,
 };
 use crate::harness::{Case, Lb};
@@ -113,7 +111,7 @@ fn packets_too_big_for_the_tunnel_are_answered_with_the_mtu_that_fits() {
     lb.expect(&tx(
         "IPv4, exactly 1280 bytes",
         inbound(&fits4),
-        encapsulated(&inbound(&fits4), &real4, &fits4_key),
+        tunnelled(&inbound(&fits4), &real4, &fits4_key),
         &[FlowNew, Forwarded],
     ));
 }
