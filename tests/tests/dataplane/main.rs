@@ -6,6 +6,7 @@
 //!
 //! Needs root (CAP_BPF); `cargo xtask test` runs it as such.
 
+mod addresses;
 mod harness;
 
 mod batch_updates;

@@ -9,25 +9,18 @@
 
 use std::collections::BTreeSet;
 
-use crate::harness::{
-    Case, INGRESS_IFINDEX, Lb, MaglevRow, add_veth_pair, delta, in_private_netns, traffic,
-};
 use aya::{programs::ProgramError, sys::SyscallError};
 use lb_common::{GlobalCounter::*, NO_REAL, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, proto};
 use lb_tests::frames::{
     Ipv6Ext, Packet, arp_request, padded_to_ethernet_minimum, truncated, with_ipv6_extension_header,
 };
 
-/// VIPs live in 198.18.0.0/15 (benchmarking range) and fd00::/8 (ULA).
-const VIP4: &str = "198.18.0.10";
-const VIP6: &str = "fd00::10";
-const WEB4: &str = "198.18.0.10:80";
-const WEB6: &str = "[fd00::10]:80";
-const DNS4: &str = "198.18.0.10:53";
-const DNS6: &str = "[fd00::10]:53";
+use crate::addresses::{CLIENT4, CLIENT6, DNS4, DNS6, VIP4, VIP6, WEB4, WEB6};
+use crate::harness::{
+    Case, INGRESS_IFINDEX, Lb, MaglevRow, add_veth_pair, delta, in_private_netns, traffic,
+};
+
 const TLS6: &str = "[fd00::10]:443";
-const CLIENT4: &str = "198.19.7.7:40000";
-const CLIENT6: &str = "[fd00:c::7]:40000";
 const CLIENT4_IP: &str = "198.19.7.7";
 const CLIENT6_IP: &str = "fd00:c::7";
 /// Addresses on the same networks that are not VIPs.

@@ -1,17 +1,12 @@
 //! TUN forwarding through the compiled program: every family combination
 //! of inner and outer header, built independently with etherparse.
 
-use crate::harness::{Case, Lb, MaglevRow, real, xdp};
 use etherparse::Ipv4Header;
 use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, proto};
 use lb_tests::frames::{Packet, ip, tunnelled};
 
-const VIP4: &str = "198.18.0.10:80";
-const VIP6: &str = "[fd00::10]:80";
-const CLIENT4: &str = "198.19.7.7:40000";
-const CLIENT6: &str = "[fd00:c::7]:40000";
-const TUNNEL_SRC4: &str = "198.18.0.1";
-const TUNNEL_SRC6: &str = "fd00::1";
+use crate::addresses::{CLIENT4, CLIENT6, TUNNEL_SRC4, TUNNEL_SRC6, WEB4, WEB6};
+use crate::harness::{Case, Lb, MaglevRow, real, xdp};
 
 /// A TCP TUN service at `vip` whose every slot goes to one real at `real_addr`.
 fn tun_service(lb: &mut Lb, vip: &str, real_addr: &str, mtu: u16) -> Real {
@@ -41,10 +36,10 @@ fn tx_case(name: &str, packet: &Packet, real: &Real) -> Case {
 #[test]
 fn every_family_combination_is_encapsulated_with_the_inner_tos_and_ttl() {
     for (vip, client, real_addr, name) in [
-        (VIP4, CLIENT4, "198.18.5.11", "IPv4 in IPv4"),
-        (VIP6, CLIENT6, "fd00:5::11", "IPv6 in IPv6"),
-        (VIP4, CLIENT4, "fd00:5::11", "IPv4 in IPv6"),
-        (VIP6, CLIENT6, "198.18.5.11", "IPv6 in IPv4"),
+        (WEB4, CLIENT4, "198.18.5.11", "IPv4 in IPv4"),
+        (WEB6, CLIENT6, "fd00:5::11", "IPv6 in IPv6"),
+        (WEB4, CLIENT4, "fd00:5::11", "IPv4 in IPv6"),
+        (WEB6, CLIENT6, "198.18.5.11", "IPv6 in IPv4"),
     ] {
         let mut lb = Lb::load();
         let real = tun_service(&mut lb, vip, real_addr, 1500);
@@ -76,8 +71,8 @@ fn udp_is_encapsulated_in_every_family_combination() {
 #[test]
 fn dscp_ecn_and_dont_fragment_are_copied_to_the_outer_header() {
     let mut lb = Lb::load();
-    let real = tun_service(&mut lb, VIP4, "198.18.5.11", 1500);
-    let packet = Packet::tcp_syn(CLIENT4, VIP4).dont_fragment();
+    let real = tun_service(&mut lb, WEB4, "198.18.5.11", 1500);
+    let packet = Packet::tcp_syn(CLIENT4, WEB4).dont_fragment();
     let mut frame = packet.bytes();
     // DSCP AF41 (34) with ECT(0): the TOS byte 0x8a.
     frame[15] = 0x8a;
@@ -102,19 +97,19 @@ fn dscp_ecn_and_dont_fragment_are_copied_to_the_outer_header() {
 #[test]
 fn a_packet_that_fits_the_mtu_exactly_is_encapsulated() {
     let mut lb = Lb::load();
-    let syn = Packet::tcp_syn(CLIENT4, VIP4);
+    let syn = Packet::tcp_syn(CLIENT4, WEB4);
     let inner_len = syn.bytes().len() - 14;
-    let real = tun_service(&mut lb, VIP4, "198.18.5.11", (inner_len + 20) as u16);
+    let real = tun_service(&mut lb, WEB4, "198.18.5.11", (inner_len + 20) as u16);
     lb.expect(&tx_case("inner + 20 bytes == MTU", &syn, &real).counts(GlobalCounter::FlowNew));
 }
 
 #[test]
 fn a_real_without_a_next_hop_is_not_tunnelled_to() {
     let mut lb = Lb::load();
-    let mut real = tun_service(&mut lb, VIP6, "fd00:5::11", 1500);
+    let mut real = tun_service(&mut lb, WEB6, "fd00:5::11", 1500);
     real.flags &= !lb_common::REAL_NEXT_HOP_KNOWN;
     lb.set_real(1, real);
-    let syn = Packet::tcp_syn(CLIENT6, VIP6);
+    let syn = Packet::tcp_syn(CLIENT6, WEB6);
     lb.expect(
         &Case::drop("no next hop", syn.bytes(), GlobalCounter::DropNoNextHop)
             .counts(GlobalCounter::FlowNew),

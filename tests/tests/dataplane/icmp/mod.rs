@@ -19,22 +19,15 @@ mod frames;
 mod services;
 mod too_big;
 
-/// VIPs live in 198.18.0.0/15 (benchmarking range) and fd00::/8 (ULA).
-const VIP4: &str = "198.18.0.10";
-const VIP6: &str = "fd00::10";
-const WEB4: &str = "198.18.0.10:80";
-const WEB6: &str = "[fd00::10]:80";
-const DNS4: &str = "198.18.0.10:53";
-const DNS6: &str = "[fd00::10]:53";
-const CLIENT4: &str = "198.19.7.7:40000";
-const CLIENT6: &str = "[fd00:c::7]:40000";
+use crate::addresses::{
+    CLIENT4, CLIENT6, DNS4, DNS6, TUNNEL_SRC4, TUNNEL_SRC6, VIP4, VIP6, WEB4, WEB6,
+};
+
 /// A router between the reals and the clients: the sender of most errors.
 const ROUTER4: &str = "198.19.0.1";
 const ROUTER6: &str = "fd00:99::1";
 const REAL4: &str = "198.18.1.1";
 const REAL6: &str = "fd00:1::1";
-const TUNNEL_SRC4: &str = "198.18.0.1";
-const TUNNEL_SRC6: &str = "fd00::1";
 
 /// Quote lengths of the "too big" answers: as much of the packet as fits
 /// in 576 bytes for IPv4 (RFC 1812 4.3.2.3) and in the 1280-byte IPv6

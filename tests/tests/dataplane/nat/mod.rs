@@ -22,15 +22,10 @@ mod reply_cache;
 mod reply_rig;
 mod requests;
 
-// Services: the real listens on another port than the service's.
-const WEB4: &str = "198.18.0.10:80";
-const WEB4_REAL: &str = "198.18.1.1:8080";
-const DNS4: &str = "198.18.0.10:53";
-const DNS4_REAL: &str = "198.18.1.2:5353";
-const WEB6: &str = "[fd00::10]:80";
-const WEB6_REAL: &str = "[fd00:1::1]:8080";
-const DNS6: &str = "[fd00::10]:53";
-const DNS6_REAL: &str = "[fd00:1::2]:5353";
+use crate::addresses::{CLIENT4, CLIENT6, DNS4, DNS6, WEB4, WEB6};
 
-const CLIENT4: &str = "198.19.7.7:40000";
-const CLIENT6: &str = "[fd00:c::7]:40000";
+// Services: the real listens on another port than the service's.
+const WEB4_REAL: &str = "198.18.1.1:8080";
+const DNS4_REAL: &str = "198.18.1.2:5353";
+const WEB6_REAL: &str = "[fd00:1::1]:8080";
+const DNS6_REAL: &str = "[fd00:1::2]:5353";
