@@ -482,7 +482,7 @@ fn ipv4_header_checksum(header: &[u8]) -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use etherparse::{LinkExtSlice, NetSlice, SlicedPacket, TransportSlice};
 
     use super::*;
 
@@ -520,5 +520,73 @@ mod tests {
                 assert!(seen.insert(source(&frame)), "index {index} repeats a flow");
             }
         }
+    }
+
+    #[test]
+    fn a_packet_parses_back_to_its_description() {
+        let packet = Packet {
+            ttl: 9,
+            ..Packet::tcp_syn("198.19.7.7:40000", "198.18.0.10:80").vlan(7)
+        };
+        let frame = packet.bytes();
+        let parsed = SlicedPacket::from_ethernet(&frame).unwrap();
+        let Some(LinkExtSlice::Vlan(vlan)) = parsed.link_exts.first() else {
+            panic!("no VLAN tag: {parsed:?}");
+        };
+        assert_eq!(vlan.vlan_identifier().value(), 7);
+        let Some(NetSlice::Ipv4(ipv4)) = &parsed.net else {
+            panic!("not IPv4");
+        };
+        assert_eq!(ipv4.header().ttl(), 9);
+        assert_eq!(IpAddr::V4(ipv4.header().source_addr()), ip("198.19.7.7"));
+        assert_eq!(
+            IpAddr::V4(ipv4.header().destination_addr()),
+            ip("198.18.0.10")
+        );
+        let Some(TransportSlice::Tcp(tcp)) = &parsed.transport else {
+            panic!("not TCP");
+        };
+        assert_eq!((tcp.source_port(), tcp.destination_port()), (40_000, 80));
+        assert!(tcp.syn() && !tcp.ack() && !tcp.fin());
+        assert_eq!(tcp.payload(), b"fixture payload");
+        assert_eq!(&frame[..12], &[LB_MAC, ROUTER_MAC].concat()[..]);
+    }
+
+    #[test]
+    fn tunnelled_puts_the_inner_packet_unchanged_behind_an_outer_header() {
+        let packet = Packet {
+            ttl: 33,
+            ..Packet::udp("198.19.7.7:40000", "198.18.0.10:53")
+        };
+        let frame = packet.bytes();
+        let real = Real {
+            addr: Addr::from(ip("198.18.1.1")),
+            tunnel_src: Addr::from(ip("198.18.0.1")),
+            family: Family::V4 as u8,
+            dst_mac: real_mac(1),
+            src_mac: LB_EGRESS_MAC,
+            ..Real::default()
+        };
+        let out = tunnelled(&frame, &real, &packet.flow_key());
+        assert_eq!(&out[..12], &[real_mac(1), LB_EGRESS_MAC].concat()[..]);
+        let (outer, inner) = Ipv4Header::from_slice(&out[14..]).unwrap();
+        assert_eq!(outer.protocol, IpNumber::IPV4);
+        assert_eq!(outer.time_to_live, 33);
+        assert_eq!(outer.source, [198, 18, 0, 1]);
+        assert_eq!(outer.destination, [198, 18, 1, 1]);
+        assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+        assert_eq!(inner, &frame[14..]);
+    }
+
+    #[test]
+    fn an_extension_header_goes_after_the_ipv6_header_and_counts_in_its_length() {
+        let frame = Packet::udp("[fd00:c::7]:40000", "[fd00::10]:53").bytes();
+        let out = with_ipv6_extension_header(&frame, 60);
+        assert_eq!(out.len(), frame.len() + 8);
+        let length = |frame: &[u8]| u16::from_be_bytes([frame[18], frame[19]]);
+        assert_eq!(length(&out), length(&frame) + 8);
+        assert_eq!(out[20], 60, "the IPv6 header names the extension");
+        assert_eq!(out[54], u8::from(IpNumber::UDP), "which names UDP");
+        assert_eq!(out[62..], frame[54..]);
     }
 }
