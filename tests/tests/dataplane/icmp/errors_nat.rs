@@ -64,8 +64,8 @@ fn without_udp_checksum(mut packet: Vec<u8>) -> Vec<u8> {
     packet
 }
 
-#[test]
-fn errors_quoting_a_nat_flow_are_translated_for_its_real() {
+/// Four NAT services (TCP and UDP, both families), each with a flow open.
+fn nat_services_with_open_flows() -> Lb {
     let mut lb = Lb::load();
     nat_service(&mut lb, WEB4, proto::TCP, 1, REAL4, 8080);
     nat_service(&mut lb, DNS4, proto::UDP, 2, "198.18.1.2", 0);
@@ -79,6 +79,12 @@ fn errors_quoting_a_nat_flow_are_translated_for_its_real() {
     ] {
         open_flow(&mut lb, &packet);
     }
+    lb
+}
+
+#[test]
+fn errors_quoting_a_nat_flow_are_translated_for_its_real() {
+    let mut lb = nat_services_with_open_flows();
     let client4 = sa(CLIENT4).ip().to_string();
     let client6 = sa(CLIENT6).ip().to_string();
 
