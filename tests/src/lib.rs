@@ -5,7 +5,11 @@
 //! 198.18.0.0/15 and fd00::/8 only. Servers and clients are sockets created
 //! inside those namespaces by this process (a socket stays in the namespace
 //! it was created in), so a rig needs no external server software.
+//!
+//! [`frames`] builds the Ethernet frames of the packet fixtures and of
+//! lb-bench.
 
+pub mod frames;
 pub mod lbd;
 pub mod netns;
 pub mod responders;

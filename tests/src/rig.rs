@@ -162,114 +162,21 @@ impl Rig {
             client.ip(&["route", "add", &vip, "via", &gateway])?;
         }
         let mut switches = vec![segment_a];
-        let mut router = None;
         let mut peer_pass = vec![attach_pass(&switches[0], "p-lb0")?];
-        let real_segment = mode.real_segment();
-        let real_gateway = match mode {
-            Mode::Dr => None,
-            Mode::Tun => {
-                let segment_b = switch(&prefix, "swb")?;
-                let r = Netns::create(&format!("{prefix}-rt"))?;
-                connect(&r, "eth0", &switches[0], "p-rt0", 0, ROUTER_HOST)?;
-                connect(&r, "eth1", &segment_b, "p-rt1", 2, ROUTER_HOST)?;
-                enable_forwarding(&r)?;
-                balancer.ip(&[
-                    "route",
-                    "add",
-                    "198.18.2.0/24",
-                    "via",
-                    &v4(0, ROUTER_HOST).to_string(),
-                ])?;
-                balancer.ip(&[
-                    "-6",
-                    "route",
-                    "add",
-                    "fd00:18:2::/64",
-                    "via",
-                    &v6(0, ROUTER_HOST).to_string(),
-                ])?;
-                switches.push(segment_b);
-                router = Some(r);
-                Some((v4(2, ROUTER_HOST), v6(2, ROUTER_HOST)))
-            }
-            Mode::Nat => {
-                let segment_b = switch(&prefix, "swb")?;
-                connect(&balancer, "eth1", &segment_b, "p-lb1", 2, BALANCER_HOST)?;
-                enable_forwarding(&balancer)?;
-                peer_pass.push(attach_pass(&segment_b, "p-lb1")?);
-                switches.push(segment_b);
-                Some((v4(2, BALANCER_HOST), v6(2, BALANCER_HOST)))
-            }
-        };
-        let mut reals = Vec::new();
-        for (index, &weight) in weights.iter().enumerate() {
-            let number = index as u8 + 1;
-            let host = FIRST_REAL_HOST + index as u8;
-            let name = format!("real-{number}");
-            let netns = Netns::create(&format!("{prefix}-r{number}"))?;
-            let segment = &switches[usize::from(real_segment != 0)];
-            connect(
-                &netns,
-                "eth0",
-                segment,
-                &format!("p-r{number}"),
-                real_segment,
-                host,
-            )?;
-            if let Some((gateway4, gateway6)) = real_gateway {
-                netns.ip(&["route", "add", "default", "via", &gateway4.to_string()])?;
-                netns.ip(&[
-                    "-6",
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &gateway6.to_string(),
-                ])?;
-            }
-            let decap = match mode {
-                Mode::Nat => None,
-                Mode::Dr | Mode::Tun => {
-                    hold_vips_on_lo(&netns)?;
-                    if mode == Mode::Tun {
-                        // The inner packet's source (the client) arrives on
-                        // eth0 with no route back through it.
-                        for interface in ["all", "eth0"] {
-                            netns.sysctl(&format!("net.ipv4.conf.{interface}.rp_filter"), "0")?;
-                        }
-                        Some(start_decap(&netns, &workdir, number)?)
-                    } else {
-                        None
-                    }
-                }
-            };
-            let servers = vec![
-                traffic::serve(&netns, mode.real_port(HTTP_PORT), &name, Behaviour::Http)?,
-                traffic::serve(&netns, mode.real_port(ECHO_PORT), &name, Behaviour::Echo)?,
-            ];
-            let udp_port = mode.real_port(UDP_PORT);
-            let udp = match mode {
-                Mode::Nat => vec![traffic::serve_udp(
-                    &netns,
-                    SocketAddr::from(([0u16; 8], udp_port)),
-                    &name,
-                )?],
-                Mode::Dr | Mode::Tun => vec![
-                    traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V4(VIP4), udp_port), &name)?,
-                    traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V6(VIP6), udp_port), &name)?,
-                ],
-            };
-            reals.push(RealHost {
-                name,
-                v4: v4(real_segment, host),
-                v6: v6(real_segment, host),
-                weight,
-                _servers: servers,
-                _udp: udp,
-                _decap: decap,
-                netns,
-            });
-        }
+        let (router, real_gateway) =
+            back_segment(mode, &prefix, &balancer, &mut switches, &mut peer_pass)?;
+        let reals = weights
+            .iter()
+            .enumerate()
+            .map(|(index, &weight)| {
+                let real = RealSpec {
+                    index,
+                    weight,
+                    gateway: real_gateway,
+                };
+                build_real(mode, &prefix, &workdir, &switches, real)
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             mode,
             lbd: None,
@@ -532,6 +439,149 @@ impl Drop for Rig {
         }
         let _ = std::fs::remove_dir_all(&self.workdir);
     }
+}
+
+/// Behind the balancer: nothing (DR), a router and the reals' segment
+/// (TUN), or the reals' segment on the balancer's second interface (NAT).
+/// Returns the router and the reals' IPv4 and IPv6 gateway.
+fn back_segment(
+    mode: Mode,
+    prefix: &str,
+    balancer: &Netns,
+    switches: &mut Vec<Netns>,
+    peer_pass: &mut Vec<Dataplane>,
+) -> Result<(Option<Netns>, Option<Gateway>)> {
+    let mut router = None;
+    let gateway = match mode {
+        Mode::Dr => None,
+        Mode::Tun => {
+            let segment_b = switch(prefix, "swb")?;
+            let r = Netns::create(&format!("{prefix}-rt"))?;
+            connect(&r, "eth0", &switches[0], "p-rt0", 0, ROUTER_HOST)?;
+            connect(&r, "eth1", &segment_b, "p-rt1", 2, ROUTER_HOST)?;
+            enable_forwarding(&r)?;
+            balancer.ip(&[
+                "route",
+                "add",
+                "198.18.2.0/24",
+                "via",
+                &v4(0, ROUTER_HOST).to_string(),
+            ])?;
+            balancer.ip(&[
+                "-6",
+                "route",
+                "add",
+                "fd00:18:2::/64",
+                "via",
+                &v6(0, ROUTER_HOST).to_string(),
+            ])?;
+            switches.push(segment_b);
+            router = Some(r);
+            Some((v4(2, ROUTER_HOST), v6(2, ROUTER_HOST)))
+        }
+        Mode::Nat => {
+            let segment_b = switch(prefix, "swb")?;
+            connect(balancer, "eth1", &segment_b, "p-lb1", 2, BALANCER_HOST)?;
+            enable_forwarding(balancer)?;
+            peer_pass.push(attach_pass(&segment_b, "p-lb1")?);
+            switches.push(segment_b);
+            Some((v4(2, BALANCER_HOST), v6(2, BALANCER_HOST)))
+        }
+    };
+    Ok((router, gateway))
+}
+
+/// The reals' IPv4 and IPv6 default gateway.
+type Gateway = (Ipv4Addr, Ipv6Addr);
+
+/// One real of a rig: where it sits, its weight, its gateway (if it is
+/// not on the balancer's segment).
+struct RealSpec {
+    index: usize,
+    weight: u32,
+    gateway: Option<Gateway>,
+}
+
+/// A real's namespace, addresses, routes, servers and (TUN) decapsulator.
+fn build_real(
+    mode: Mode,
+    prefix: &str,
+    workdir: &std::path::Path,
+    switches: &[Netns],
+    real: RealSpec,
+) -> Result<RealHost> {
+    let RealSpec {
+        index,
+        weight,
+        gateway: real_gateway,
+    } = real;
+    let real_segment = mode.real_segment();
+    let number = index as u8 + 1;
+    let host = FIRST_REAL_HOST + index as u8;
+    let name = format!("real-{number}");
+    let netns = Netns::create(&format!("{prefix}-r{number}"))?;
+    let segment = &switches[usize::from(real_segment != 0)];
+    connect(
+        &netns,
+        "eth0",
+        segment,
+        &format!("p-r{number}"),
+        real_segment,
+        host,
+    )?;
+    if let Some((gateway4, gateway6)) = real_gateway {
+        netns.ip(&["route", "add", "default", "via", &gateway4.to_string()])?;
+        netns.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &gateway6.to_string(),
+        ])?;
+    }
+    let decap = match mode {
+        Mode::Nat => None,
+        Mode::Dr | Mode::Tun => {
+            hold_vips_on_lo(&netns)?;
+            if mode == Mode::Tun {
+                // The inner packet's source (the client) arrives on
+                // eth0 with no route back through it.
+                for interface in ["all", "eth0"] {
+                    netns.sysctl(&format!("net.ipv4.conf.{interface}.rp_filter"), "0")?;
+                }
+                Some(start_decap(&netns, workdir, number)?)
+            } else {
+                None
+            }
+        }
+    };
+    let servers = vec![
+        traffic::serve(&netns, mode.real_port(HTTP_PORT), &name, Behaviour::Http)?,
+        traffic::serve(&netns, mode.real_port(ECHO_PORT), &name, Behaviour::Echo)?,
+    ];
+    let udp_port = mode.real_port(UDP_PORT);
+    let udp = match mode {
+        Mode::Nat => vec![traffic::serve_udp(
+            &netns,
+            SocketAddr::from(([0u16; 8], udp_port)),
+            &name,
+        )?],
+        Mode::Dr | Mode::Tun => vec![
+            traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V4(VIP4), udp_port), &name)?,
+            traffic::serve_udp(&netns, SocketAddr::new(IpAddr::V6(VIP6), udp_port), &name)?,
+        ],
+    };
+    Ok(RealHost {
+        name,
+        v4: v4(real_segment, host),
+        v6: v6(real_segment, host),
+        weight,
+        _servers: servers,
+        _udp: udp,
+        _decap: decap,
+        netns,
+    })
 }
 
 fn switch(prefix: &str, tag: &str) -> Result<Netns> {

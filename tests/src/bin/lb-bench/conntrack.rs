@@ -18,7 +18,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     os::fd::{AsFd as _, AsRawFd as _},
     time::Instant,
 };
@@ -28,12 +28,12 @@ use aya::{
     maps::{IterableMap, MapData, PerCpuValues},
     programs::{TestRun as _, TestRunOptions},
 };
-use etherparse::PacketBuilder;
 use lb_common::{
     Addr, ConnectionState, Family, FlowKey, FlowState, GlobalCounter, REAL_ACTIVE,
     REAL_NEXT_HOP_KNOWN, Real, SCHED_FLAG_PORT, Scheduler, Service, ServiceKey, Settings, VipInfo,
     VipKey, flow_hash::flow_hash, programs, proto,
 };
+use lb_tests::frames::{LB_MAC, Packet, Transport, real_mac};
 use lb_userspace::{
     config,
     dataplane::{Dataplane, Geometry, monotonic_now_ns},
@@ -59,8 +59,6 @@ const VIP_PORT: u16 = 80;
 /// Clients are `CLIENT_BASE + n / 50,000` on port `10,000 + n % 50,000`.
 const CLIENT_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 64, 0);
 const CLIENT_PORTS: u32 = 50_000;
-const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 /// Without `ctx_in`, a test run comes in on the namespace's loopback.
 const INGRESS_IFINDEX: u32 = 1;
 const XDP_TX: u32 = 3;
@@ -496,12 +494,6 @@ fn real_address(id: u32) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 2, id as u8)
 }
 
-/// A recognisable MAC per real id: the output frame says where it went.
-fn real_mac(id: u32) -> [u8; 6] {
-    let [_, _, hi, lo] = id.to_be_bytes();
-    [0x02, 0x00, 0x5e, 0x10, hi, lo]
-}
-
 /// A real as lbd writes it for DR: active, next hop known, out of the
 /// ingress interface (so the program answers XDP_TX).
 fn real(id: u32) -> Real {
@@ -528,18 +520,25 @@ struct Flow {
 
 /// Flow `n`: a SYN opening it, or an ACK within it.
 fn flow(n: u32, syn: bool) -> Flow {
-    let (client, port) = client_of(n);
-    let builder = PacketBuilder::ethernet2(ROUTER_MAC, LB_MAC)
-        .ipv4(client.octets(), VIP.octets(), 64)
-        .tcp(port, VIP_PORT, 1_000, 64_240);
-    let builder = if syn { builder.syn() } else { builder.ack(1) };
-    let mut frame = Vec::new();
-    builder
-        .write(&mut frame, b"bench")
-        .expect("etherparse builds the frame");
+    let packet = packet(n, syn);
     Flow {
-        frame,
-        key: flow_key(n),
+        frame: packet.bytes(),
+        key: packet.flow_key(),
+    }
+}
+
+fn packet(n: u32, syn: bool) -> Packet {
+    let (client, port) = client_of(n);
+    let transport = Transport::Tcp {
+        src_port: port,
+        dst_port: VIP_PORT,
+        syn,
+        ack: !syn,
+        fin: false,
+    };
+    Packet {
+        payload: b"bench".to_vec(),
+        ..Packet::new(IpAddr::V4(client), IpAddr::V4(VIP), transport)
     }
 }
 
@@ -551,14 +550,5 @@ fn client_of(n: u32) -> (Ipv4Addr, u16) {
 
 /// Flow `n`'s key in the flow table.
 fn flow_key(n: u32) -> FlowKey {
-    let (client, port) = client_of(n);
-    FlowKey {
-        src: Addr::from(std::net::IpAddr::V4(client)),
-        dst: Addr::from(std::net::IpAddr::V4(VIP)),
-        src_port: port.to_be(),
-        dst_port: VIP_PORT.to_be(),
-        protocol: proto::TCP,
-        family: Family::V4 as u8,
-        _pad: [0; 2],
-    }
+    packet(n, false).flow_key()
 }

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::frames::make_new_flow;
+use lb_tests::frames::make_new_flow;
 
 const BATCH: usize = 64;
 

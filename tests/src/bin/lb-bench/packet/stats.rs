@@ -12,11 +12,13 @@ use lb_tests::netns::Netns;
 
 /// Keeps the kernel's BPF run-time statistics on while alive (they cost a
 /// little per run, so the kernel leaves them off by default).
-pub struct StatsEnabled(#[allow(dead_code)] OwnedFd);
+pub struct StatsEnabled {
+    _fd: OwnedFd,
+}
 
 pub fn enable_run_time_stats() -> Result<StatsEnabled> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime)
-        .map(StatsEnabled)
+        .map(|fd| StatsEnabled { _fd: fd })
         .context("enabling BPF run-time statistics")
 }
 

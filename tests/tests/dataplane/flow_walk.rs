@@ -11,8 +11,7 @@ use lb_userspace::{
     reaper,
 };
 
-/// A small prime keeps loading fast; the Maglev table plays no part here.
-const MAGLEV_TABLE_SIZE: u32 = 13;
+use crate::harness::MAGLEV_TABLE_SIZE;
 
 fn load(flow_table_entries: u32) -> Dataplane {
     let geometry = Geometry {

@@ -5,10 +5,9 @@
 //!
 //! Needs root (CAP_BPF).
 
-mod fixtures;
-
-use fixtures::{Case, Lb, MaglevRow, Packet, pin_to_current_cpu};
+use crate::harness::{Case, Lb, MaglevRow, pin_to_current_cpu};
 use lb_common::{GlobalCounter::*, Scheduler, proto};
+use lb_tests::frames::Packet;
 
 const WEB: &str = "198.18.0.10:80";
 const WEB6: &str = "[fd00:18::10]:80";
@@ -111,19 +110,19 @@ fn flows_whose_real_depends_on_more_than_the_packet_are_always_recorded() {
     for n in 10..13 {
         let syn = Packet::tcp_syn(&client(WEB, n), WEB);
         let (action, _) = lb.try_run(&syn.bytes()).expect("run the program");
-        assert_eq!(action, fixtures::xdp::TX);
+        assert_eq!(action, crate::harness::xdp::TX);
         assert!(lb.flow(&syn.flow_key()).is_some(), "rr flow {n} recorded");
     }
     lb.configure_service(WEB, proto::TCP, |service| {
         service.scheduler = Scheduler::Maglev as u8;
-        service.row_len = fixtures::MAGLEV_TABLE_SIZE;
+        service.row_len = crate::harness::MAGLEV_TABLE_SIZE;
         service.persistence_timeout = 300;
         service.persistence_prefix = 32;
     });
     for n in 20..23 {
         let syn = Packet::tcp_syn(&client(WEB, n), WEB);
         let (action, _) = lb.try_run(&syn.bytes()).expect("run the program");
-        assert_eq!(action, fixtures::xdp::TX);
+        assert_eq!(action, crate::harness::xdp::TX);
         assert!(
             lb.flow(&syn.flow_key()).is_some(),
             "persistent flow {n} recorded"

@@ -9,13 +9,12 @@
 //!
 //! Needs root (CAP_BPF).
 
-mod fixtures;
-
-use fixtures::{Case, Lb, Packet, pin_to_current_cpu};
+use crate::harness::{Case, Lb, pin_to_current_cpu};
 use lb_common::{
     ConnectionState, FlowKey, FlowState, GlobalCounter::*, REAL_DOWN, flow_hash::flow_cache_slot,
     proto,
 };
+use lb_tests::frames::Packet;
 use lb_userspace::dataplane::monotonic_now_ns;
 
 const WEB: &str = "198.18.0.10:80";
@@ -65,7 +64,7 @@ fn established(lb: &mut Lb, client: &str, vip: &str) -> u32 {
 /// Sends `syn` (a new flow) and returns the real the table recorded.
 fn new_flow(lb: &mut Lb, syn: &Packet) -> u32 {
     let (action, _) = lb.try_run(&syn.bytes()).expect("run the program");
-    assert_eq!(action, fixtures::xdp::TX, "the SYN is forwarded");
+    assert_eq!(action, crate::harness::xdp::TX, "the SYN is forwarded");
     lb.flow(&syn.flow_key()).expect("a new flow entry").real_id
 }
 
@@ -120,7 +119,7 @@ fn packets_that_change_a_flows_state_go_through_the_table() {
     let third = other_real(second);
     rewrite_behind_the_cache(&mut lb, &key, third);
     let (action, _) = lb.try_run(&syn.bytes()).expect("run the program");
-    assert_eq!(action, fixtures::xdp::TX);
+    assert_eq!(action, crate::harness::xdp::TX);
     let rescheduled = lb.flow(&key).expect("the flow").real_id;
     assert_eq!(
         lb.flow(&key).map(|flow| flow.state),

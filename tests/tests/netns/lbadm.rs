@@ -69,56 +69,77 @@ fn lbadm_edits_the_running_balancer_like_ipvsadm() -> Result<()> {
         return Ok(());
     }
     let (rig, vip) = rig_with_round_robin_web()?;
-    let listed = rig.lbadm(&["-L", "-n", "-t", &vip])?;
+    listed_and_spread_round_robin(&rig, &vip)?;
+    weight_zero_quiesces(&rig, &vip)?;
+    errors_read_like_ipvsadm(&rig, &vip)?;
+    save_clear_restore_round_trips(&rig, &vip)?;
+    zero_counters_and_set_timeouts(&rig, &vip)?;
+    json_carries_health(&rig, &vip)?;
+    yaml_export_loads_back(&rig)?;
+    Ok(())
+}
+
+/// The service lists as rr, and rr spreads connections evenly.
+fn listed_and_spread_round_robin(rig: &Rig, vip: &str) -> Result<()> {
+    let listed = rig.lbadm(&["-L", "-n", "-t", vip])?;
     ensure!(
         listed.lines().nth(2) == Some(&format!("TCP  {vip} rr")[..]),
         "{listed}"
     );
-    let answered = gets(&rig, 41_000, 30)?;
+    let answered = gets(rig, 41_000, 30)?;
     for index in 0..3 {
-        let count = count_of(&answered, &rig, index);
+        let count = count_of(&answered, rig, index);
         ensure!(
             (5..=15).contains(&count),
             "rr spreads 30 connections evenly: {answered:?}"
         );
     }
+    Ok(())
+}
 
-    // Weight 0 quiesces: no new connections.
+/// Weight 0 quiesces: no new connections.
+fn weight_zero_quiesces(rig: &Rig, vip: &str) -> Result<()> {
     rig.lbadm(&[
         "-e",
         "-t",
-        &vip,
+        vip,
         "-r",
-        &real4(&rig, 0, HTTP_PORT),
+        &real4(rig, 0, HTTP_PORT),
         "-g",
         "-w",
         "0",
     ])?;
-    let answered = gets(&rig, 41_100, 30)?;
+    let answered = gets(rig, 41_100, 30)?;
     ensure!(
-        count_of(&answered, &rig, 0) == 0,
+        count_of(&answered, rig, 0) == 0,
         "a quiesced real gets no new connection: {answered:?}"
     );
+    Ok(())
+}
 
-    // ipvsadm's errors, word for word, with a failing exit status.
-    let again = rig.lbadm_with_input(&["-A", "-t", &vip, "-s", "rr"], "")?;
+/// ipvsadm's errors, word for word, with a failing exit status.
+fn errors_read_like_ipvsadm(rig: &Rig, vip: &str) -> Result<()> {
+    let again = rig.lbadm_with_input(&["-A", "-t", vip, "-s", "rr"], "")?;
     ensure!(
         again.code != Some(0) && again.stderr.trim() == "Service already exists",
         "{again:?}"
     );
-    let missing = rig.lbadm_with_input(&["-d", "-t", &vip, "-r", "198.18.0.99:80"], "")?;
+    let missing = rig.lbadm_with_input(&["-d", "-t", vip, "-r", "198.18.0.99:80"], "")?;
     ensure!(
         missing.code != Some(0) && missing.stderr.trim() == "No such destination",
         "{missing:?}"
     );
+    Ok(())
+}
 
-    // -S | -C | -R round-trips, thresholds included.
+/// `-S | -C | -R` round-trips, thresholds included.
+fn save_clear_restore_round_trips(rig: &Rig, vip: &str) -> Result<()> {
     rig.lbadm(&[
         "-e",
         "-t",
-        &vip,
+        vip,
         "-r",
-        &real4(&rig, 1, HTTP_PORT),
+        &real4(rig, 1, HTTP_PORT),
         "-g",
         "-w",
         "2",
@@ -132,7 +153,7 @@ fn lbadm_edits_the_running_balancer_like_ipvsadm() -> Result<()> {
     ensure!(
         saved.contains(&format!(
             "-a -t {vip} -r {} -g -w 2 -x 500 -y 100\n",
-            real4(&rig, 1, HTTP_PORT)
+            real4(rig, 1, HTTP_PORT)
         )),
         "{saved}"
     );
@@ -145,15 +166,18 @@ fn lbadm_edits_the_running_balancer_like_ipvsadm() -> Result<()> {
     let restored = rig.lbadm_with_input(&["-R"], &saved)?;
     ensure!(restored.code == Some(0), "{restored:?}");
     ensure!(rig.lbadm(&["-S", "-n"])? == saved, "-S after -R differs");
-    let answered = gets(&rig, 41_200, 12)?;
+    let answered = gets(rig, 41_200, 12)?;
     ensure!(
         answered.values().sum::<usize>() == 12,
         "traffic flows after the restore: {answered:?}"
     );
+    Ok(())
+}
 
-    // -Z zeroes; --set changes the timeouts (0 keeps one).
+/// `-Z` zeroes; `--set` changes the timeouts (0 keeps one).
+fn zero_counters_and_set_timeouts(rig: &Rig, vip: &str) -> Result<()> {
     rig.lbadm(&["-Z"])?;
-    let stats = rig.lbadm(&["-L", "-n", "--stats", "-t", &vip])?;
+    let stats = rig.lbadm(&["-L", "-n", "--stats", "-t", vip])?;
     let service = stats.lines().nth(2).unwrap_or_default().to_owned();
     ensure!(
         service.split_whitespace().nth(2) == Some("0"),
@@ -164,20 +188,26 @@ fn lbadm_edits_the_running_balancer_like_ipvsadm() -> Result<()> {
         rig.lbadm(&["-L", "--timeout"])? == "Timeout (tcp tcpfin udp): 100 120 10\n",
         "timeouts after --set"
     );
+    Ok(())
+}
 
-    // JSON carries each real's health.
+/// JSON carries each real's health.
+fn json_carries_health(rig: &Rig, vip: &str) -> Result<()> {
     let json: serde_json::Value = serde_json::from_str(&rig.lbadm(&["-L", "-n", "-o", "json"])?)?;
     let web = json
         .as_array()
-        .and_then(|all| all.iter().find(|s| s["address"] == vip.as_str()))
+        .and_then(|all| all.iter().find(|s| s["address"] == vip))
         .ok_or_else(|| anyhow::anyhow!("no {vip} in {json}"))?;
     let health: Vec<&str> = web["reals"]
         .as_array()
         .map(|reals| reals.iter().filter_map(|r| r["health"].as_str()).collect())
         .unwrap_or_default();
     ensure!(health == ["quiesced", "up", "up"], "{web}");
+    Ok(())
+}
 
-    // The YAML export loads back as a configuration.
+/// The YAML export loads back as a configuration.
+fn yaml_export_loads_back(rig: &Rig) -> Result<()> {
     let yaml = rig.lbadm(&["-S", "-o", "yaml"])?;
     lb_userspace::config::parse(&yaml, "export", &|_| true)
         .map_err(|error| anyhow::anyhow!("export does not load: {error}\n{yaml}"))?;
@@ -299,38 +329,35 @@ fn reload_changes_only_what_changed_and_replaces_runtime_edits() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
-    if !require_root("schedulers_weigh_persist_and_count_connections") {
-        return Ok(());
-    }
-    let (rig, vip) = rig_with_round_robin_web()?;
-
-    // wrr: shares follow the weights 1:2:3.
-    rig.lbadm(&["-E", "-t", &vip, "-s", "wrr"])?;
+/// wrr: shares follow the weights 1:2:3.
+fn wrr_shares_follow_the_weights(rig: &Rig, vip: &str) -> Result<()> {
+    rig.lbadm(&["-E", "-t", vip, "-s", "wrr"])?;
     for (index, weight) in [(0, "1"), (1, "2"), (2, "3")] {
         rig.lbadm(&[
             "-e",
             "-t",
-            &vip,
+            vip,
             "-r",
-            &real4(&rig, index, HTTP_PORT),
+            &real4(rig, index, HTTP_PORT),
             "-w",
             weight,
         ])?;
     }
-    let answered = gets(&rig, 43_000, 60)?;
+    let answered = gets(rig, 43_000, 60)?;
     for (index, expected) in [(0, 10), (1, 20), (2, 30)] {
-        let count = count_of(&answered, &rig, index);
+        let count = count_of(&answered, rig, index);
         ensure!(
             count.abs_diff(expected) <= 6,
             "wrr 1:2:3 over 60 connections: {answered:?}"
         );
     }
+    Ok(())
+}
 
-    // The daemon's rate estimator saw that burst (it samples every 2 s).
+/// The daemon's rate estimator saw that burst (it samples every 2 s).
+fn the_rate_estimator_saw_the_burst(rig: &Rig, vip: &str) -> Result<()> {
     std::thread::sleep(Duration::from_millis(2_500));
-    let rates = rig.lbadm(&["-L", "-n", "--rate", "-t", &vip])?;
+    let rates = rig.lbadm(&["-L", "-n", "--rate", "-t", vip])?;
     ensure!(
         rates.lines().next()
             == Some(
@@ -350,11 +377,14 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         service_rates.len() == 5 && service_rates[0] > 0 && service_rates[1] > 0,
         "connections and packets per second after a burst: {rates}"
     );
+    Ok(())
+}
 
-    // Persistence: every connection of the client goes to one real, and
-    // the template shows in -c and --persistent-conn.
-    rig.lbadm(&["-E", "-t", &vip, "-s", "rr", "-p", "120"])?;
-    let answered = gets(&rig, 43_100, 20)?;
+/// Persistence: every connection of the client goes to one real, and
+/// the template shows in -c and --persistent-conn.
+fn persistence_keeps_the_client_on_one_real(rig: &Rig, vip: &str) -> Result<()> {
+    rig.lbadm(&["-E", "-t", vip, "-s", "rr", "-p", "120"])?;
+    let answered = gets(rig, 43_100, 20)?;
     ensure!(
         answered.len() == 1,
         "persistent: one real for the client: {answered:?}"
@@ -368,7 +398,7 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         template.contains("198.18.0.") && template.contains(":0 "),
         "{template}"
     );
-    let persistent = rig.lbadm(&["-L", "-n", "--persistent-conn", "-t", &vip])?;
+    let persistent = rig.lbadm(&["-L", "-n", "--persistent-conn", "-t", vip])?;
     let with_template = persistent
         .lines()
         .filter(|line| line.starts_with("  -> 198"))
@@ -378,9 +408,13 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         with_template == 1,
         "one real holds the template: {persistent}"
     );
+    Ok(())
+}
 
-    // Least connections, from the data plane's live counts: long-lived
-    // connections land on three different reals.
+/// Least connections, from the data plane's live counts: long-lived
+/// connections land on three different reals. Returns the echo service
+/// and the connections, still open.
+fn least_connections_spread_open_connections(rig: &Rig) -> Result<(String, Vec<EchoStream>)> {
     let echo = rig.vip4(ECHO_PORT).to_string();
     rig.lbadm(&["-E", "-t", &echo, "-s", "lc"])?;
     let streams: Vec<EchoStream> = (0..3)
@@ -393,9 +427,16 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         servers.len() == 3,
         "lc spreads open connections: {servers:?}"
     );
+    Ok((echo, streams))
+}
 
-    // An upper threshold of 1 overloads a real holding a connection; the
-    // daemon sees it within its one-second count.
+/// An upper threshold of 1 overloads a real holding a connection; the
+/// daemon sees it within its one-second count.
+fn an_upper_threshold_overloads_a_busy_real(
+    rig: &Rig,
+    echo: &str,
+    streams: &[EchoStream],
+) -> Result<()> {
     let busy = rig
         .reals
         .iter()
@@ -404,9 +445,9 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
     rig.lbadm(&[
         "-e",
         "-t",
-        &echo,
+        echo,
         "-r",
-        &real4(&rig, busy, ECHO_PORT),
+        &real4(rig, busy, ECHO_PORT),
         "-w",
         "1",
         "-x",
@@ -415,12 +456,12 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
     let health_of_busy = || -> Result<String> {
         let json: serde_json::Value =
             serde_json::from_str(&rig.lbadm(&["-L", "-n", "-o", "json"])?)?;
-        let address = real4(&rig, busy, ECHO_PORT);
+        let address = real4(rig, busy, ECHO_PORT);
         Ok(json
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|service| service["address"] == echo.as_str())
+            .filter(|service| service["address"] == echo)
             .flat_map(|service| service["reals"].as_array().cloned().unwrap_or_default())
             .find(|real| real["address"] == address.as_str())
             .and_then(|real| real["health"].as_str().map(str::to_owned))
@@ -435,6 +476,20 @@ fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    Ok(())
+}
+
+#[test]
+fn schedulers_weigh_persist_and_count_connections() -> Result<()> {
+    if !require_root("schedulers_weigh_persist_and_count_connections") {
+        return Ok(());
+    }
+    let (rig, vip) = rig_with_round_robin_web()?;
+    wrr_shares_follow_the_weights(&rig, &vip)?;
+    the_rate_estimator_saw_the_burst(&rig, &vip)?;
+    persistence_keeps_the_client_on_one_real(&rig, &vip)?;
+    let (echo, streams) = least_connections_spread_open_connections(&rig)?;
+    an_upper_threshold_overloads_a_busy_real(&rig, &echo, &streams)?;
     for stream in streams {
         stream.finish()?;
     }

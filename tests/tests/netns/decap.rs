@@ -22,13 +22,12 @@ use aya::maps::{Map, MapData, PerCpuArray};
 use etherparse::{IpNumber, PacketBuilder};
 use lb_common::{GlobalCounter, names};
 use lb_tests::{
+    frames::{LB_MAC, REAL_MAC, ip},
     lbd::Lbd,
     netns::{Netns, unique_prefix},
 };
 use lb_userspace::dataplane::{PinLayout, ensure_bpffs};
 
-const LB_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const REAL_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x11];
 const LB4: &str = "198.18.0.1";
 const LB6: &str = "fd00:18::1";
 const REAL4: &str = "198.18.0.11";
@@ -41,10 +40,6 @@ const VIP6: &str = "fd00:18:1::10";
 const CLIENT4: &str = "198.19.7.7";
 const CLIENT6: &str = "fd00:c::7";
 const PORT: u16 = 5353;
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().expect("address literal")
-}
 
 /// The two namespaces; `lbd decap` runs in `real`.
 struct Rig {

@@ -161,6 +161,17 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
         &format!("metrics: {{ listen: \"{METRICS}\" }}\n"),
     )?;
     rig.start_lbd()?;
+    connections_reach_every_real(&rig)?;
+    let (samples, body) = scrape(&rig)?;
+    packets_are_counted_per_outcome(&samples, &body)?;
+    services_and_reals_are_counted(&rig, &samples, &body)?;
+    let (status, _, _) = request(&rig, "/")?;
+    ensure!(status == "HTTP/1.1 404 Not Found", "{status}");
+    a_new_address_needs_a_restart(&mut rig)
+}
+
+/// Sixty connections over each family reach every real.
+fn connections_reach_every_real(rig: &Rig) -> Result<()> {
     let v4 = traffic::http_get_from_ports(&rig.client, rig.vip4(HTTP_PORT), 44_000..44_060)?;
     let v6 = traffic::http_get_from_ports(&rig.client, rig.vip6(HTTP_PORT), 45_000..45_060)?;
     for real in &rig.reals {
@@ -170,8 +181,12 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
             real.name
         );
     }
+    Ok(())
+}
 
-    let (status, head, body) = request(&rig, "/metrics")?;
+/// `/metrics` in Prometheus' text format, parsed.
+fn scrape(rig: &Rig) -> Result<(Vec<Sample>, String)> {
+    let (status, head, body) = request(rig, "/metrics")?;
     ensure!(status == "HTTP/1.1 200 OK", "{head}\n\n{body}");
     ensure!(
         head.lines()
@@ -179,20 +194,30 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
         "{head}"
     );
     let samples = parse(&body).with_context(|| format!("parsing:\n{body}"))?;
+    Ok((samples, body))
+}
 
+/// The data plane's packets by outcome.
+fn packets_are_counted_per_outcome(samples: &[Sample], body: &str) -> Result<()> {
     let forwarded = value(
-        &samples,
+        samples,
         "lb_dataplane_packets_total",
         &[("outcome", "forwarded")],
     )?;
     ensure!(forwarded > 0.0, "nothing forwarded:\n{body}");
     for outcome in ["received", "drop_no_next_hop", "drop_fragment"] {
         value(
-            &samples,
+            samples,
             "lb_dataplane_packets_total",
             &[("outcome", outcome)],
         )?;
     }
+    Ok(())
+}
+
+/// Per service and per real: packets, bytes, connections, drops, weight,
+/// next hop; and the flow table.
+fn services_and_reals_are_counted(rig: &Rig, samples: &[Sample], body: &str) -> Result<()> {
     for (service, vip) in [("web4", "198.18.1.10"), ("web6", "fd00:18:1::10")] {
         let labels = [
             ("service", service),
@@ -200,8 +225,8 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
             ("port", "80"),
             ("protocol", "tcp"),
         ];
-        ensure!(value(&samples, "lb_service_packets_total", &labels)? > 0.0);
-        ensure!(value(&samples, "lb_service_connections_total", &labels)? >= 60.0);
+        ensure!(value(samples, "lb_service_packets_total", &labels)? > 0.0);
+        ensure!(value(samples, "lb_service_connections_total", &labels)? >= 60.0);
     }
     for real in &rig.reals {
         for (service, address) in [
@@ -209,23 +234,23 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
             ("web6", format!("[{}]:{HTTP_PORT}", real.v6)),
         ] {
             let labels = [("service", service), ("real", address.as_str())];
-            let packets = value(&samples, "lb_real_packets_total", &labels)?;
+            let packets = value(samples, "lb_real_packets_total", &labels)?;
             ensure!(packets > 0.0, "no packets for {labels:?}:\n{body}");
-            ensure!(value(&samples, "lb_real_bytes_total", &labels)? > packets);
-            ensure!(value(&samples, "lb_real_connections_total", &labels)? > 0.0);
-            ensure!(value(&samples, "lb_real_drops_total", &labels)? == 0.0);
-            ensure!(value(&samples, "lb_real_weight", &labels)? == 1.0);
-            ensure!(value(&samples, "lb_real_next_hop_resolved", &labels)? == 1.0);
+            ensure!(value(samples, "lb_real_bytes_total", &labels)? > packets);
+            ensure!(value(samples, "lb_real_connections_total", &labels)? > 0.0);
+            ensure!(value(samples, "lb_real_drops_total", &labels)? == 0.0);
+            ensure!(value(samples, "lb_real_weight", &labels)? == 1.0);
+            ensure!(value(samples, "lb_real_next_hop_resolved", &labels)? == 1.0);
         }
     }
-    ensure!(value(&samples, "lb_flow_table_entries", &[])? >= 120.0);
-    ensure!(value(&samples, "lb_flow_table_capacity", &[])? == 1_048_576.0);
+    ensure!(value(samples, "lb_flow_table_entries", &[])? >= 120.0);
+    ensure!(value(samples, "lb_flow_table_capacity", &[])? == 1_048_576.0);
+    Ok(())
+}
 
-    let (status, _, _) = request(&rig, "/")?;
-    ensure!(status == "HTTP/1.1 404 Not Found", "{status}");
-
-    // A new address needs a restart: the reload says so and the endpoint
-    // stays where it was.
+/// A new address needs a restart: the reload says so and the endpoint
+/// stays where it was.
+fn a_new_address_needs_a_restart(rig: &mut Rig) -> Result<()> {
     rig.write_config_with(
         &rig.all_reals(),
         "metrics: { listen: \"127.0.0.1:9106\" }\n",
@@ -236,7 +261,7 @@ fn metrics_endpoint_counts_traffic_per_real_and_per_outcome() -> Result<()> {
         log.contains("metrics.listen changed from 127.0.0.1:9105 to 127.0.0.1:9106"),
         "{log}"
     );
-    let (status, _, _) = request(&rig, "/metrics")?;
+    let (status, _, _) = request(rig, "/metrics")?;
     ensure!(status == "HTTP/1.1 200 OK", "{status}");
     Ok(())
 }

@@ -1,20 +1,12 @@
 //! TUN forwarding through the compiled program: every family combination
 //! of inner and outer header, built independently with etherparse.
 
-mod fixtures;
+use etherparse::Ipv4Header;
+use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, proto};
+use lb_tests::frames::{Packet, ip, tunnelled};
 
-use std::net::IpAddr;
-
-use etherparse::{EtherType, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header};
-use fixtures::{Case, Lb, MaglevRow, Packet, ip, real, xdp};
-use lb_common::{Addr, ForwardingMethod, GlobalCounter, Real, flow_hash::flow_hash, proto};
-
-const VIP4: &str = "198.18.0.10:80";
-const VIP6: &str = "[fd00::10]:80";
-const CLIENT4: &str = "198.19.7.7:40000";
-const CLIENT6: &str = "[fd00:c::7]:40000";
-const TUNNEL_SRC4: &str = "198.18.0.1";
-const TUNNEL_SRC6: &str = "fd00::1";
+use crate::addresses::{CLIENT4, CLIENT6, TUNNEL_SRC4, TUNNEL_SRC6, WEB4, WEB6};
+use crate::harness::{Case, Lb, MaglevRow, real, xdp};
 
 /// A TCP TUN service at `vip` whose every slot goes to one real at `real_addr`.
 fn tun_service(lb: &mut Lb, vip: &str, real_addr: &str, mtu: u16) -> Real {
@@ -37,84 +29,17 @@ fn tun_service_for(lb: &mut Lb, vip: &str, protocol: u8, real_addr: &str, mtu: u
     entry
 }
 
-/// The frame the balancer must send: the client's IP packet, unchanged,
-/// inside an outer header from the tunnel source to the real.
-fn encapsulated(packet: &Packet, real: &Real) -> Vec<u8> {
-    let frame = packet.bytes();
-    let l2_len = if packet.vlan.is_some() { 18 } else { 14 };
-    let inner = &frame[l2_len..];
-    let (inner_proto, tos, ttl, df) = match packet.src {
-        IpAddr::V4(_) => {
-            let (header, _) = Ipv4Header::from_slice(inner).expect("inner IPv4");
-            let tos = (header.dscp.value() << 2) | header.ecn.value();
-            (
-                IpNumber::IPV4,
-                tos,
-                header.time_to_live,
-                header.dont_fragment,
-            )
-        }
-        IpAddr::V6(_) => {
-            let (header, _) = Ipv6Header::from_slice(inner).expect("inner IPv6");
-            (IpNumber::IPV6, header.traffic_class, header.hop_limit, true)
-        }
-    };
-    let mut out = Vec::new();
-    let outer_v4 = real.family == 4;
-    let ether_type = if outer_v4 {
-        EtherType::IPV4
-    } else {
-        EtherType::IPV6
-    };
-    let mut l2 = frame[..l2_len].to_vec();
-    l2[..6].copy_from_slice(&real.dst_mac);
-    l2[6..12].copy_from_slice(&real.src_mac);
-    l2[l2_len - 2..].copy_from_slice(&ether_type.0.to_be_bytes());
-    out.extend_from_slice(&l2);
-    let src = real.tunnel_src.octets();
-    let dst = real.addr.octets();
-    if outer_v4 {
-        let mut outer = Ipv4Header::new(
-            inner.len() as u16,
-            ttl,
-            inner_proto,
-            [src[0], src[1], src[2], src[3]],
-            [dst[0], dst[1], dst[2], dst[3]],
-        )
-        .expect("outer IPv4");
-        outer.identification = 0;
-        outer.dont_fragment = df;
-        outer.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
-        outer.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
-        outer.header_checksum = outer.calc_header_checksum();
-        outer.write(&mut out).unwrap();
-    } else {
-        let outer = Ipv6Header {
-            traffic_class: tos,
-            flow_label: Ipv6FlowLabel::try_new(flow_hash(&packet.flow_key()) & 0xf_ffff).unwrap(),
-            payload_length: inner.len() as u16,
-            next_header: inner_proto,
-            hop_limit: ttl,
-            source: src,
-            destination: dst,
-        };
-        outer.write(&mut out).unwrap();
-    }
-    out.extend_from_slice(inner);
-    out
-}
-
 fn tx_case(name: &str, packet: &Packet, real: &Real) -> Case {
-    Case::tx(name, packet, real).output(encapsulated(packet, real))
+    Case::tx(name, packet, real).output(tunnelled(&packet.bytes(), real, &packet.flow_key()))
 }
 
 #[test]
 fn every_family_combination_is_encapsulated_with_the_inner_tos_and_ttl() {
     for (vip, client, real_addr, name) in [
-        (VIP4, CLIENT4, "198.18.5.11", "IPv4 in IPv4"),
-        (VIP6, CLIENT6, "fd00:5::11", "IPv6 in IPv6"),
-        (VIP4, CLIENT4, "fd00:5::11", "IPv4 in IPv6"),
-        (VIP6, CLIENT6, "198.18.5.11", "IPv6 in IPv4"),
+        (WEB4, CLIENT4, "198.18.5.11", "IPv4 in IPv4"),
+        (WEB6, CLIENT6, "fd00:5::11", "IPv6 in IPv6"),
+        (WEB4, CLIENT4, "fd00:5::11", "IPv4 in IPv6"),
+        (WEB6, CLIENT6, "198.18.5.11", "IPv6 in IPv4"),
     ] {
         let mut lb = Lb::load();
         let real = tun_service(&mut lb, vip, real_addr, 1500);
@@ -146,8 +71,8 @@ fn udp_is_encapsulated_in_every_family_combination() {
 #[test]
 fn dscp_ecn_and_dont_fragment_are_copied_to_the_outer_header() {
     let mut lb = Lb::load();
-    let real = tun_service(&mut lb, VIP4, "198.18.5.11", 1500);
-    let packet = Packet::tcp_syn(CLIENT4, VIP4).dont_fragment();
+    let real = tun_service(&mut lb, WEB4, "198.18.5.11", 1500);
+    let packet = Packet::tcp_syn(CLIENT4, WEB4).dont_fragment();
     let mut frame = packet.bytes();
     // DSCP AF41 (34) with ECT(0): the TOS byte 0x8a.
     frame[15] = 0x8a;
@@ -172,19 +97,19 @@ fn dscp_ecn_and_dont_fragment_are_copied_to_the_outer_header() {
 #[test]
 fn a_packet_that_fits_the_mtu_exactly_is_encapsulated() {
     let mut lb = Lb::load();
-    let syn = Packet::tcp_syn(CLIENT4, VIP4);
+    let syn = Packet::tcp_syn(CLIENT4, WEB4);
     let inner_len = syn.bytes().len() - 14;
-    let real = tun_service(&mut lb, VIP4, "198.18.5.11", (inner_len + 20) as u16);
+    let real = tun_service(&mut lb, WEB4, "198.18.5.11", (inner_len + 20) as u16);
     lb.expect(&tx_case("inner + 20 bytes == MTU", &syn, &real).counts(GlobalCounter::FlowNew));
 }
 
 #[test]
 fn a_real_without_a_next_hop_is_not_tunnelled_to() {
     let mut lb = Lb::load();
-    let mut real = tun_service(&mut lb, VIP6, "fd00:5::11", 1500);
+    let mut real = tun_service(&mut lb, WEB6, "fd00:5::11", 1500);
     real.flags &= !lb_common::REAL_NEXT_HOP_KNOWN;
     lb.set_real(1, real);
-    let syn = Packet::tcp_syn(CLIENT6, VIP6);
+    let syn = Packet::tcp_syn(CLIENT6, WEB6);
     lb.expect(
         &Case::drop("no next hop", syn.bytes(), GlobalCounter::DropNoNextHop)
             .counts(GlobalCounter::FlowNew),
