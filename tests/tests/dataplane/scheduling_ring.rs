@@ -15,14 +15,17 @@ use std::{
 use aya::maps::{Array, Map, MapData};
 use lb_common::NO_REAL;
 use lb_userspace::{
-    config,
+    config::{
+        self,
+        identity::{real_addresses, service_key},
+    },
     dataplane::{
         self, Dataplane, Geometry, PinLayout,
         ring::{Access, Ring},
     },
     health::{admission::Mark, tracker::RealKey},
     neighbours::{NextHop, Resolution},
-    reconcile::{Reconciler, real_addresses, service_key},
+    reconcile::Reconciler,
 };
 
 /// Prime, and a row of it (8 bytes a slot) is not a whole number of pages:

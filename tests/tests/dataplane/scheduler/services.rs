@@ -88,7 +88,10 @@ pub(super) fn row_reals(weights: &[u32]) -> Vec<RowReal> {
         .zip(weights)
         .map(|(id, &weight)| RowReal {
             id,
-            identity: lb_userspace::reconcile::identity_bytes(ip(&format!("198.18.1.{id}")), 0),
+            identity: lb_userspace::config::identity::identity_bytes(
+                ip(&format!("198.18.1.{id}")),
+                0,
+            ),
             weight,
         })
         .collect()
