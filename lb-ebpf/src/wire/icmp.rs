@@ -84,12 +84,8 @@ mod tests {
     /// its checksum from scratch.
     fn echo(kind: u8) -> [u8; 12] {
         let mut message = [kind, 0, 0, 0, 0x12, 0x34, 0, 7, b'p', b'i', b'n', b'g'];
-        let sum = message
-            .chunks(2)
-            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
-            .sum::<u32>();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        message[2..4].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        let sum = crate::wire::reference::checksum(&message);
+        message[2..4].copy_from_slice(&sum);
         message
     }
 

@@ -174,12 +174,8 @@ mod tests {
         ];
         header[12..16].copy_from_slice(&src);
         header[16..20].copy_from_slice(&dst);
-        let sum = header
-            .chunks(2)
-            .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
-            .sum::<u32>();
-        let folded = (sum & 0xffff) + (sum >> 16);
-        header[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        let sum = crate::wire::reference::checksum(&header);
+        header[10..12].copy_from_slice(&sum);
         header
     }
 

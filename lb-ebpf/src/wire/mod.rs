@@ -23,5 +23,7 @@ pub mod ip;
 pub mod l4;
 pub mod layout;
 pub mod quote;
+#[cfg(test)]
+mod reference;
 pub mod rewrite;
 pub mod verdict;

@@ -3,20 +3,7 @@
 use lb_common::{Addr, Family, proto};
 
 use super::*;
-
-/// RFC 1071 over `bytes`, the straightforward way, stored big-endian.
-fn reference(bytes: &[u8]) -> [u8; 2] {
-    let mut sum = 0u32;
-    for pair in bytes.chunks(2) {
-        let hi = pair[0] as u32;
-        let lo = *pair.get(1).unwrap_or(&0) as u32;
-        sum += (hi << 8) | lo;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    (!(sum as u16)).to_be_bytes()
-}
+use crate::wire::reference::checksum as reference;
 
 /// The 16-bit word at `offset`, as it sits in memory.
 fn word(bytes: &[u8], offset: usize) -> u16 {
