@@ -39,7 +39,7 @@ use lb_userspace::{
 };
 
 use crate::{
-    Options, Section,
+    options::{Options, Section},
     report::{Figure, Report, Target},
 };
 

@@ -7,7 +7,7 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::Section;
+use crate::options::Section;
 
 /// A figure, and what it is compared with when the comparison was measured
 /// in the same run.
@@ -117,6 +117,19 @@ pub struct NotMeasured {
     pub section: Section,
     pub why: String,
 }
+
+/// A measurement this host cannot make, and why: the run goes on without
+/// it and the report says so, instead of failing as a whole.
+#[derive(Debug)]
+pub struct HostCannot(pub String);
+
+impl std::fmt::Display for HostCannot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostCannot {}
 
 impl Report {
     pub fn new(seconds_per_measurement: f64, quick: bool) -> Self {

@@ -34,10 +34,10 @@ use self::{
     stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
 };
 use crate::{
-    HostCannot, Options, Section,
-    end_to_end::Spread,
+    options::{Options, Section},
     process::RunWithInput as _,
-    report::{Figure, Report, Target},
+    report::{Figure, HostCannot, Report, Target},
+    spread::Spread,
 };
 
 const QUICK_FLOW_TABLE_ENTRIES: u32 = 1 << 16;
