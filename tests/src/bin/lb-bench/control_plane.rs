@@ -102,9 +102,6 @@ const REAL_RANGE: &str = "198.19.0.0/16";
 const REAL_PORT: u16 = 8_000;
 /// VIPs are `VIP_BASE + service index`, port 80.
 const VIP_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 16, 0);
-const BALANCER_ADDRESS: &str = "198.18.0.1/24";
-const GATEWAY: &str = "198.18.0.2";
-const GATEWAY_ADDRESS: &str = "198.18.0.2/24";
 
 pub fn run(options: &Options, report: &mut Report) -> Result<()> {
     maglev_builds(options, report)?;
@@ -187,14 +184,8 @@ impl Rig {
         let prefix = unique_prefix();
         let workdir = std::env::temp_dir().join(format!("{prefix}-bench-control"));
         std::fs::create_dir_all(&workdir)?;
-        let balancer = Netns::create(&format!("{prefix}-lb"))?;
-        let gateway = Netns::create(&format!("{prefix}-gw"))?;
-        netns::veth_pair(&balancer, "eth0", &gateway, "eth0")?;
-        balancer.ip(&["addr", "add", BALANCER_ADDRESS, "dev", "eth0"])?;
-        balancer.ip(&["link", "set", "eth0", "up"])?;
-        balancer.ip(&["route", "add", REAL_RANGE, "via", GATEWAY])?;
-        gateway.ip(&["addr", "add", GATEWAY_ADDRESS, "dev", "eth0"])?;
-        gateway.ip(&["link", "set", "eth0", "up"])?;
+        let (balancer, gateway) =
+            netns::routed_pair(&format!("{prefix}-lb"), &format!("{prefix}-gw"), REAL_RANGE)?;
         let pins = PinLayout::new(format!("/sys/fs/bpf/{prefix}-bench-control"));
         Ok(Self {
             balancer,
