@@ -124,3 +124,18 @@ impl Drop for Netns {
         let _ = run("ip", &["netns", "del", &self.name]);
     }
 }
+
+/// Two namespaces, `near` and `far`, joined by a veth pair (`eth0` in each)
+/// on 198.18.0.0/24: near is .1 and routes `routed` (a CIDR) through far,
+/// .2. The benches' shape: lbd on the near side, one namespace standing in
+/// for many reals on the far side.
+pub fn routed_pair(near: &str, far: &str, routed: &str) -> Result<(Netns, Netns)> {
+    let (near, far) = (Netns::create(near)?, Netns::create(far)?);
+    veth_pair(&near, "eth0", &far, "eth0")?;
+    near.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"])?;
+    near.ip(&["link", "set", "eth0", "up"])?;
+    near.ip(&["route", "add", routed, "via", "198.18.0.2"])?;
+    far.ip(&["addr", "add", "198.18.0.2/24", "dev", "eth0"])?;
+    far.ip(&["link", "set", "eth0", "up"])?;
+    Ok((near, far))
+}

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     io::Write as _,
     net::{Ipv4Addr, SocketAddr, TcpListener},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -21,7 +21,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use lb_tests::{
     lbd::Lbd,
-    netns::{Netns, unique_prefix, veth_pair},
+    netns::{Netns, routed_pair, unique_prefix},
 };
 use lb_userspace::dataplane::{self, PinLayout};
 
@@ -168,111 +168,166 @@ fn bench(options: &Options) -> Result<()> {
     let prefix = unique_prefix();
     let workdir = std::env::temp_dir().join(format!("{prefix}-bench"));
     std::fs::create_dir_all(&workdir)?;
-    let balancer = Netns::create(&format!("{prefix}-lb"))?;
-    let responder_ns = Netns::create(&format!("{prefix}-rs"))?;
-    veth_pair(&balancer, "eth0", &responder_ns, "eth0")?;
-    balancer.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"])?;
-    balancer.ip(&["link", "set", "eth0", "up"])?;
-    balancer.ip(&["route", "add", REAL_RANGE, "via", "198.18.0.2"])?;
-    responder_ns.ip(&["addr", "add", "198.18.0.2/24", "dev", "eth0"])?;
-    responder_ns.ip(&["link", "set", "eth0", "up"])?;
+    let (balancer, responder_ns) = namespaces(&prefix)?;
+    let responder = start_responder(&responder_ns)?;
+    let files = Files {
+        pins: PinLayout::new(format!("/sys/fs/bpf/{prefix}-bench")),
+        socket: workdir.join("lbd.sock"),
+        config: workdir.join("lb.yaml"),
+        log: workdir.join("lbd.log"),
+    };
+    let result = measure_phases(options, &balancer, &responder, &files)
+        .and_then(|phases| print_summary(options, &phases));
+    drop(responder.listener);
+    let _ = dataplane::teardown(&files.pins);
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&workdir);
+    } else {
+        eprintln!("lbd's log: {}", files.log.display());
+    }
+    result
+}
+
+/// lbd's namespace, and the responder's behind it, which holds the whole
+/// real range (AnyIP) and has queues deep enough for every real's probes.
+fn namespaces(prefix: &str) -> Result<(Netns, Netns)> {
+    let (balancer, responder_ns) =
+        routed_pair(&format!("{prefix}-lb"), &format!("{prefix}-rs"), REAL_RANGE)?;
     responder_ns.ip(&["route", "add", "local", REAL_RANGE, "dev", "lo"])?;
     responder_ns.sysctl("net.core.somaxconn", "65535")?;
     responder_ns.sysctl("net.ipv4.tcp_max_syn_backlog", "65535")?;
     balancer.sysctl("net.ipv4.ip_local_port_range", "10000 65000")?;
     balancer.sysctl("net.ipv4.tcp_tw_reuse", "1")?;
-    let responder = start_responder(&responder_ns)?;
+    Ok((balancer, responder_ns))
+}
 
-    let pins = PinLayout::new(format!("/sys/fs/bpf/{prefix}-bench"));
-    let socket = workdir.join("lbd.sock");
-    let config_path = workdir.join("lb.yaml");
-    let log = workdir.join("lbd.log");
-    let result = (|| -> Result<()> {
-        let reals = SERVICES * REALS_PER_SERVICE;
-        std::fs::write(&config_path, config(&pins.root, &socket, "{ type: none }"))?;
-        println!("health checking at scale: {reals} reals, lbd in a namespace, one responder");
-        let mut lbd = Lbd::start(&balancer, &config_path, &log)?;
-        lbd.wait_ready()?;
-        // Let start-up work (first tables, ARP) settle before measuring.
-        std::thread::sleep(Duration::from_secs(3));
-        let idle = measure_cpu(&lbd, options.seconds)?;
+/// Where one run keeps lbd's pins, socket, configuration and log.
+struct Files {
+    pins: PinLayout,
+    socket: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
 
-        let check = format!(
-            "{{ type: tcp, interval: {}s, timeout: 500ms }}",
-            INTERVAL.as_secs()
+/// What the two phases measured.
+struct Phases {
+    /// lbd's CPU share of one core, reals unprobed.
+    idle: f64,
+    /// The same, every real probed each interval.
+    probing: f64,
+    /// When the responder accepted each real's probes (probed phase).
+    arrivals: HashMap<Ipv4Addr, Vec<Instant>>,
+    /// lbd's log at the end of the run.
+    log_text: String,
+}
+
+/// The unprobed phase, then a reload to TCP probes and the probed phase,
+/// on the same lbd.
+fn measure_phases(
+    options: &Options,
+    balancer: &Netns,
+    responder: &Responder,
+    files: &Files,
+) -> Result<Phases> {
+    let reals = SERVICES * REALS_PER_SERVICE;
+    let write_config = |check: &str| {
+        std::fs::write(
+            &files.config,
+            config(&files.pins.root, &files.socket, check),
+        )
+    };
+    write_config("{ type: none }")?;
+    println!("health checking at scale: {reals} reals, lbd in a namespace, one responder");
+    let mut lbd = Lbd::start(balancer, &files.config, &files.log)?;
+    lbd.wait_ready()?;
+    // Let start-up work (first tables, ARP) settle before measuring.
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = measure_cpu(&lbd, options.seconds)?;
+
+    write_config(&format!(
+        "{{ type: tcp, interval: {}s, timeout: 500ms }}",
+        INTERVAL.as_secs()
+    ))?;
+    let seen = lbd.log_text().matches("reloaded").count();
+    lbd.signal(libc::SIGHUP)?;
+    lbd.wait_for_log("reloaded", seen, Duration::from_secs(30))?;
+    // One interval for the jittered starts, one more to settle.
+    std::thread::sleep(INTERVAL * 2);
+    responder.recording.store(true, Ordering::Relaxed);
+    let probing = measure_cpu(&lbd, options.seconds)?;
+    responder.recording.store(false, Ordering::Relaxed);
+    let arrivals = std::mem::take(&mut *responder.arrivals.lock().expect("arrivals"));
+    let log_text = lbd.log_text();
+    drop(lbd);
+    Ok(Phases {
+        idle,
+        probing,
+        arrivals,
+        log_text,
+    })
+}
+
+/// Prints both phases' CPU, the probes the responder saw and their
+/// interval jitter; fails unless every real was probed.
+fn print_summary(options: &Options, phases: &Phases) -> Result<()> {
+    let reals = SERVICES * REALS_PER_SERVICE;
+    let Phases {
+        idle,
+        probing,
+        arrivals,
+        log_text,
+    } = phases;
+    let (idle, probing) = (*idle, *probing);
+    let mut intervals: Vec<f64> = Vec::new();
+    let mut probes = 0usize;
+    for times in arrivals.values() {
+        probes += times.len();
+        intervals.extend(
+            times
+                .windows(2)
+                .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0),
         );
-        std::fs::write(&config_path, config(&pins.root, &socket, &check))?;
-        let seen = lbd.log_text().matches("reloaded").count();
-        lbd.signal(libc::SIGHUP)?;
-        lbd.wait_for_log("reloaded", seen, Duration::from_secs(30))?;
-        // One interval for the jittered starts, one more to settle.
-        std::thread::sleep(INTERVAL * 2);
-        responder.recording.store(true, Ordering::Relaxed);
-        let probing = measure_cpu(&lbd, options.seconds)?;
-        responder.recording.store(false, Ordering::Relaxed);
-        let arrivals = std::mem::take(&mut *responder.arrivals.lock().expect("arrivals"));
-        let log_text = lbd.log_text();
-        drop(lbd);
-
-        let mut intervals: Vec<f64> = Vec::new();
-        let mut probes = 0usize;
-        for times in arrivals.values() {
-            probes += times.len();
-            intervals.extend(
-                times
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0),
-            );
-        }
-        let mut jitter: Vec<f64> = intervals
-            .iter()
-            .map(|ms| (ms - INTERVAL.as_secs_f64() * 1000.0).abs())
-            .collect();
-        jitter.sort_by(f64::total_cmp);
-        let rate = probes as f64 / options.seconds as f64;
-        let probed_reals = arrivals.len();
-        let down = log_text.matches("real is down").count();
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "phase                       lbd CPU (% of one core)")?;
-        writeln!(out, "  {reals} reals, unprobed     {:>8.2}", idle * 100.0)?;
-        writeln!(
-            out,
-            "  {reals} reals, tcp every 1s {:>8.2}",
-            probing * 100.0
-        )?;
-        writeln!(
-            out,
-            "probing costs {:.2}% of a core more ({:.1} us of CPU per probe); probed/unprobed CPU = {:.2}x",
-            (probing - idle) * 100.0,
-            (probing - idle) * 1e6 / rate.max(1.0),
-            probing / idle.max(1e-9)
-        )?;
-        writeln!(
-            out,
-            "probes seen by the responder: {probes} in {}s = {rate:.0}/s from {probed_reals} reals (expected {reals}/s)",
-            options.seconds
-        )?;
-        writeln!(
-            out,
-            "probe interval jitter |interval - 1s| over {} intervals: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            jitter.len(),
-            percentile(&jitter, 0.5),
-            percentile(&jitter, 0.99),
-            jitter.last().copied().unwrap_or(f64::NAN)
-        )?;
-        writeln!(out, "reals marked down during the run: {down}")?;
-        ensure!(
-            probed_reals == reals,
-            "only {probed_reals} of {reals} reals were probed"
-        );
-        Ok(())
-    })();
-    drop(responder.listener);
-    let _ = dataplane::teardown(&pins);
-    if result.is_ok() {
-        let _ = std::fs::remove_dir_all(&workdir);
-    } else {
-        eprintln!("lbd's log: {}", log.display());
     }
-    result
+    let mut jitter: Vec<f64> = intervals
+        .iter()
+        .map(|ms| (ms - INTERVAL.as_secs_f64() * 1000.0).abs())
+        .collect();
+    jitter.sort_by(f64::total_cmp);
+    let rate = probes as f64 / options.seconds as f64;
+    let probed_reals = arrivals.len();
+    let down = log_text.matches("real is down").count();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "phase                       lbd CPU (% of one core)")?;
+    writeln!(out, "  {reals} reals, unprobed     {:>8.2}", idle * 100.0)?;
+    writeln!(
+        out,
+        "  {reals} reals, tcp every 1s {:>8.2}",
+        probing * 100.0
+    )?;
+    writeln!(
+        out,
+        "probing costs {:.2}% of a core more ({:.1} us of CPU per probe); probed/unprobed CPU = {:.2}x",
+        (probing - idle) * 100.0,
+        (probing - idle) * 1e6 / rate.max(1.0),
+        probing / idle.max(1e-9)
+    )?;
+    writeln!(
+        out,
+        "probes seen by the responder: {probes} in {}s = {rate:.0}/s from {probed_reals} reals (expected {reals}/s)",
+        options.seconds
+    )?;
+    writeln!(
+        out,
+        "probe interval jitter |interval - 1s| over {} intervals: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        jitter.len(),
+        percentile(&jitter, 0.5),
+        percentile(&jitter, 0.99),
+        jitter.last().copied().unwrap_or(f64::NAN)
+    )?;
+    writeln!(out, "reals marked down during the run: {down}")?;
+    ensure!(
+        probed_reals == reals,
+        "only {probed_reals} of {reals} reals were probed"
+    );
+    Ok(())
 }

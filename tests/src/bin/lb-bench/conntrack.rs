@@ -43,7 +43,7 @@ use lb_userspace::{
 };
 
 use crate::{
-    Options, Section,
+    options::{Options, Section},
     report::{Figure, Report},
 };
 

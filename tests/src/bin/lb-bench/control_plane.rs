@@ -39,7 +39,7 @@ use lb_userspace::{
 };
 
 use crate::{
-    Options, Section,
+    options::{Options, Section},
     report::{Figure, Report, Target},
 };
 
@@ -102,9 +102,6 @@ const REAL_RANGE: &str = "198.19.0.0/16";
 const REAL_PORT: u16 = 8_000;
 /// VIPs are `VIP_BASE + service index`, port 80.
 const VIP_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 16, 0);
-const BALANCER_ADDRESS: &str = "198.18.0.1/24";
-const GATEWAY: &str = "198.18.0.2";
-const GATEWAY_ADDRESS: &str = "198.18.0.2/24";
 
 pub fn run(options: &Options, report: &mut Report) -> Result<()> {
     maglev_builds(options, report)?;
@@ -187,14 +184,8 @@ impl Rig {
         let prefix = unique_prefix();
         let workdir = std::env::temp_dir().join(format!("{prefix}-bench-control"));
         std::fs::create_dir_all(&workdir)?;
-        let balancer = Netns::create(&format!("{prefix}-lb"))?;
-        let gateway = Netns::create(&format!("{prefix}-gw"))?;
-        netns::veth_pair(&balancer, "eth0", &gateway, "eth0")?;
-        balancer.ip(&["addr", "add", BALANCER_ADDRESS, "dev", "eth0"])?;
-        balancer.ip(&["link", "set", "eth0", "up"])?;
-        balancer.ip(&["route", "add", REAL_RANGE, "via", GATEWAY])?;
-        gateway.ip(&["addr", "add", GATEWAY_ADDRESS, "dev", "eth0"])?;
-        gateway.ip(&["link", "set", "eth0", "up"])?;
+        let (balancer, gateway) =
+            netns::routed_pair(&format!("{prefix}-lb"), &format!("{prefix}-gw"), REAL_RANGE)?;
         let pins = PinLayout::new(format!("/sys/fs/bpf/{prefix}-bench-control"));
         Ok(Self {
             balancer,
@@ -233,115 +224,83 @@ impl Rig {
         let scale = if options.quick { APPLY_QUICK } else { APPLY };
         let empty = self.write_config("empty.yaml", scale, 0)?;
         let full = self.write_config("full.yaml", scale, scale.services)?;
+        let start_time = self.cold_start(&full, scale)?;
+        let reloads = self.reloads(options, scale, &empty, &full)?;
+        report_apply(report, scale, start_time, &reloads);
+        Ok(())
+    }
 
-        // Cold start: no pinned state, lbd handed the whole file.
+    /// Cold start: no pinned state, lbd handed the whole file; how long it
+    /// took to log `ready`.
+    fn cold_start(&self, full: &Path, scale: Scale) -> Result<Duration> {
         let _ = dataplane::teardown(&self.pins);
-        let (lbd, start_time) = self.start_lbd(&full, "start.log")?;
+        let (lbd, start_time) = self.start_lbd(full, "start.log")?;
         check_applied(&lbd, scale)?;
         lbd.stop()?;
         let _ = dataplane::teardown(&self.pins);
+        Ok(start_time)
+    }
 
-        // Reload: a running lbd without services is handed the whole file,
-        // then the empty one again, at least three times: one apply is a
-        // single sample on a shared machine.
+    /// Reload: a running lbd without services is handed the whole file,
+    /// then the empty one again, at least three times: one apply is a
+    /// single sample on a shared machine. Then its idle CPU with the whole
+    /// file loaded.
+    fn reloads(
+        &self,
+        options: &Options,
+        scale: Scale,
+        empty: &Path,
+        full: &Path,
+    ) -> Result<Reloads> {
         let reload_config = self.workdir.join("lb.yaml");
-        std::fs::copy(&empty, &reload_config)?;
+        std::fs::copy(empty, &reload_config)?;
         let (mut lbd, _) = self.start_lbd(&reload_config, "reload.log")?;
         let mut samples = Vec::new();
         let mut phases: [Vec<f64>; 3] = Default::default();
         let mut memory = None;
         let started = Instant::now();
         while samples.len() < 3 || started.elapsed() < options.duration {
-            samples.push(self.reload(&mut lbd, &full, &reload_config)?.as_secs_f64());
+            samples.push(self.reload(&mut lbd, full, &reload_config)?.as_secs_f64());
             check_applied(&lbd, scale)?;
             for (samples, ms) in phases.iter_mut().zip(reload_phases(&lbd)?) {
                 samples.push(ms as f64);
             }
             memory = Some(Memory::of(lbd.pid())?);
-            self.reload(&mut lbd, &empty, &reload_config)?;
+            self.reload(&mut lbd, empty, &reload_config)?;
         }
         let memory = memory.expect("at least one reload");
-        let reloads = samples.len();
-        let reload_time = median(&mut samples);
-        // What lbd costs the host while nothing changes: every second it
-        // re-reads the neighbour table, samples rates, reaps idle flows.
-        self.reload(&mut lbd, &full, &reload_config)?;
+        let count = samples.len();
+        let seconds = median(&mut samples);
+        let (idle_share, idle_window) = self.idle_cpu(&mut lbd, full, &reload_config, options)?;
+        lbd.stop()?;
+        let _ = dataplane::teardown(&self.pins);
+        Ok(Reloads {
+            seconds,
+            count,
+            phases_ms: phases.map(|mut samples| median(&mut samples)),
+            memory,
+            idle_share,
+            idle_window,
+        })
+    }
+
+    /// What lbd costs the host while nothing changes: every second it
+    /// re-reads the neighbour table, samples rates, reaps idle flows. Its
+    /// share of one core with `full` loaded, and the window measured.
+    fn idle_cpu(
+        &self,
+        lbd: &mut Lbd,
+        full: &Path,
+        reload_config: &Path,
+        options: &Options,
+    ) -> Result<(f64, Duration)> {
+        self.reload(lbd, full, reload_config)?;
         std::thread::sleep(IDLE_SETTLE);
         let idle_window = options.duration.max(IDLE_MIN_WINDOW);
         let before = thread_cpu_ns(lbd.pid())?;
         std::thread::sleep(idle_window);
         let busy = cpu_seconds_between(&before, &thread_cpu_ns(lbd.pid())?);
-        let idle_share = busy / idle_window.as_secs_f64();
-        lbd.stop()?;
-        let _ = dataplane::teardown(&self.pins);
-
-        let what = scale.describe();
-        report.add(
-            Figure::new(
-                Section::ControlPlane,
-                format!("apply {what} (SIGHUP reload)"),
-                reload_time,
-                "s",
-            )
-            .target(Target::ValueAtMost(APPLY_TARGET_SECONDS))
-            .note(format!(
-                "lbd running with no services is sent SIGHUP with the full file; until it logs \
-                 `reloaded`: parse, validate, resolve next hops, write reals, Maglev rows \
-                 ({} slots each) and services; median of {reloads} reloads, each from no \
-                 services; lbd's own account (medians): parse {:.0} ms, resolve {:.0} ms, \
-                 apply {:.0} ms",
-                scale.maglev_table_size,
-                median(&mut phases[0]),
-                median(&mut phases[1]),
-                median(&mut phases[2]),
-            )),
-        );
-        report.add(
-            Figure::new(
-                Section::ControlPlane,
-                format!("start lbd with {what}"),
-                start_time.as_secs_f64(),
-                "s",
-            )
-            .note(
-                "from spawning lbd (no pinned state) until it logs `ready`: the apply above \
-                 plus loading, verifying and attaching the XDP program",
-            ),
-        );
-        report.add(
-            Figure::new(
-                Section::ControlPlane,
-                format!("lbd CPU while idle with {what}"),
-                idle_share * 100.0,
-                "% of a core",
-            )
-            .note(format!(
-                "CPU time of lbd's threads (/proc/PID/task/*/schedstat) over {:.0} s, {:.0} s \
-                 after a reload to {what}, no traffic and no changes",
-                idle_window.as_secs_f64(),
-                IDLE_SETTLE.as_secs_f64()
-            )),
-        );
-        let memory_note = format!("/proc/PID/status after the last reload to {what}");
-        report.add(
-            Figure::new(
-                Section::ControlPlane,
-                format!("lbd VmRSS with {what}"),
-                memory.rss_mib,
-                "MiB",
-            )
-            .note(memory_note.clone()),
-        );
-        report.add(
-            Figure::new(
-                Section::ControlPlane,
-                format!("lbd VmHWM with {what}"),
-                memory.peak_mib,
-                "MiB",
-            )
-            .note(format!("{memory_note}: the peak resident size")),
-        );
-        Ok(())
+        Ok((busy / idle_window.as_secs_f64(), idle_window))
     }
 
     /// Makes `config` the file lbd reads, sends SIGHUP and waits for
@@ -430,6 +389,91 @@ impl Drop for Rig {
     fn drop(&mut self) {
         let _ = dataplane::teardown(&self.pins);
     }
+}
+
+/// What the reloads of [`Rig::reloads`] measured.
+struct Reloads {
+    /// One apply by SIGHUP, seconds (median).
+    seconds: f64,
+    count: usize,
+    /// lbd's own account of an apply, ms (medians): parse, resolve, apply.
+    phases_ms: [f64; 3],
+    /// After the last reload of the whole file.
+    memory: Memory,
+    /// lbd's CPU share of one core while idle, and the window measured.
+    idle_share: f64,
+    idle_window: Duration,
+}
+
+/// The apply, start, idle CPU and memory figures of one scale.
+fn report_apply(report: &mut Report, scale: Scale, start_time: Duration, reloads: &Reloads) {
+    let what = scale.describe();
+    report.add(
+        Figure::new(
+            Section::ControlPlane,
+            format!("apply {what} (SIGHUP reload)"),
+            reloads.seconds,
+            "s",
+        )
+        .target(Target::ValueAtMost(APPLY_TARGET_SECONDS))
+        .note(format!(
+            "lbd running with no services is sent SIGHUP with the full file; until it logs \
+             `reloaded`: parse, validate, resolve next hops, write reals, Maglev rows \
+             ({} slots each) and services; median of {} reloads, each from no \
+             services; lbd's own account (medians): parse {:.0} ms, resolve {:.0} ms, \
+             apply {:.0} ms",
+            scale.maglev_table_size,
+            reloads.count,
+            reloads.phases_ms[0],
+            reloads.phases_ms[1],
+            reloads.phases_ms[2],
+        )),
+    );
+    report.add(
+        Figure::new(
+            Section::ControlPlane,
+            format!("start lbd with {what}"),
+            start_time.as_secs_f64(),
+            "s",
+        )
+        .note(
+            "from spawning lbd (no pinned state) until it logs `ready`: the apply above \
+             plus loading, verifying and attaching the XDP program",
+        ),
+    );
+    report.add(
+        Figure::new(
+            Section::ControlPlane,
+            format!("lbd CPU while idle with {what}"),
+            reloads.idle_share * 100.0,
+            "% of a core",
+        )
+        .note(format!(
+            "CPU time of lbd's threads (/proc/PID/task/*/schedstat) over {:.0} s, {:.0} s \
+             after a reload to {what}, no traffic and no changes",
+            reloads.idle_window.as_secs_f64(),
+            IDLE_SETTLE.as_secs_f64()
+        )),
+    );
+    let memory_note = format!("/proc/PID/status after the last reload to {what}");
+    report.add(
+        Figure::new(
+            Section::ControlPlane,
+            format!("lbd VmRSS with {what}"),
+            reloads.memory.rss_mib,
+            "MiB",
+        )
+        .note(memory_note.clone()),
+    );
+    report.add(
+        Figure::new(
+            Section::ControlPlane,
+            format!("lbd VmHWM with {what}"),
+            reloads.memory.peak_mib,
+            "MiB",
+        )
+        .note(format!("{memory_note}: the peak resident size")),
+    );
 }
 
 /// ipvsadm's three header lines, then a line per service and per real.

@@ -22,134 +22,29 @@
 mod conntrack;
 mod control_plane;
 mod end_to_end;
+mod options;
 mod packet;
 mod process;
 mod report;
+mod spread;
 
-use std::{path::PathBuf, time::Duration};
+use anyhow::{Context as _, Result};
 
-use anyhow::{Context as _, Result, bail};
-use serde::Serialize;
-
-use crate::report::Report;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Section {
-    Cost,
-    Rate,
-    Nftables,
-    EndToEnd,
-    ControlPlane,
-    ConnTable,
-}
-
-impl Section {
-    pub const ALL: [Section; 6] = [
-        Section::Cost,
-        Section::Rate,
-        Section::Nftables,
-        Section::EndToEnd,
-        Section::ControlPlane,
-        Section::ConnTable,
-    ];
-
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Section::Cost => "cost",
-            Section::Rate => "rate",
-            Section::Nftables => "nftables",
-            Section::EndToEnd => "e2e",
-            Section::ControlPlane => "control",
-            Section::ConnTable => "conntrack",
-        }
-    }
-
-    fn from_keyword(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.keyword() == word)
-    }
-}
-
-pub struct Options {
-    pub sections: Vec<Section>,
-    /// How long each timed measurement runs.
-    pub duration: Duration,
-    /// Small sizes and short runs: proves the harness works, nothing more.
-    pub quick: bool,
-    pub out: PathBuf,
-}
-
-const USAGE: &str = "lb-bench [SECTION...] [--seconds N] [--quick] [--out DIR]
-  SECTION: cost, rate, nftables, e2e, control, conntrack (default: all)
-  --seconds N  length of each timed measurement (default 5; --quick: 1)
-  --quick      small sizes and short runs, to check the harness works
-  --out DIR    where bench.json and bench.svg go (default target/bench)";
-
-fn options() -> Result<Options> {
-    let mut sections = Vec::new();
-    let mut seconds = None;
-    let mut quick = false;
-    let mut out = PathBuf::from("target/bench");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let value: f64 = args
-                    .next()
-                    .context("--seconds needs a value")?
-                    .parse()
-                    .context("--seconds takes a number")?;
-                anyhow::ensure!(value > 0.0, "--seconds must be positive");
-                seconds = Some(value);
-            }
-            "--quick" => quick = true,
-            "--out" => out = args.next().context("--out needs a directory")?.into(),
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            word => match Section::from_keyword(word) {
-                Some(section) if !sections.contains(&section) => sections.push(section),
-                Some(_) => {}
-                None => bail!("unknown argument {word:?}\n{USAGE}"),
-            },
-        }
-    }
-    if sections.is_empty() {
-        sections = Section::ALL.to_vec();
-    }
-    let seconds = seconds.unwrap_or(if quick { 1.0 } else { 5.0 });
-    Ok(Options {
-        sections,
-        duration: Duration::from_secs_f64(seconds),
-        quick,
-        out,
-    })
-}
+use crate::{
+    options::{Options, Section},
+    report::{HostCannot, Report},
+};
 
 fn main() {
     if !lb_tests::is_root() {
         eprintln!("lb-bench needs root (network namespaces and XDP)");
         std::process::exit(1);
     }
-    if let Err(error) = options().and_then(|options| bench(&options)) {
+    if let Err(error) = options::parse().and_then(|options| bench(&options)) {
         eprintln!("bench failed: {error:#}");
         std::process::exit(1);
     }
 }
-
-/// A measurement this host cannot make, and why: the run goes on without
-/// it and the report says so, instead of failing as a whole.
-#[derive(Debug)]
-pub struct HostCannot(pub String);
-
-impl std::fmt::Display for HostCannot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for HostCannot {}
 
 fn bench(options: &Options) -> Result<()> {
     let mut report = Report::new(options.duration.as_secs_f64(), options.quick);

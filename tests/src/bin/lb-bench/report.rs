@@ -7,7 +7,7 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::Section;
+use crate::options::Section;
 
 /// A figure, and what it is compared with when the comparison was measured
 /// in the same run.
@@ -118,6 +118,19 @@ pub struct NotMeasured {
     pub why: String,
 }
 
+/// A measurement this host cannot make, and why: the run goes on without
+/// it and the report says so, instead of failing as a whole.
+#[derive(Debug)]
+pub struct HostCannot(pub String);
+
+impl std::fmt::Display for HostCannot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostCannot {}
+
 impl Report {
     pub fn new(seconds_per_measurement: f64, quick: bool) -> Self {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -202,31 +215,9 @@ impl Report {
     /// target is a black tick. Figures without a comparison are listed
     /// under the chart.
     pub fn svg(&self) -> String {
-        const LABEL_WIDTH: f64 = 430.0;
-        const PLOT_WIDTH: f64 = 420.0;
-        const BAR: f64 = 18.0;
-        const GAP: f64 = 6.0;
-        const TOP: f64 = 50.0;
-        let compared: Vec<&Figure> = self
-            .figures
-            .iter()
-            .filter(|f| f.ratio().is_some())
-            .collect();
-        let plain: Vec<&Figure> = self
-            .figures
-            .iter()
-            .filter(|f| f.ratio().is_none())
-            .collect();
-        // The axis spans 1/100x .. 100x or wider, always including 1x.
-        let ratios = compared
-            .iter()
-            .filter_map(|f| f.ratio())
-            .filter(|r| *r > 0.0);
-        let (low, high) = ratios.fold((0.01f64, 100.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
-        let (log_low, log_high) = (low.log10().floor(), high.log10().ceil());
-        let x = |ratio: f64| {
-            LABEL_WIDTH + PLOT_WIDTH * (ratio.max(low).log10() - log_low) / (log_high - log_low)
-        };
+        let (compared, plain): (Vec<&Figure>, Vec<&Figure>) =
+            self.figures.iter().partition(|f| f.ratio().is_some());
+        let axis = Axis::spanning(&compared);
         let plot_height = compared.len() as f64 * (BAR + GAP);
         let height = TOP + plot_height + 40.0 + plain.len() as f64 * 16.0 + 20.0;
         let width = LABEL_WIDTH + PLOT_WIDTH + 120.0;
@@ -239,10 +230,66 @@ impl Report {
             escape(&self.kernel),
             self.cpus
         );
-        let mut decade = log_low;
-        while decade <= log_high {
+        axis.draw_decades(&mut svg, plot_height);
+        for (index, figure) in compared.iter().enumerate() {
+            axis.draw_bar(&mut svg, TOP + index as f64 * (BAR + GAP), figure);
+        }
+        let one = axis.x(1.0);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{one:.1}\" y1=\"{:.1}\" x2=\"{one:.1}\" y2=\"{:.1}\" stroke=\"black\"/>",
+            TOP - 8.0,
+            TOP + plot_height
+        );
+        list_uncompared(&mut svg, &plain, TOP + plot_height + 30.0);
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+// The chart's layout, in SVG user units: labels left of the plot, a bar
+// per comparison below the title.
+const LABEL_WIDTH: f64 = 430.0;
+const PLOT_WIDTH: f64 = 420.0;
+const BAR: f64 = 18.0;
+const GAP: f64 = 6.0;
+const TOP: f64 = 50.0;
+
+/// The chart's horizontal axis: ratios on a log scale, whole decades.
+struct Axis {
+    low: f64,
+    log_low: f64,
+    log_high: f64,
+}
+
+impl Axis {
+    /// 1/100x .. 100x or wider, always including 1x.
+    fn spanning(compared: &[&Figure]) -> Self {
+        let ratios = compared
+            .iter()
+            .filter_map(|f| f.ratio())
+            .filter(|r| *r > 0.0);
+        let (low, high) = ratios.fold((0.01f64, 100.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        Self {
+            low,
+            log_low: low.log10().floor(),
+            log_high: high.log10().ceil(),
+        }
+    }
+
+    /// Where `ratio` sits.
+    fn x(&self, ratio: f64) -> f64 {
+        LABEL_WIDTH
+            + PLOT_WIDTH * (ratio.max(self.low).log10() - self.log_low)
+                / (self.log_high - self.log_low)
+    }
+
+    /// A grey line and a label at every decade.
+    fn draw_decades(&self, svg: &mut String, plot_height: f64) {
+        let mut decade = self.log_low;
+        while decade <= self.log_high {
             let ratio = 10f64.powf(decade);
-            let at = x(ratio);
+            let at = self.x(ratio);
             let _ = writeln!(
                 svg,
                 "<line x1=\"{at:.1}\" y1=\"{}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"#ccc\"/>\
@@ -254,71 +301,70 @@ impl Report {
             );
             decade += 1.0;
         }
-        for (index, figure) in compared.iter().enumerate() {
-            let y = TOP + index as f64 * (BAR + GAP);
-            let ratio = figure.ratio().unwrap_or(1.0);
-            let colour = match figure.meets_target() {
-                Some(true) => "#3a3",
-                Some(false) => "#d33",
-                None => "#999",
-            };
-            let (start, end) = (x(1.0).min(x(ratio)), x(1.0).max(x(ratio)));
-            let label = format!(
-                "{}: {} vs {}",
-                figure.section.keyword(),
-                figure.name,
-                figure.compared_to.as_ref().map_or("", |r| r.name.as_str())
-            );
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-                 <rect x=\"{start:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{BAR}\" fill=\"{colour}\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\">{}x</text>",
-                LABEL_WIDTH - 8.0,
-                y + BAR - 5.0,
-                escape(&label),
-                (end - start).max(1.0),
-                x(ratio).max(x(1.0)) + 4.0,
-                y + BAR - 5.0,
-                format_ratio(ratio)
-            );
-            if let Some(Target::RatioAtMost(bound) | Target::RatioAtLeast(bound)) = figure.target {
-                let at = x(bound);
-                let _ = writeln!(
-                    svg,
-                    "<line x1=\"{at:.1}\" y1=\"{:.1}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"black\" \
-                     stroke-width=\"2\"/>",
-                    y - 2.0,
-                    y + BAR + 2.0
-                );
-            }
-        }
-        let one = x(1.0);
+    }
+
+    /// `figure`'s label, its bar from 1x to its ratio at height `y`, and its
+    /// target's tick.
+    fn draw_bar(&self, svg: &mut String, y: f64, figure: &Figure) {
+        let ratio = figure.ratio().unwrap_or(1.0);
+        let colour = match figure.meets_target() {
+            Some(true) => "#3a3",
+            Some(false) => "#d33",
+            None => "#999",
+        };
+        let (start, end) = (
+            self.x(1.0).min(self.x(ratio)),
+            self.x(1.0).max(self.x(ratio)),
+        );
+        let label = format!(
+            "{}: {} vs {}",
+            figure.section.keyword(),
+            figure.name,
+            figure.compared_to.as_ref().map_or("", |r| r.name.as_str())
+        );
         let _ = writeln!(
             svg,
-            "<line x1=\"{one:.1}\" y1=\"{:.1}\" x2=\"{one:.1}\" y2=\"{:.1}\" stroke=\"black\"/>",
-            TOP - 8.0,
-            TOP + plot_height
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{start:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{BAR}\" fill=\"{colour}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}x</text>",
+            LABEL_WIDTH - 8.0,
+            y + BAR - 5.0,
+            escape(&label),
+            (end - start).max(1.0),
+            self.x(ratio).max(self.x(1.0)) + 4.0,
+            y + BAR - 5.0,
+            format_ratio(ratio)
         );
-        let mut y = TOP + plot_height + 30.0;
-        for figure in plain {
-            let met = match figure.meets_target() {
-                Some(true) => " (target met)",
-                Some(false) => " (target MISSED)",
-                None => "",
-            };
+        if let Some(Target::RatioAtMost(bound) | Target::RatioAtLeast(bound)) = figure.target {
+            let at = self.x(bound);
             let _ = writeln!(
                 svg,
-                "<text x=\"10\" y=\"{y:.1}\">{}: {} = {} {}{met}</text>",
-                figure.section.keyword(),
-                escape(&figure.name),
-                format_value(figure.value),
-                escape(&figure.unit)
+                "<line x1=\"{at:.1}\" y1=\"{:.1}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"black\" \
+                 stroke-width=\"2\"/>",
+                y - 2.0,
+                y + BAR + 2.0
             );
-            y += 16.0;
         }
-        svg.push_str("</svg>\n");
-        svg
+    }
+}
+
+/// The figures without a comparison, a line each from height `y` down.
+fn list_uncompared(svg: &mut String, plain: &[&Figure], mut y: f64) {
+    for figure in plain {
+        let met = match figure.meets_target() {
+            Some(true) => " (target met)",
+            Some(false) => " (target MISSED)",
+            None => "",
+        };
+        let _ = writeln!(
+            svg,
+            "<text x=\"10\" y=\"{y:.1}\">{}: {} = {} {}{met}</text>",
+            figure.section.keyword(),
+            escape(&figure.name),
+            format_value(figure.value),
+            escape(&figure.unit)
+        );
+        y += 16.0;
     }
 }
 

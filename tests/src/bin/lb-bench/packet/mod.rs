@@ -34,10 +34,10 @@ use self::{
     stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
 };
 use crate::{
-    HostCannot, Options, Section,
-    end_to_end::Spread,
+    options::{Options, Section},
     process::RunWithInput as _,
-    report::{Figure, Report, Target},
+    report::{Figure, HostCannot, Report, Target},
+    spread::Spread,
 };
 
 const QUICK_FLOW_TABLE_ENTRIES: u32 = 1 << 16;
@@ -549,12 +549,25 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
             options,
         )?);
     }
+    report_nftables_rate(report, rounds, &ours, &floors, &theirs);
+    Ok(())
+}
+
+/// The balancer's rate against nftables DNAT's and against the harness
+/// floor, from the medians of the alternating rounds.
+fn report_nftables_rate(
+    report: &mut Report,
+    rounds: usize,
+    ours: &[Rate],
+    floors: &[Rate],
+    theirs: &[Rate],
+) {
     let delivered =
         |rates: &[Rate]| Spread::of(&rates.iter().map(|r| r.delivered_mpps).collect::<Vec<_>>());
     let offered =
         |rates: &[Rate]| Spread::of(&rates.iter().map(|r| r.offered_mpps).collect::<Vec<_>>());
     let (ours_delivered, floor, kernel_delivered) =
-        (delivered(&ours), delivered(&floors), delivered(&theirs));
+        (delivered(ours), delivered(floors), delivered(theirs));
     report.add(
         Figure::new(
             Section::Nftables,
@@ -570,8 +583,8 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
                  nftables: kube-proxy's rule shape, conntrack on, lbd not running",
             ours_delivered.describe(),
             kernel_delivered.describe(),
-            offered(&ours).median,
-            offered(&theirs).median,
+            offered(ours).median,
+            offered(theirs).median,
         )),
     );
     report.add(
@@ -590,5 +603,4 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
             NFTABLES_TARGET * kernel_delivered.median / floor.median
         )),
     );
-    Ok(())
 }
