@@ -18,8 +18,6 @@ use lb_common::{REAL_OVERLOADED, Real, RealHealth, ServiceKey};
 use tracing::info;
 
 pub use self::{ids::Ids, write::Applied};
-// Re-exported for the benches and tests that name them from here.
-pub use crate::config::identity::{RealIdentity, identity_bytes, real_addresses, service_key};
 use crate::{
     config::Config,
     dataplane::{Geometry, Maps},

@@ -36,10 +36,10 @@ use lb_common::{
 use lb_tests::frames::{LB_MAC, Packet, Transport, real_mac};
 use lb_userspace::{
     config,
+    config::identity::identity_bytes,
     dataplane::{Dataplane, Geometry, monotonic_now_ns},
     maglev::{self, Backend},
     reaper,
-    reconcile::identity_bytes,
 };
 
 use crate::{

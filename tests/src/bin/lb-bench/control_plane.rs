@@ -33,9 +33,9 @@ use lb_tests::{
     netns::{self, Netns, unique_prefix},
 };
 use lb_userspace::{
+    config::identity::identity_bytes,
     dataplane::{self, PinLayout},
     maglev::{self, Backend},
-    reconcile::identity_bytes,
 };
 
 use crate::{
