@@ -20,7 +20,7 @@
 
 use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service};
 
-use crate::{clock, maps::LB_PERSIST, scheduling::live_real};
+use crate::{clock, flow_state::live_real, maps::LB_PERSIST};
 
 /// The template's key for `client` in service `service_id`.
 #[inline(always)]
@@ -94,4 +94,25 @@ fn touch_call(key: usize, packed: u64, real_id: u32) -> u64 {
         None => remember(&template_key, real_id, now),
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::{Addr, PersistKey};
+
+    use super::key;
+
+    #[test]
+    fn clients_in_one_prefix_share_a_template_per_service() {
+        let client = Addr::from_v4_octets([198, 18, 3, 77]);
+        let neighbour = Addr::from_v4_octets([198, 18, 3, 200]);
+        let expected = PersistKey {
+            client: Addr::from_v4_octets([198, 18, 3, 0]),
+            service_id: 7,
+        };
+        assert_eq!(key(&client, 24, 7), expected);
+        assert_eq!(key(&neighbour, 24, 7), expected);
+        assert_ne!(key(&client, 24, 8), expected);
+        assert_ne!(key(&client, 32, 7), key(&neighbour, 32, 7));
+    }
 }

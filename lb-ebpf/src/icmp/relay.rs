@@ -27,10 +27,9 @@ use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::{Verdict, call, quote, translate};
 use crate::{
-    encap, forward,
+    encap, flow_state, forward,
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES},
     parse::{self, L3, L3Verdict},
-    scheduling,
 };
 
 /// The error to a VIP in the frame, sent towards the quoted flow's real;
@@ -114,7 +113,7 @@ fn find_call(ctx: usize) -> u64 {
 #[inline(always)]
 fn destination(key: &FlowKey) -> Option<(u32, u8)> {
     let (real_id, service_id) = flow(key)?;
-    let real = scheduling::live_real(real_id, service_id)?;
+    let real = flow_state::live_real(real_id, service_id)?;
     let service = service(key)?;
     // The flow was scheduled by another service than the one now at that
     // address and port (a configuration change): its method may differ.

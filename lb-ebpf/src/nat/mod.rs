@@ -45,9 +45,9 @@ use self::{
 };
 use crate::{
     counters,
+    flow_state::Choice,
     forward::transmit,
     parse::{self, L3, L3Verdict, L4, L4Verdict},
-    scheduling::Choice,
 };
 
 /// What to do with the packet, and the counter that says why.

@@ -22,9 +22,9 @@ use super::{
 use crate::{
     clock, counters,
     flow_cache::{generation, same_flow},
+    flow_state::writes_flow_entry,
     maps::LB_NAT_REPLY_CACHE,
     parse::{L3, L4},
-    scheduling::writes_flow_entry,
 };
 
 /// Sends the packet on as its flow's slot says, if the slot may answer.

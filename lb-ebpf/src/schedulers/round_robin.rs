@@ -24,7 +24,7 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::bpf_loop;
 use lb_common::NO_REAL;
 
-use super::Row;
+use super::row::Row;
 use crate::maps::LB_RR_CURSOR;
 
 /// Slots tried per new connection.
