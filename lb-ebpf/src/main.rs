@@ -4,6 +4,8 @@
 //! parse -> is it for a service? -> which real (flow table, else the
 //! service's scheduler) -> forward. Each step lives in its own module; this
 //! file only wires them.
+//!
+//! The benchmark's programs are a separate object (`bin/lb-bench-xdp.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // Inline assembly on BPF (one atomic add: see `schedulers::count_connection`).
@@ -14,8 +16,6 @@
 // programs call is unused there.
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code))]
 
-#[cfg(target_arch = "bpf")]
-mod bench;
 mod clock;
 mod counters;
 #[cfg(target_arch = "bpf")]
@@ -46,7 +46,7 @@ mod program {
     use lb_common::{FlowKey, ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
 
     use crate::{
-        bench, clock,
+        clock,
         counters::{count, count_real, count_service},
         decap, encap, flow_cache,
         flow_state::{self, Choice},
@@ -67,24 +67,6 @@ mod program {
     #[xdp]
     pub fn lb_pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
-    }
-
-    /// The benchmark's floor (see `bench::reflect`).
-    #[xdp]
-    pub fn lb_reflect(ctx: XdpContext) -> u32 {
-        bench::reflect(&ctx)
-    }
-
-    /// The benchmark's frame restorer (see `bench::replay`).
-    #[xdp]
-    pub fn lb_replay(ctx: XdpContext) -> u32 {
-        bench::replay(&ctx)
-    }
-
-    /// The benchmark's sink where the reals would be (see `bench::sink`).
-    #[xdp]
-    pub fn lb_sink(ctx: XdpContext) -> u32 {
-        bench::sink(&ctx)
     }
 
     /// On the reals: strips tunnels addressed to this host.
