@@ -9,9 +9,19 @@
 //! which, and what going without costs); past the limit in
 //! `LB_FLOOD_GUARD`, such flows are forwarded unrecorded.
 
-use lb_common::{ForwardingMethod, NewFlowWindow, Real, Scheduler, Service};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use lb_common::{FloodGuard, ForwardingMethod, NewFlowWindow, Real, Scheduler, Service};
 
-use crate::maps::{LB_FLOOD_GUARD, LB_NEW_FLOW_WINDOW};
+/// Entry 0: how many new flows a second each CPU records.
+#[map]
+pub static LB_FLOOD_GUARD: Array<FloodGuard> = Array::with_max_entries(1, 0);
+
+/// Each CPU's second of recorded new flows, for the flood guard.
+#[map]
+pub static LB_NEW_FLOW_WINDOW: PerCpuArray<NewFlowWindow> = PerCpuArray::with_max_entries(1, 0);
 
 const ONE_SECOND_NS: u64 = 1_000_000_000;
 

@@ -12,14 +12,27 @@
 //! a flow whose packets land on another CPU takes the table path once
 //! there and is cached on that CPU too.
 
-use lb_common::{FlowCacheEntry, FlowKey, flow_hash::flow_cache_slot};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use lb_common::{FlowCacheEntry, FlowKey, capacity, flow_hash::flow_cache_slot};
 
 use crate::{
     clock,
     flow_state::{Choice, live_real, next_state, writes_flow_entry},
-    maps::{LB_FLOW_CACHE, LB_FLOW_CACHE_GEN},
     parse::L4,
 };
+
+/// The cache itself: an array, so a lookup is an address computation the
+/// verifier inlines, not a hash-table walk.
+#[map]
+pub static LB_FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
+    PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);
+
+/// Entry 0: the generation flow cache slots must carry to be used.
+#[map]
+pub static LB_FLOW_CACHE_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Compares the ten words of two keys with one branch instead of ten.
 #[inline(always)]

@@ -36,6 +36,7 @@ mod maps;
 mod nat;
 mod parse;
 mod persistence;
+mod runtime;
 mod schedulers;
 #[cfg(target_arch = "bpf")]
 mod scheduling;
@@ -186,15 +187,7 @@ mod program {
             }
         }
     }
-
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        // The verifier rejects any path that could reach here.
-        loop {}
-    }
 }
 
 #[cfg(not(target_arch = "bpf"))]
-fn main() {
-    panic!("lb-ebpf only builds for the BPF target; lb-userspace's build script compiles it");
-}
+pub use runtime::main;

@@ -18,9 +18,17 @@
 // they would be copied to the stack once more.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
-use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service};
+use aya_ebpf::{macros::map, maps::LruHashMap};
+use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service, capacity};
 
-use crate::{clock, flow_state::live_real, maps::LB_PERSIST};
+use crate::{clock, flow_state::live_real};
+
+/// Persistence templates: (masked client, service) -> real. Sized like the
+/// flow table (at most one template per flow); an LRU, so a full table
+/// forgets the templates idle longest.
+#[map]
+pub static LB_PERSIST: LruHashMap<PersistKey, PersistState> =
+    LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
 
 /// The template's key for `client` in service `service_id`.
 #[inline(always)]

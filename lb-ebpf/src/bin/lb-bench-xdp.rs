@@ -110,15 +110,9 @@ mod programs {
         }
         Some(start as *mut T)
     }
-
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        // The verifier rejects any path that could reach here.
-        loop {}
-    }
 }
 
+#[path = "../runtime.rs"]
+mod runtime;
 #[cfg(not(target_arch = "bpf"))]
-fn main() {
-    panic!("lb-ebpf only builds for the BPF target; lb-userspace's build script compiles it");
-}
+pub use runtime::main;

@@ -1,9 +1,32 @@
 //! One service's row of `LB_MAGLEV`, as every scheduler reads it: the real
 //! id in a slot, and whether that real takes new connections.
 
-use lb_common::{NO_REAL, Real};
+use aya_ebpf::{bindings::BPF_F_MMAPABLE, macros::map, maps::Array};
+use lb_common::{NO_REAL, Real, capacity};
 
-use crate::maps::{LB_MAGLEV, LB_REALS, maglev_table_size};
+use crate::maps::LB_REALS;
+
+/// Every service's Maglev table back to back: slot `s` of service `id` is at
+/// `id * LB_MAGLEV_TABLE_SIZE + s`. One flat array instead of map-in-map: a
+/// single lookup per new flow, and no inner-map churn on updates.
+/// Mmapable, so the daemon writes whole rows with plain stores instead of
+/// one `bpf()` call per slot (a row is 65,537 slots).
+#[map]
+pub static LB_MAGLEV: Array<u32> = Array::with_max_entries(
+    capacity::MAX_SERVICES * capacity::DEFAULT_MAGLEV_TABLE_SIZE,
+    BPF_F_MMAPABLE,
+);
+
+/// Slots per service in `LB_MAGLEV`; set by the loader (`.rodata`).
+#[unsafe(no_mangle)]
+static LB_MAGLEV_TABLE_SIZE: u32 = capacity::DEFAULT_MAGLEV_TABLE_SIZE;
+
+#[inline(always)]
+pub fn maglev_table_size() -> u32 {
+    // SAFETY: a plain read of a u32 static; volatile so the compiler does not
+    // fold in the default that the loader rewrites.
+    unsafe { core::ptr::read_volatile(&LB_MAGLEV_TABLE_SIZE) }
+}
 
 /// One service's row of `LB_MAGLEV`.
 #[repr(C)]
