@@ -1,5 +1,7 @@
-//! Compiles `lb-ebpf` for the BPF target and leaves the object in OUT_DIR,
-//! where `dataplane::OBJECT` embeds it.
+//! Compiles `lb-ebpf` for the BPF target and leaves its two objects in
+//! OUT_DIR: `lb`, the data plane `dataplane::OBJECT` embeds, and
+//! `lb-bench-xdp`, the benchmark's programs `dataplane::bench::OBJECT`
+//! embeds (only `lb-bench` uses that one, so lbd's binary leaves it out).
 use anyhow::{Context as _, anyhow};
 
 fn main() -> anyhow::Result<()> {
@@ -20,11 +22,14 @@ fn main() -> anyhow::Result<()> {
         aya_build::Toolchain::Custom("stable"),
     )
     .context("building the XDP object (`cargo xtask setup` installs rust-src and bpf-linker)")?;
-    // With AYA_BUILD_SKIP (tooling that only needs the host code) leave an
-    // empty object: `Dataplane::load` then says so instead of failing here.
-    let object = std::path::Path::new(&std::env::var("OUT_DIR")?).join("lb");
-    if !object.exists() {
-        std::fs::write(&object, [])?;
+    // With AYA_BUILD_SKIP (tooling that only needs the host code) leave
+    // empty objects: the loaders then say so instead of failing here.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    for name in ["lb", "lb-bench-xdp"] {
+        let object = out_dir.join(name);
+        if !object.exists() {
+            std::fs::write(&object, [])?;
+        }
     }
     Ok(())
 }

@@ -40,9 +40,6 @@ pub mod names {
     /// Each CPU's count of new flows recorded this second (not pinned: a
     /// new program starts a fresh second).
     pub const NEW_FLOW_WINDOW: &str = "LB_NEW_FLOW_WINDOW";
-    /// The benchmark's frame template and tail-call target (not pinned).
-    pub const BENCH_FRAME: &str = "LB_BENCH_FRAME";
-    pub const BENCH_NEXT: &str = "LB_BENCH_NEXT";
     /// Every map the daemon pins, in a fixed order.
     pub const ALL_PINNED: [&str; 17] = [
         VIPS,
@@ -75,13 +72,30 @@ pub mod programs {
     /// Runs on the real servers: strips IP-in-IP / IPv6 tunnels addressed
     /// to the host (`lbd decap`), since many hosts have no ipip module.
     pub const DECAP: &str = "lb_decap";
-    /// Benchmark floor: swaps the MACs and sends the frame back (XDP_TX).
-    pub const REFLECT: &str = "lb_reflect";
-    /// Benchmark sink where the reals would be: drops all but ARP and
-    /// neighbour discovery.
-    pub const SINK: &str = "lb_sink";
-    /// Benchmark helper: restores a frame, then tail-calls another program.
-    pub const REPLAY: &str = "lb_replay";
+}
+
+/// Names in the benchmark's own BPF object (lb-ebpf's `lb-bench-xdp`
+/// binary), which only `lb-bench` loads: the daemon's object has none of
+/// these programs or maps.
+pub mod bench {
+    /// Program names.
+    pub mod programs {
+        /// Benchmark floor: swaps the MACs and sends the frame back (XDP_TX).
+        pub const REFLECT: &str = "lb_reflect";
+        /// Benchmark sink where the reals would be: drops all but ARP and
+        /// neighbour discovery.
+        pub const SINK: &str = "lb_sink";
+        /// Restores a frame, then tail-calls another program.
+        pub const REPLAY: &str = "lb_replay";
+    }
+
+    /// Map names (private to each loaded copy, never pinned).
+    pub mod names {
+        /// Entry 0: the frame `lb_replay` restores (a [`crate::BenchFrame`]).
+        pub const FRAME: &str = "LB_BENCH_FRAME";
+        /// Slot 0: the program `lb_replay` hands the restored frame to.
+        pub const NEXT: &str = "LB_BENCH_NEXT";
+    }
 }
 
 /// Names of the load-time constants in the BPF object's `.rodata`.

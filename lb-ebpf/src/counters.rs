@@ -1,8 +1,24 @@
 //! Per-CPU counters: no atomics needed, the daemon sums the CPUs.
 
-use lb_common::{GlobalCounter, TrafficCounters};
+use aya_ebpf::{macros::map, maps::PerCpuArray};
+use lb_common::{GlobalCounter, TrafficCounters, capacity};
 
-use crate::maps::{LB_GLOBAL_STATS, LB_REAL_STATS, LB_REALS, LB_SVC_STATS};
+use crate::maps::LB_REALS;
+
+/// Indexed by `GlobalCounter`.
+#[map]
+pub static LB_GLOBAL_STATS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(GlobalCounter::COUNT, 0);
+
+/// Indexed by service id.
+#[map]
+pub static LB_SVC_STATS: PerCpuArray<TrafficCounters> =
+    PerCpuArray::with_max_entries(capacity::MAX_SERVICES, 0);
+
+/// Indexed by real id.
+#[map]
+pub static LB_REAL_STATS: PerCpuArray<TrafficCounters> =
+    PerCpuArray::with_max_entries(capacity::MAX_REALS, 0);
 
 #[inline(always)]
 pub fn count(counter: GlobalCounter) {

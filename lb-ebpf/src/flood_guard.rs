@@ -9,9 +9,19 @@
 //! which, and what going without costs); past the limit in
 //! `LB_FLOOD_GUARD`, such flows are forwarded unrecorded.
 
-use lb_common::{ForwardingMethod, Real, Scheduler, Service};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use lb_common::{FloodGuard, ForwardingMethod, NewFlowWindow, Real, Scheduler, Service};
 
-use crate::maps::{LB_FLOOD_GUARD, LB_NEW_FLOW_WINDOW};
+/// Entry 0: how many new flows a second each CPU records.
+#[map]
+pub static LB_FLOOD_GUARD: Array<FloodGuard> = Array::with_max_entries(1, 0);
+
+/// Each CPU's second of recorded new flows, for the flood guard.
+#[map]
+pub static LB_NEW_FLOW_WINDOW: PerCpuArray<NewFlowWindow> = PerCpuArray::with_max_entries(1, 0);
 
 const ONE_SECOND_NS: u64 = 1_000_000_000;
 
@@ -42,7 +52,14 @@ fn within_limit(now: u64) -> bool {
         return true;
     };
     // SAFETY: this CPU's slot; nothing else writes it while we run.
-    let window = unsafe { &mut *window };
+    admits(unsafe { &mut *window }, limit, now)
+}
+
+/// Whether `window` has room for one more recorded flow at `now`, under
+/// `limit` a second; counts it if so. A second after the window began,
+/// a fresh one begins.
+#[inline(always)]
+fn admits(window: &mut NewFlowWindow, limit: u64, now: u64) -> bool {
     if now.wrapping_sub(window.started_ns) >= ONE_SECOND_NS {
         window.started_ns = now;
         window.recorded = 0;
@@ -52,4 +69,55 @@ fn within_limit(now: u64) -> bool {
     }
     window.recorded += 1;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::NewFlowWindow;
+
+    use super::{ONE_SECOND_NS, admits};
+
+    /// How many of `offered` flows at `now` the window admits.
+    fn admitted(window: &mut NewFlowWindow, limit: u64, now: u64, offered: u32) -> u32 {
+        (0..offered)
+            .map(|_| u32::from(admits(window, limit, now)))
+            .sum()
+    }
+
+    #[test]
+    fn a_second_admits_the_limit_and_no_more() {
+        let start = 5 * ONE_SECOND_NS;
+        let mut window = NewFlowWindow::default();
+        assert_eq!(admitted(&mut window, 3, start, 5), 3);
+        assert_eq!(admitted(&mut window, 3, start + ONE_SECOND_NS - 1, 1), 0);
+        assert_eq!(
+            window,
+            NewFlowWindow {
+                started_ns: start,
+                recorded: 3
+            }
+        );
+    }
+
+    #[test]
+    fn the_next_second_starts_afresh_where_it_is_first_seen() {
+        let start = 5 * ONE_SECOND_NS;
+        let mut window = NewFlowWindow::default();
+        admitted(&mut window, 3, start, 3);
+        let later = start + ONE_SECOND_NS + 123;
+        assert_eq!(admitted(&mut window, 3, later, 4), 3);
+        assert_eq!(window.started_ns, later);
+    }
+
+    #[test]
+    fn a_clock_behind_the_window_starts_a_fresh_one() {
+        // Another CPU's reading may be ahead of this one's: the wrapping
+        // difference is huge, as after a long pause.
+        let mut window = NewFlowWindow {
+            started_ns: 10 * ONE_SECOND_NS,
+            recorded: 3,
+        };
+        assert!(admits(&mut window, 3, 10 * ONE_SECOND_NS - 1));
+        assert_eq!(window.recorded, 1);
+    }
 }

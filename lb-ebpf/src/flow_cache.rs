@@ -12,14 +12,27 @@
 //! a flow whose packets land on another CPU takes the table path once
 //! there and is cached on that CPU too.
 
-use lb_common::{FlowCacheEntry, FlowKey, flow_hash::flow_cache_slot};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use lb_common::{FlowCacheEntry, FlowKey, capacity, flow_hash::flow_cache_slot};
 
 use crate::{
     clock,
-    maps::{LB_FLOW_CACHE, LB_FLOW_CACHE_GEN},
+    flow_state::{Choice, live_real, next_state, writes_flow_entry},
     parse::L4,
-    scheduling::{Choice, live_real, next_state, writes_flow_entry},
 };
+
+/// The cache itself: an array, so a lookup is an address computation the
+/// verifier inlines, not a hash-table walk.
+#[map]
+pub static LB_FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
+    PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);
+
+/// Entry 0: the generation flow cache slots must carry to be used.
+#[map]
+pub static LB_FLOW_CACHE_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Compares the ten words of two keys with one branch instead of ten.
 #[inline(always)]
@@ -95,4 +108,46 @@ pub fn remember(key: &FlowKey, real_id: u32, service_id: u32, last_seen_ns: u64,
         state,
         _pad: [0; 3],
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::{Addr, FlowKey, proto};
+
+    use super::same_flow;
+
+    fn key() -> FlowKey {
+        FlowKey {
+            src: Addr::from_v4_octets([198, 18, 0, 100]),
+            dst: Addr::from_v4_octets([198, 18, 1, 10]),
+            src_port: 40_000u16.to_be(),
+            dst_port: 80u16.to_be(),
+            protocol: proto::TCP,
+            family: 4,
+            _pad: [0; 2],
+        }
+    }
+
+    #[test]
+    fn a_key_is_the_same_flow_as_its_copy() {
+        assert!(same_flow(&key(), &key()));
+    }
+
+    #[test]
+    fn any_field_tells_flows_apart() {
+        let changes: [fn(&mut FlowKey); 6] = [
+            |k| k.src = Addr::from_v4_octets([198, 18, 0, 101]),
+            |k| k.dst = Addr::from_v4_octets([198, 18, 1, 11]),
+            |k| k.src_port ^= 1 << 15,
+            |k| k.dst_port ^= 1,
+            |k| k.protocol = proto::UDP,
+            |k| k.family = 6,
+        ];
+        for (index, change) in changes.iter().enumerate() {
+            let mut other = key();
+            change(&mut other);
+            assert!(!same_flow(&key(), &other), "change {index}");
+            assert!(!same_flow(&other, &key()), "change {index}");
+        }
+    }
 }

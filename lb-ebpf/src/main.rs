@@ -4,37 +4,33 @@
 //! parse -> is it for a service? -> which real (flow table, else the
 //! service's scheduler) -> forward. Each step lives in its own module; this
 //! file only wires them.
+//!
+//! The benchmark's programs are a separate object (`bin/lb-bench-xdp.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // Inline assembly on BPF (one atomic add: see `schedulers::count_connection`).
 // The object is built with RUSTC_BOOTSTRAP=1 (see .cargo/config.toml).
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
-// On the host only the pure modules (`wire`, `parse`) are built, for their
-// unit tests; what only the BPF modules call is unused there.
+// On the host only the modules with pure logic (and the maps and parser
+// types they name) are built, for their unit tests; what only the BPF
+// programs call is unused there.
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code))]
 
-#[cfg(target_arch = "bpf")]
-mod bench;
-#[cfg(target_arch = "bpf")]
 mod clock;
-#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod decap;
-#[cfg(target_arch = "bpf")]
 mod flood_guard;
-#[cfg(target_arch = "bpf")]
 mod flow_cache;
+mod flow_state;
 #[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
 mod icmp;
-#[cfg(target_arch = "bpf")]
 mod maps;
 mod parse;
-#[cfg(target_arch = "bpf")]
 mod persistence;
-#[cfg(target_arch = "bpf")]
+mod runtime;
 mod schedulers;
 #[cfg(target_arch = "bpf")]
 mod scheduling;
@@ -46,13 +42,14 @@ mod program {
     use lb_common::{FlowKey, ForwardingMethod, GlobalCounter, Service, flow_hash::flow_hash};
 
     use crate::{
-        bench, clock,
+        clock,
         counters::{count, count_real, count_service},
         decap, flow_cache,
+        flow_state::{self, Choice},
         forward::{dr, nat, tun},
         icmp, parse,
         parse::{L3, L3Verdict, L4, L4Verdict},
-        scheduling::{self, Choice},
+        scheduling,
     };
 
     #[xdp]
@@ -67,24 +64,6 @@ mod program {
     #[xdp]
     pub fn lb_pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
-    }
-
-    /// The benchmark's floor (see `bench::reflect`).
-    #[xdp]
-    pub fn lb_reflect(ctx: XdpContext) -> u32 {
-        bench::reflect(&ctx)
-    }
-
-    /// The benchmark's frame restorer (see `bench::replay`).
-    #[xdp]
-    pub fn lb_replay(ctx: XdpContext) -> u32 {
-        bench::replay(&ctx)
-    }
-
-    /// The benchmark's sink where the reals would be (see `bench::sink`).
-    #[xdp]
-    pub fn lb_sink(ctx: XdpContext) -> u32 {
-        bench::sink(&ctx)
     }
 
     /// On the reals: strips tunnels addressed to this host.
@@ -108,7 +87,7 @@ mod program {
         // service?). Everything else takes the careful path below.
         if let L4Verdict::Packet(l4) = &l4 {
             let now = clock::now_ns();
-            let key = scheduling::flow_key(&l3, l4);
+            let key = flow_state::flow_key(&l3, l4);
             if let Some(choice) = flow_cache::find(&key, l4, now) {
                 count(GlobalCounter::FlowHit);
                 return forward(ctx, &l3, &choice);
@@ -142,7 +121,7 @@ mod program {
         let Some(service) = scheduling::find_every_port_service(&l3) else {
             return (xdp_action::XDP_PASS, GlobalCounter::PassNoService);
         };
-        let key = scheduling::flow_key(&l3, &l4);
+        let key = flow_state::flow_key(&l3, &l4);
         balance_service(ctx, &l3, &l4, &service, key, clock::now_ns())
     }
 
@@ -204,15 +183,7 @@ mod program {
             }
         }
     }
-
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        // The verifier rejects any path that could reach here.
-        loop {}
-    }
 }
 
 #[cfg(not(target_arch = "bpf"))]
-fn main() {
-    panic!("lb-ebpf only builds for the BPF target; lb-userspace's build script compiles it");
-}
+pub use runtime::main;

@@ -18,12 +18,6 @@ use crate::wire::{
     l4::{TCP_ACK, TCP_FLAGS_OFFSET, TCP_SYN},
     layout::Layout,
 };
-// Where the scheduler and the flow cache have always found them.
-#[cfg(target_arch = "bpf")]
-pub use crate::wire::{
-    frame::header,
-    l4::{TCP_FIN, TCP_RST},
-};
 
 /// What the balancer needs from L2/L3.
 pub struct L3 {

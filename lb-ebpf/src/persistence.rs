@@ -18,9 +18,17 @@
 // they would be copied to the stack once more.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
-use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service};
+use aya_ebpf::{macros::map, maps::LruHashMap};
+use lb_common::{Addr, FlowKey, PersistKey, PersistState, Service, capacity};
 
-use crate::{clock, maps::LB_PERSIST, scheduling::live_real};
+use crate::{clock, flow_state::live_real};
+
+/// Persistence templates: (masked client, service) -> real. Sized like the
+/// flow table (at most one template per flow); an LRU, so a full table
+/// forgets the templates idle longest.
+#[map]
+pub static LB_PERSIST: LruHashMap<PersistKey, PersistState> =
+    LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
 
 /// The template's key for `client` in service `service_id`.
 #[inline(always)]
@@ -94,4 +102,25 @@ fn touch_call(key: usize, packed: u64, real_id: u32) -> u64 {
         None => remember(&template_key, real_id, now),
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::{Addr, PersistKey};
+
+    use super::key;
+
+    #[test]
+    fn clients_in_one_prefix_share_a_template_per_service() {
+        let client = Addr::from_v4_octets([198, 18, 3, 77]);
+        let neighbour = Addr::from_v4_octets([198, 18, 3, 200]);
+        let expected = PersistKey {
+            client: Addr::from_v4_octets([198, 18, 3, 0]),
+            service_id: 7,
+        };
+        assert_eq!(key(&client, 24, 7), expected);
+        assert_eq!(key(&neighbour, 24, 7), expected);
+        assert_ne!(key(&client, 24, 8), expected);
+        assert_ne!(key(&client, 32, 7), key(&neighbour, 32, 7));
+    }
 }

@@ -12,6 +12,7 @@
 //! [`ring`] reads and writes the scheduling rows a row at a time.
 
 pub mod batch;
+pub mod bench;
 pub mod ring;
 
 use std::{
@@ -23,7 +24,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, ProgramArray, xdp::DevMapHash},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, xdp::DevMapHash},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -31,9 +32,9 @@ use aya::{
     },
 };
 use lb_common::{
-    BenchFrame, FloodGuard, FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState,
-    Real, RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity,
-    globals, names, programs,
+    FloodGuard, FlowKey, FlowState, NatRealKey, NatReply, PersistKey, PersistState, Real,
+    RealConns, Service, ServiceKey, Settings, TrafficCounters, VipInfo, VipKey, capacity, globals,
+    names, programs,
 };
 use tracing::{info, warn};
 
@@ -260,19 +261,8 @@ impl Dataplane {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the BPF object")?;
-        for name in [
-            programs::BALANCER,
-            programs::PASS,
-            programs::DECAP,
-            programs::REFLECT,
-            programs::SINK,
-            programs::REPLAY,
-        ] {
-            let program: &mut Xdp = ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing"))?
-                .try_into()?;
-            verify(program, name)?;
+        for name in [programs::BALANCER, programs::PASS, programs::DECAP] {
+            verify(xdp_program(&mut ebpf, name)?, name)?;
         }
         let maps = Maps::take_from(&mut ebpf)?;
         log_ring_access(&maps.maglev, geometry)?;
@@ -283,31 +273,8 @@ impl Dataplane {
         })
     }
 
-    /// For `cargo xtask bench`: makes `lb_replay` restore `frame` before
-    /// every run and then hand it to `program` (see lb-ebpf's `bench.rs`).
-    pub fn replay_into(&mut self, program: &str, frame: BenchFrame) -> Result<()> {
-        let target = self.program_mut(program)?.fd()?.try_clone()?;
-        let mut next: ProgramArray<_> = self
-            .ebpf
-            .map_mut(names::BENCH_NEXT)
-            .context("map LB_BENCH_NEXT missing")?
-            .try_into()?;
-        next.set(0, &target, 0)?;
-        let mut template: Array<_, BenchFrame> = self
-            .ebpf
-            .map_mut(names::BENCH_FRAME)
-            .context("map LB_BENCH_FRAME missing")?
-            .try_into()?;
-        template.set(0, frame, 0)?;
-        Ok(())
-    }
-
     pub fn program_mut(&mut self, name: &str) -> Result<&mut Xdp> {
-        Ok(self
-            .ebpf
-            .program_mut(name)
-            .with_context(|| format!("program {name} missing"))?
-            .try_into()?)
+        xdp_program(&mut self.ebpf, name)
     }
 
     /// Attaches the balancer to `interface`, or swaps it in for the program
@@ -494,6 +461,14 @@ pub fn ifindex(interface: &str) -> Result<u32> {
 /// real starts from zero (an id may have been used before), and `-Z`.
 pub fn zero_traffic(counters: &mut PerCpuArray<MapData, TrafficCounters>, id: u32) -> Result<()> {
     batch::zero_all(counters, &[id]).with_context(|| format!("zeroing the counters of id {id}"))
+}
+
+/// The XDP program `name` in `ebpf`.
+pub fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    Ok(ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing"))?
+        .try_into()?)
 }
 
 /// Loads (verifies) an XDP program. The kernel gives up verifying with

@@ -28,10 +28,10 @@ use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use super::{quote, translate};
 use crate::{
+    flow_state,
     forward::{dr, tun},
     maps::{LB_FLOWS, LB_REALS, LB_SERVICES},
     parse::{self, L3, L3Verdict},
-    scheduling,
     wire::{
         frame::{ctx_arg, ctx_from},
         verdict::Verdict,
@@ -119,7 +119,7 @@ fn find_call(ctx: usize) -> u64 {
 #[inline(always)]
 fn destination(key: &FlowKey) -> Option<(u32, u8)> {
     let (real_id, service_id) = flow(key)?;
-    let real = scheduling::live_real(real_id, service_id)?;
+    let real = flow_state::live_real(real_id, service_id)?;
     let service = service(key)?;
     // The flow was scheduled by another service than the one now at that
     // address and port (a configuration change): its method may differ.

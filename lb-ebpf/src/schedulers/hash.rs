@@ -16,7 +16,7 @@ use lb_common::{
     flow_hash::{MAX_FALLBACK_PROBES, probe_step},
 };
 
-use super::Row;
+use super::row::Row;
 
 #[inline(always)]
 pub fn pick(row: &Row, hash: u32, fallback: bool) -> u32 {
@@ -34,14 +34,42 @@ pub fn pick(row: &Row, hash: u32, fallback: bool) -> u32 {
     let step = probe_step(hash, row.size);
     let mut slot = first;
     for _ in 0..MAX_FALLBACK_PROBES {
-        slot += step;
-        if slot >= row.size {
-            slot -= row.size;
-        }
+        slot = next_probe(slot, step, row.size);
         let real_id = row.available(slot);
         if real_id != NO_REAL {
             return real_id;
         }
     }
     NO_REAL
+}
+
+/// The probe after `slot`, `step` further round a row of `size` slots
+/// (both below `size`).
+#[inline(always)]
+fn next_probe(slot: u32, step: u32, size: u32) -> u32 {
+    let next = slot + step;
+    if next >= size { next - size } else { next }
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::flow_hash::{MAX_FALLBACK_PROBES, probe_slot, probe_step};
+
+    use super::next_probe;
+
+    /// The daemon and the docs describe the fallback walk as
+    /// `probe_slot(hash, 1..)`; the data plane steps it without a division.
+    #[test]
+    fn stepping_visits_the_slots_probe_slot_names() {
+        for size in [3, 251, 4_093, 65_537] {
+            for hash in [0, 1, 7, 0x9e37_79b9, u32::MAX - 1, u32::MAX] {
+                let step = probe_step(hash, size);
+                let mut slot = hash % size;
+                for probe in 1..=MAX_FALLBACK_PROBES {
+                    slot = next_probe(slot, step, size);
+                    assert_eq!(slot, probe_slot(hash, probe, size), "{hash} {size} {probe}");
+                }
+            }
+        }
+    }
 }

@@ -30,7 +30,7 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::bpf_loop;
 use lb_common::{MAX_LEAST_CONNECTION_CANDIDATES, NO_REAL, RealConns, Scheduler};
 
-use super::Row;
+use super::row::Row;
 use crate::maps::LB_REAL_CONNS;
 
 /// Weights are 16-bit in the configuration; clamping keeps the products
@@ -64,15 +64,9 @@ pub fn pick(row: &Row, scheduler: Scheduler, row_len: u32) -> u32 {
     if len > MAX_LEAST_CONNECTION_CANDIDATES {
         len = MAX_LEAST_CONNECTION_CANDIDATES;
     }
-    let mode = match scheduler {
-        Scheduler::LeastConnection => 0,
-        Scheduler::WeightedLeastConnection => BY_WEIGHT,
-        Scheduler::ShortestExpectedDelay => BY_WEIGHT | ACTIVE_ONLY,
-        _ => BY_WEIGHT | ACTIVE_ONLY | IDLE_WINS,
-    };
     let mut scan = Scan {
         row: *row,
-        mode,
+        mode: mode(scheduler),
         least: NO_REAL,
         _pad: 0,
         least_load: 0,
@@ -107,22 +101,54 @@ extern "C" fn consider(slot: u64, scan: *mut c_void) -> i64 {
         scan.least = real_id;
         return 1;
     }
-    let load = if scan.mode & ACTIVE_ONLY != 0 {
-        conns.active as u64 + 1
-    } else {
-        ((conns.active as u64) << 8) + conns.inactive as u64
-    };
-    let weight = if scan.mode & BY_WEIGHT == 0 {
-        1
-    } else if real.weight > MAX_WEIGHT {
-        MAX_WEIGHT as u64
-    } else {
-        real.weight as u64
-    };
-    if scan.least == NO_REAL || scan.least_load * weight > load * scan.least_weight {
+    let load = load(&conns, scan.mode);
+    let weight = weight(real.weight, scan.mode);
+    if scan.least == NO_REAL || less_per_weight(load, weight, scan.least_load, scan.least_weight) {
         scan.least = real_id;
         scan.least_load = load;
         scan.least_weight = weight;
     }
     0
 }
+
+/// The `Scan::mode` of a least-connection scheduler (nq for any other).
+#[inline(always)]
+fn mode(scheduler: Scheduler) -> u32 {
+    match scheduler {
+        Scheduler::LeastConnection => 0,
+        Scheduler::WeightedLeastConnection => BY_WEIGHT,
+        Scheduler::ShortestExpectedDelay => BY_WEIGHT | ACTIVE_ONLY,
+        _ => BY_WEIGHT | ACTIVE_ONLY | IDLE_WINS,
+    }
+}
+
+/// A real's load as `mode` counts it (the table above).
+#[inline(always)]
+fn load(conns: &RealConns, mode: u32) -> u64 {
+    if mode & ACTIVE_ONLY != 0 {
+        conns.active as u64 + 1
+    } else {
+        ((conns.active as u64) << 8) + conns.inactive as u64
+    }
+}
+
+/// What a real's load is divided by: its weight, clamped, or 1.
+#[inline(always)]
+fn weight(real_weight: u32, mode: u32) -> u64 {
+    if mode & BY_WEIGHT == 0 {
+        1
+    } else if real_weight > MAX_WEIGHT {
+        MAX_WEIGHT as u64
+    } else {
+        real_weight as u64
+    }
+}
+
+/// `load / weight < least_load / least_weight`, without a division.
+#[inline(always)]
+fn less_per_weight(load: u64, weight: u64, least_load: u64, least_weight: u64) -> bool {
+    least_load * weight > load * least_weight
+}
+
+#[cfg(test)]
+mod tests;

@@ -28,18 +28,16 @@
 mod hash;
 mod least_connection;
 mod round_robin;
+mod row;
 
 use lb_common::{
-    FlowKey, GlobalCounter, NO_REAL, Real, RealConns, SCHED_FLAG_FALLBACK, SCHED_FLAG_PORT,
-    Scheduler, Service,
+    FlowKey, GlobalCounter, NO_REAL, RealConns, SCHED_FLAG_FALLBACK, SCHED_FLAG_PORT, Scheduler,
+    Service,
     flow_hash::{addr_hash, addr_port_hash, flow_hash},
 };
 
-use crate::{
-    counters::count,
-    maps::{LB_MAGLEV, LB_REAL_CONNS, LB_REALS, maglev_table_size},
-    persistence,
-};
+use self::row::Row;
+use crate::{counters::count, maps::LB_REAL_CONNS, persistence};
 
 /// The real for a new connection (`key`) of `service`: its persistence
 /// template's, else the scheduler's choice. `NO_REAL` when there is none.
@@ -58,7 +56,11 @@ pub fn new_connection(key: &FlowKey, service: &Service, now: u64) -> u32 {
 /// static functions. Its loops (up to 256 rounds) would otherwise be
 /// explored hundreds of times over and exceed the verifier's budget of a
 /// million instructions.
-#[unsafe(no_mangle)]
+///
+/// Exported only in the BPF object: on the host, where nothing calls it, it
+/// is an ordinary function, never compiled, so [`count_connection`]'s BPF
+/// instruction is not handed to the host's assembler.
+#[cfg_attr(target_arch = "bpf", unsafe(no_mangle))]
 #[inline(never)]
 pub extern "C" fn lb_new_connection(key: *const FlowKey, low: u64, high: u64, now: u64) -> u64 {
     if key.is_null() {
@@ -132,63 +134,6 @@ fn schedule(key: &FlowKey, service: &Service) -> u32 {
     }
 }
 
-/// One service's row of `LB_MAGLEV`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Row {
-    pub service_id: u32,
-    /// Index of the row's first slot.
-    base: u32,
-    /// Slots in the row (`LB_MAGLEV_TABLE_SIZE`), never 0.
-    pub size: u32,
-}
-
-impl Row {
-    #[inline(always)]
-    fn of(service_id: u32) -> Option<Self> {
-        let size = maglev_table_size();
-        // Never true for a loader-set size, but it lets the compiler drop
-        // the division-by-zero panic paths, which the verifier rejects.
-        if size == 0 {
-            return None;
-        }
-        Some(Self {
-            service_id,
-            base: service_id.wrapping_mul(size),
-            size,
-        })
-    }
-
-    /// The real id in `slot` (below `size`).
-    #[inline(always)]
-    pub fn real(&self, slot: u32) -> u32 {
-        LB_MAGLEV
-            .get(self.base.wrapping_add(slot))
-            .copied()
-            .unwrap_or(NO_REAL)
-    }
-
-    /// The real id in `slot` if that real takes new connections of this
-    /// service (see `Real::takes_new_connections`), else `NO_REAL`.
-    #[inline(always)]
-    pub fn available(&self, slot: u32) -> u32 {
-        self.available_real(slot)
-            .map_or(NO_REAL, |(real_id, _)| real_id)
-    }
-
-    /// As [`Row::available`], with the real.
-    #[inline(always)]
-    pub fn available_real(&self, slot: u32) -> Option<(u32, &'static Real)> {
-        let real_id = self.real(slot);
-        if real_id == NO_REAL {
-            return None;
-        }
-        let real = LB_REALS.get(real_id)?;
-        real.takes_new_connections(self.service_id)
-            .then_some((real_id, real))
-    }
-}
-
 /// One more connection for the real, until the daemon's next recount, in
 /// `inactive` (where IPVS counts a connection until its handshake
 /// completes): BPF's 32-bit atomic add (XADD), other CPUs add too.
@@ -239,3 +184,6 @@ fn unpack(low: u64, high: u64) -> Service {
         row_len: (high >> 32) as u32,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,11 +21,17 @@
 
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::bpf_loop;
-use lb_common::NO_REAL;
+use aya_ebpf::{helpers::bpf_loop, macros::map, maps::PerCpuArray};
+use lb_common::{NO_REAL, capacity};
 
-use super::Row;
-use crate::maps::LB_RR_CURSOR;
+use super::row::Row;
+
+/// rr / wrr: the next slot of each service's row to try. Per CPU, so each
+/// CPU goes round its own way (no shared cache line written per new
+/// connection); over many connections every CPU spreads them evenly.
+#[map]
+pub static LB_RR_CURSOR: PerCpuArray<u32> =
+    PerCpuArray::with_max_entries(capacity::MAX_SERVICES, 0);
 
 /// Slots tried per new connection.
 pub const MAX_TRIES: u32 = 256;

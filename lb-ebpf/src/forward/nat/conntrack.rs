@@ -16,9 +16,9 @@ use super::{
 };
 use crate::{
     clock,
+    flow_state::{Choice, next_state, writes_flow_entry},
     maps::{LB_FLOWS, LB_NAT_REALS, LB_NAT_REPLIES},
     parse::L4,
-    scheduling::{Choice, next_state, writes_flow_entry},
     wire::{
         l4::{TCP_FIN, TCP_RST, TCP_SYN},
         layout::{End, Layout},

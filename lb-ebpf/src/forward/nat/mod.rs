@@ -43,8 +43,8 @@ use self::{
 use super::transmit::transmit;
 use crate::{
     counters,
+    flow_state::Choice,
     parse::{self, L3, L3Verdict, L4, L4Verdict},
-    scheduling::Choice,
     wire::{
         eth::set_macs,
         layout::{End, Layout},

@@ -23,9 +23,9 @@ use super::{
 use crate::{
     clock, counters,
     flow_cache::{generation, same_flow},
+    flow_state::writes_flow_entry,
     maps::LB_NAT_REPLY_CACHE,
     parse::{L3, L4},
-    scheduling::writes_flow_entry,
     wire::{
         layout::{End, Layout},
         rewrite,

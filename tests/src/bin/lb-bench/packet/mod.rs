@@ -23,14 +23,18 @@ use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
-use lb_common::{BenchFrame, Family as AddrFamily, FlowKey, GlobalCounter, capacity, programs};
-use lb_tests::rig::{attach_program, small_geometry};
-use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps};
+use lb_common::{
+    BenchFrame, Family as AddrFamily, FlowKey, GlobalCounter,
+    bench::programs::{REFLECT, REPLAY},
+    capacity, programs,
+};
+use lb_tests::rig::small_geometry;
+use lb_userspace::dataplane::{self, Dataplane, Geometry, Maps, bench::BenchPrograms};
 
 use self::{
     frames::{Flow, Transport},
     generator::{Flows, blast},
-    rig::{Family, Mode, SERVICE_PORT, Side, XdpRig, total},
+    rig::{Family, Mode, SERVICE_PORT, Side, XdpRig, attach_bench_program, total},
     stats::{RunStats, enable_run_time_stats, veth_xdp_packets},
 };
 use crate::{
@@ -179,8 +183,8 @@ fn mode_case(mode: Mode) -> String {
 /// frames: the reflector does not look past Ethernet, but frame sizes
 /// differ by family).
 fn reflector_costs(rig: &XdpRig, options: &Options) -> Result<[f64; 2]> {
-    let mut reflector = attach_program(&rig.lb, "eth0", programs::REFLECT)?;
-    let id = reflector.program_mut(programs::REFLECT)?.info()?.id();
+    let mut reflector = attach_bench_program(&rig.lb, "eth0", REFLECT)?;
+    let id = reflector.program_mut(REFLECT)?.info()?.id();
     let mut costs = [0.0; 2];
     for (index, family) in Family::BOTH.into_iter().enumerate() {
         let frames = request_frames(rig, Mode::Dr, family, Transport::TcpAck);
@@ -329,19 +333,18 @@ pub fn rate(options: &Options, report: &mut Report) -> Result<()> {
     let mut dataplane = rig
         .lb
         .enter(|| Dataplane::load(Geometry::default(), Some(&rig.pins)))?;
+    let mut bench = BenchPrograms::load()?;
     let frame = request_frames(&rig, Mode::Dr, Family::V4, Transport::Udp).remove(0);
     let reflector = live_rate(
         &rig,
-        &mut dataplane,
-        programs::REFLECT,
+        bench.program_mut(REFLECT)?,
         &frame,
         Side::Clients,
         options,
     )?;
     let balancer = live_rate(
         &rig,
-        &mut dataplane,
-        programs::BALANCER,
+        dataplane.program_mut(programs::BALANCER)?,
         &frame,
         Side::Clients,
         options,
@@ -373,14 +376,12 @@ struct Rate {
 /// duration, as if it arrived on the balancer's eth0.
 fn live_rate(
     rig: &XdpRig,
-    dataplane: &mut Dataplane,
-    program: &str,
+    program: &mut aya::programs::Xdp,
     frame: &[u8],
     sink: Side,
     options: &Options,
 ) -> Result<Rate> {
     let sink_netns = rig.side(sink);
-    let program = dataplane.program_mut(program)?;
     let delivered_before = veth_xdp_packets(sink_netns, "eth0")?;
     let (frames, elapsed) = rig
         .lb
@@ -500,22 +501,28 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
     // does the balancer's NAT, so every side runs behind lb_replay, which
     // restores the original request before each run.
     let mut kernel = rig.lb.enter(|| Dataplane::load(small_geometry(), None))?;
+    let mut kernel_replay = BenchPrograms::load()?;
+    let mut replay = BenchPrograms::load()?;
     let template = BenchFrame(
         frame
             .as_slice()
             .try_into()
             .context("a minimum-size frame")?,
     );
-    kernel.replay_into(programs::PASS, template)?;
+    kernel_replay.replay_into(kernel.program_mut(programs::PASS)?.fd()?, template)?;
+    let balancer_fd = balancer
+        .program_mut(programs::BALANCER)?
+        .fd()?
+        .try_clone()?;
+    let reflector_fd = replay.program_mut(REFLECT)?.fd()?.try_clone()?;
     let rounds = if options.quick { 1 } else { NFTABLES_ROUNDS };
     let (mut ours, mut floors, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        balancer.replay_into(programs::BALANCER, template)?;
+        replay.replay_into(&balancer_fd, template)?;
         let before = total(&balancer.maps, GlobalCounter::Forwarded)?;
         let rate = live_rate(
             &rig,
-            &mut balancer,
-            programs::REPLAY,
+            replay.program_mut(REPLAY)?,
             &frame,
             Side::Reals,
             options,
@@ -531,19 +538,17 @@ pub fn nftables_rate(options: &Options, report: &mut Report) -> Result<()> {
         ours.push(rate);
         // What this harness carries at most: the same restore in front of
         // the reflector (no lookup, no rewrite, XDP_TX back out).
-        balancer.replay_into(programs::REFLECT, template)?;
+        replay.replay_into(&reflector_fd, template)?;
         floors.push(live_rate(
             &rig,
-            &mut balancer,
-            programs::REPLAY,
+            replay.program_mut(REPLAY)?,
             &frame,
             Side::Clients,
             options,
         )?);
         theirs.push(live_rate(
             &rig,
-            &mut kernel,
-            programs::REPLAY,
+            kernel_replay.program_mut(REPLAY)?,
             &frame,
             Side::Reals,
             options,

@@ -20,14 +20,13 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, programs};
+use lb_common::{GlobalCounter, REAL_ACTIVE, REAL_NEXT_HOP_KNOWN, bench};
 pub use lb_tests::rig::Mode;
 use lb_tests::{
     lbd::Lbd,
     netns::{Netns, unique_prefix, veth_pair},
-    rig::attach_program,
 };
-use lb_userspace::dataplane::{self, Dataplane, Maps, PinLayout};
+use lb_userspace::dataplane::{self, Maps, PinLayout, bench::BenchPrograms};
 
 use super::stats::program_behind_link;
 
@@ -110,7 +109,7 @@ pub struct XdpRig {
     lbd: Option<Lbd>,
     /// `lb_sink` on the clients and sink ends (veth drops XDP_TX'd or
     /// redirected frames unless the receiving peer runs XDP).
-    _sinks: Vec<Dataplane>,
+    _sinks: Vec<BenchPrograms>,
 }
 
 impl XdpRig {
@@ -135,8 +134,8 @@ impl XdpRig {
             }
         }
         let sinks = vec![
-            attach_program(&clients, "eth0", programs::SINK)?,
-            attach_program(&sink, "eth0", programs::SINK)?,
+            attach_bench_program(&clients, "eth0", bench::programs::SINK)?,
+            attach_bench_program(&sink, "eth0", bench::programs::SINK)?,
         ];
         Ok(Self {
             lb_mac: mac_of(&lb, "eth0")?,
@@ -344,4 +343,22 @@ pub fn mac_of(netns: &Netns, interface: &str) -> Result<[u8; 6]> {
 /// One of the balancer's global counters, summed over the CPUs.
 pub fn total(maps: &Maps, counter: GlobalCounter) -> Result<u64> {
     Ok(maps.global_stats.get(&(counter as u32), 0)?.iter().sum())
+}
+
+/// Loads a private copy of the benchmark's programs in `netns` and
+/// attaches its `program` to `interface` in native mode; detached when
+/// dropped.
+pub fn attach_bench_program(
+    netns: &Netns,
+    interface: &str,
+    program: &str,
+) -> Result<BenchPrograms> {
+    netns.enter(|| {
+        let mut programs = BenchPrograms::load()?;
+        programs
+            .program_mut(program)?
+            .attach(interface, aya::programs::XdpMode::Driver)
+            .with_context(|| format!("attaching {program} to {interface}"))?;
+        Ok(programs)
+    })
 }
