@@ -31,7 +31,7 @@ pub static LB_FLOWS: LruHashMap<FlowKey, FlowState> =
     LruHashMap::with_max_entries(capacity::DEFAULT_FLOW_TABLE_ENTRIES, 0);
 
 /// Each CPU's cache of NAT replies, in front of the reply path (see
-/// `nat/reply_cache.rs`); indexed like `LB_FLOW_CACHE`.
+/// `forward/nat/reply_cache.rs`); indexed like `LB_FLOW_CACHE`.
 #[map]
 pub static LB_NAT_REPLY_CACHE: PerCpuArray<NatReplyCacheEntry> =
     PerCpuArray::with_max_entries(capacity::FLOW_CACHE_SLOTS, 0);

@@ -2,7 +2,7 @@
 //! real's MAC on it.
 //!
 //! The daemon resolves these over rtnetlink instead of calling
-//! `bpf_fib_lookup` per packet (see `lb-ebpf/src/forward.rs` for why). To
+//! `bpf_fib_lookup` per packet (see `lb-ebpf/src/forward/mod.rs` for why). To
 //! keep them current without traffic from the host itself, each real gets a
 //! *managed* neighbour entry (NTF_EXT_MANAGED, Linux 5.16+): the kernel then
 //! resolves it and keeps re-confirming it on its own, so a real that changes

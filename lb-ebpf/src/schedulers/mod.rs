@@ -8,9 +8,9 @@
 //! - lc, wlc, sed and nq ([`least_connection`]) compare the connection
 //!   counts of the first `row_len` slots' reals.
 //!
-//! The work runs as a BPF function of its own (see `nat/call.rs` and
-//! `icmp/call.rs` for why): its loops and lookups would otherwise keep
-//! values in the balancer's stack frame. Unlike those it is a *global*
+//! The work runs as a BPF function of its own (see `wire/verdict.rs` for
+//! why): its loops and lookups would otherwise keep values in the
+//! balancer's stack frame. Unlike the NAT and ICMP functions it is a *global*
 //! function ([`lb_new_connection`]), verified once rather than per caller
 //! state, and its two loops of up to 256 rounds (rr, least connection) run
 //! under `bpf_loop`: as a static function with plain loops it took the

@@ -1,4 +1,4 @@
-//! The reply cache (lb-ebpf/src/nat/reply_cache.rs): replies it answers,
+//! The reply cache (lb-ebpf/src/forward/nat/reply_cache.rs): replies it answers,
 //! replies it cannot vouch for, and replies it must not cache.
 
 use lb_common::GlobalCounter::*;
