@@ -16,6 +16,8 @@
 //!   select lbadm's JSON listing / YAML export.
 
 mod addr;
+#[cfg(test)]
+mod corpus_tests;
 mod errors;
 mod help;
 mod options;

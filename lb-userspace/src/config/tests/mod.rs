@@ -119,6 +119,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 mod capacity;
+mod deploy_example;
 mod good;
 mod problems;
 mod sections;

@@ -8,11 +8,11 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lb_common::{ForwardingMethod, Scheduler};
-use lb_userspace::ipvsadm::{
+use crate::ipvsadm::{
     Command, Destination, Invocation, ListOptions, Persistence, Protocol, ServiceId, Table,
     UsageError, VirtualService, parse_args, parse_restore, save,
 };
+use lb_common::{ForwardingMethod, Scheduler};
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,5 +1,5 @@
 //! The example shipped in deploy/ stays valid as the schema evolves.
-use lb_userspace::config;
+use crate::config;
 
 #[test]
 fn deploy_example_config_is_valid() {
