@@ -146,11 +146,10 @@ impl Decap {
             }
         }
         let mut ebpf = loader.load(OBJECT).context("loading the BPF object")?;
-        let program: &mut Xdp = ebpf
-            .program_mut(programs::DECAP)
-            .with_context(|| format!("program {} missing", programs::DECAP))?
-            .try_into()?;
-        crate::dataplane::verify(program, programs::DECAP)?;
+        dataplane::verify(
+            dataplane::xdp_program(&mut ebpf, programs::DECAP)?,
+            programs::DECAP,
+        )?;
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing from the BPF object"))
