@@ -195,7 +195,7 @@ fn escapes_label_values_and_help() {
 
 #[test]
 fn labels_follow_the_config_and_the_ids() {
-    let config = crate::config::parse(
+    let config = crate::testing::config(
         "interfaces: [{ name: eth0 }]
 dataplane: { flow_table_entries: 4096 }
 services:
@@ -207,10 +207,7 @@ services:
     reals:
       - { address: fd00:18::11 }
 ",
-        "test.yaml",
-        &|_| true,
-    )
-    .unwrap();
+    );
     let ids = Ids::default().plan(&config).unwrap();
     let labels = Labels::new(&config, &ids);
     assert_eq!(labels.flow_table_capacity, 4096);
