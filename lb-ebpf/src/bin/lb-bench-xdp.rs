@@ -13,7 +13,7 @@ mod programs {
         maps::{Array, ProgramArray},
         programs::XdpContext,
     };
-    use lb_common::BenchFrame;
+    use lb_common::{BenchFrame, proto};
 
     use crate::frame::header;
     use network_types::eth::{EthHdr, EtherType};
@@ -61,11 +61,9 @@ mod programs {
         xdp_action::XDP_TX
     }
 
-    const ETHERNET_LEN: usize = 14;
     /// Next header of the IPv6 fixed header, and the ICMPv6 type after it.
-    const IPV6_NEXT_HEADER: usize = ETHERNET_LEN + 6;
-    const ICMPV6_TYPE: usize = ETHERNET_LEN + 40;
-    const ICMPV6: u8 = 58;
+    const IPV6_NEXT_HEADER: usize = EthHdr::LEN + 6;
+    const ICMPV6_TYPE: usize = EthHdr::LEN + 40;
     /// Router solicitation .. redirect: the neighbour discovery messages.
     const NEIGHBOUR_DISCOVERY: core::ops::RangeInclusive<u8> = 133..=137;
 
@@ -98,7 +96,7 @@ mod programs {
             return false;
         };
         // SAFETY: bounds checked by `header`.
-        unsafe { *next_header == ICMPV6 && NEIGHBOUR_DISCOVERY.contains(&*icmp_type) }
+        unsafe { *next_header == proto::ICMPV6 && NEIGHBOUR_DISCOVERY.contains(&*icmp_type) }
     }
 }
 
