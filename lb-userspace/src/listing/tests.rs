@@ -17,13 +17,6 @@ fn stats(
     }
 }
 
-fn rates(cps: u64, in_pps: u64, out_pps: u64, in_bps: u64, out_bps: u64) -> Rates {
-    let mut rates = Rates::default();
-    (rates.cps, rates.in_pps, rates.out_pps) = (cps, in_pps, out_pps);
-    (rates.in_bps, rates.out_bps) = (in_bps, out_bps);
-    rates
-}
-
 /// Expected outputs below were printed with the C format strings of
 /// ipvsadm 1.31 (`print_title`, `print_service_entry`, `print_largenum`).
 fn sample() -> Vec<ServiceRow> {
@@ -38,7 +31,7 @@ fn sample() -> Vec<ServiceRow> {
                 prefix: 24,
             }),
             stats: stats(401, 8_939_187, 8_953_980, 830_843_123, 1_135_000_001),
-            rates: rates(12, 345, 340, 33_000, 150_000_000),
+            rates: Rates::from([12, 345, 340, 33_000, 150_000_000]),
             quorum: None,
             reals: vec![RealRow {
                 address: "198.18.2.11:80".parse().unwrap(),
@@ -50,7 +43,7 @@ fn sample() -> Vec<ServiceRow> {
                 inactive_connections: 40,
                 persistent_connections: 3,
                 stats: stats(134, 3_026_088, 3_031_335, 281_255_999, 384_268_000),
-                rates: rates(1, 2, 3, 4, 5),
+                rates: Rates::from([1, 2, 3, 4, 5]),
                 health: Some(Health::Up),
                 down: false,
                 check: None,
