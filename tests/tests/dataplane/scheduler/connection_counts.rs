@@ -8,7 +8,7 @@ use lb_userspace::{dataplane::monotonic_now_ns, reaper};
 
 use super::{
     SECOND, WEB,
-    services::{client, new_to, service, syn, three_real_row},
+    services::{client, new_to, service, syn, three_reals},
 };
 use crate::harness::{Case, Lb, MaglevRow, pin_to_current_cpu};
 
@@ -17,14 +17,7 @@ use crate::harness::{Case, Lb, MaglevRow, pin_to_current_cpu};
 #[test]
 fn every_new_connection_adds_one_inactive_connection() {
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(
-        &mut lb,
-        Scheduler::Maglev,
-        SCHED_FLAG_PORT,
-        &[1, 1, 1],
-        &row,
-    );
+    let row = three_reals(&mut lb, Scheduler::Maglev, SCHED_FLAG_PORT);
     lb.set_real_conns(1, 7, 3);
     let syn = syn(&client(0));
     let ack = Packet::tcp_ack(&client(0), WEB);

@@ -11,21 +11,14 @@ use lb_tests::frames::{Packet, ip};
 
 use super::{
     WEB,
-    services::{client, new_to, service, set_flags, set_weight, syn, three_real_row},
+    services::{client, new_to, set_flags, set_weight, syn, three_reals},
 };
 use crate::harness::{Case, Lb, MAGLEV_TABLE_SIZE, MaglevRow, delta, pin_to_current_cpu};
 
 #[test]
 fn a_flow_whose_real_was_removed_is_dropped_unless_expire_nodest_conn() {
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(
-        &mut lb,
-        Scheduler::Maglev,
-        SCHED_FLAG_PORT,
-        &[1, 1, 1],
-        &row,
-    );
+    let row = three_reals(&mut lb, Scheduler::Maglev, SCHED_FLAG_PORT);
     let syn = syn(&client(0));
     let ack = Packet::tcp_ack(&client(0), WEB);
     let r = MaglevRow(row.clone()).predict(&syn.flow_key());
@@ -60,14 +53,7 @@ fn a_flow_whose_real_was_removed_is_dropped_unless_expire_nodest_conn() {
 #[test]
 fn established_flows_stay_on_overloaded_and_weight_zero_reals() {
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(
-        &mut lb,
-        Scheduler::Maglev,
-        SCHED_FLAG_PORT,
-        &[1, 1, 1],
-        &row,
-    );
+    let row = three_reals(&mut lb, Scheduler::Maglev, SCHED_FLAG_PORT);
     let syn = syn(&client(0));
     let ack = Packet::tcp_ack(&client(0), WEB);
     let r = MaglevRow(row).predict(&syn.flow_key());

@@ -12,7 +12,7 @@ use lb_tests::frames::Packet;
 use super::{
     CLIENT_IP, OTHER_WEB, WEB, WEB_IP,
     services::{at, client_addr},
-    services::{client, new_to, service, service_on, set_flags, set_weight, syn, three_real_row},
+    services::{client, new_to, service, service_on, set_flags, set_weight, syn, three_reals},
 };
 use crate::harness::{Case, Lb, MAGLEV_TABLE_SIZE};
 
@@ -34,8 +34,7 @@ fn two_clients_apart(row: &[u32]) -> (String, String) {
 fn sh_and_mh_without_port_send_each_client_to_one_real() {
     for scheduler in [Scheduler::SourceHash, Scheduler::Maglev] {
         let mut lb = Lb::load();
-        let row = three_real_row();
-        service(&mut lb, scheduler, 0, &[1, 1, 1], &row);
+        let row = three_reals(&mut lb, scheduler, 0);
         let (a, b) = two_clients_apart(&row);
         let mut cases = Vec::new();
         for who in [&a, &b] {
@@ -59,14 +58,7 @@ fn sh_and_mh_without_port_send_each_client_to_one_real() {
 #[test]
 fn sh_port_spreads_one_client_over_the_reals() {
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(
-        &mut lb,
-        Scheduler::SourceHash,
-        SCHED_FLAG_PORT,
-        &[1, 1, 1],
-        &row,
-    );
+    let row = three_reals(&mut lb, Scheduler::SourceHash, SCHED_FLAG_PORT);
     let mut reals = std::collections::BTreeSet::new();
     let cases: Vec<Case> = (0..12)
         .map(|n| {
@@ -94,8 +86,7 @@ fn sh_port_spreads_one_client_over_the_reals() {
 #[test]
 fn dh_hashes_the_destination_address() {
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(&mut lb, Scheduler::DestinationHash, 0, &[1, 1, 1], &row);
+    let row = three_reals(&mut lb, Scheduler::DestinationHash, 0);
     let other_row: Vec<u32> = (0..MAGLEV_TABLE_SIZE).map(|slot| 4 + slot % 3).collect();
     service_on(
         &mut lb,

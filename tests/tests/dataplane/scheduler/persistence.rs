@@ -12,7 +12,7 @@ use lb_userspace::{dataplane::monotonic_now_ns, reaper};
 use super::{
     CLIENT_IP, OTHER_WEB, SECOND, WEB,
     services::{at, client_addr},
-    services::{client, new_to, service, service_on, set_flags, set_weight, syn, three_real_row},
+    services::{client, new_to, service, service_on, set_flags, set_weight, syn, three_reals},
 };
 use crate::harness::{Case, Lb, pin_to_current_cpu};
 
@@ -227,8 +227,7 @@ fn age_flow_only(lb: &mut Lb, packet: &Packet) {
 fn flows_expire_by_idle_time_and_a_timestamp_ahead_is_fresh() {
     pin_to_current_cpu();
     let mut lb = Lb::load();
-    let row = three_real_row();
-    service(&mut lb, Scheduler::Maglev, 0, &[1, 1, 1], &row);
+    let row = three_reals(&mut lb, Scheduler::Maglev, 0);
     let real = at(&row, addr_hash(&client_addr(CLIENT_IP)));
     let syn = syn(&client(0));
     let ack = Packet::tcp_ack(&client(0), WEB);

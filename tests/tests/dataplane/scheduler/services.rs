@@ -62,8 +62,16 @@ pub(super) fn service_on(
 }
 
 /// Every slot of a 13-slot row: reals 1, 2, 3, 1, 2, 3, ...
-pub(super) fn three_real_row() -> Vec<u32> {
+fn three_real_row() -> Vec<u32> {
     (0..MAGLEV_TABLE_SIZE).map(|slot| 1 + slot % 3).collect()
+}
+
+/// The web service on three equal reals (ids 1-3) laid out by
+/// [`three_real_row`]; returns the row.
+pub(super) fn three_reals(lb: &mut Lb, scheduler: Scheduler, flags: u8) -> Vec<u32> {
+    let row = three_real_row();
+    service(lb, scheduler, flags, &[1, 1, 1], &row);
+    row
 }
 
 /// A new connection forwarded to `real_id`.
