@@ -75,18 +75,25 @@ fn mid_connection_packet_without_a_flow_entry_is_scheduled_by_maglev() {
     lb.expect(&Case::tx("the next ACK is a hit", &ack, lb.real(syn_real)).counts(FlowHit));
 }
 
+/// Under expire_nodest_conn, a service on three reals (after `more` set
+/// up whatever else the test needs) and a SYN that opens its flow on R.
+/// Returns the flow's ACK, R and another real S.
+fn flow_on_r(lb: &mut Lb, more: impl FnOnce(&mut Lb)) -> (Packet, u32, u32) {
+    lb.set_settings(expire_nodest_conn());
+    let row = lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
+    more(lb);
+    let syn = Packet::tcp_syn(CLIENT4, WEB4);
+    let r = row.predict(&syn.flow_key());
+    expect_new_flow(lb, &row, 1, "SYN opens the flow on R", &syn);
+    (Packet::tcp_ack(CLIENT4, WEB4), r, other_real(r))
+}
+
 /// With expire_nodest_conn (without it, such packets are dropped: see
 /// `scheduler::gone_reals`).
 #[test]
 fn flow_whose_real_was_removed_is_rescheduled() {
     let mut lb = Lb::load();
-    lb.set_settings(expire_nodest_conn());
-    let row = lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
-    let syn = Packet::tcp_syn(CLIENT4, WEB4);
-    let ack = Packet::tcp_ack(CLIENT4, WEB4);
-    let r = row.predict(&syn.flow_key());
-    let s = other_real(r);
-    expect_new_flow(&mut lb, &row, 1, "SYN opens the flow on R", &syn);
+    let (ack, r, s) = flow_on_r(&mut lb, |_| {});
 
     // The daemon removes R: clears its entry's REAL_ACTIVE and rebuilds the
     // row without it.
@@ -111,14 +118,7 @@ fn flow_whose_real_was_removed_is_rescheduled() {
 #[test]
 fn flow_whose_real_id_was_reused_by_another_service_is_rescheduled() {
     let mut lb = Lb::load();
-    lb.set_settings(expire_nodest_conn());
-    let row = lb.service_with_three_reals(WEB4, proto::TCP, 1, 1);
-    lb.service("198.18.0.20:80", proto::TCP, 2);
-    let syn = Packet::tcp_syn(CLIENT4, WEB4);
-    let ack = Packet::tcp_ack(CLIENT4, WEB4);
-    let r = row.predict(&syn.flow_key());
-    let s = other_real(r);
-    expect_new_flow(&mut lb, &row, 1, "SYN opens the flow on R", &syn);
+    let (ack, r, s) = flow_on_r(&mut lb, |lb| lb.service("198.18.0.20:80", proto::TCP, 2));
 
     // R was removed and its id handed to a real of service 2, which is
     // active: the flow must not follow the id into another service.
